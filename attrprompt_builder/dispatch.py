@@ -1,0 +1,158 @@
+"""Send one request to one of the backends, with retries, adaptive concurrency and failover.
+
+Each backend (an endpoint replica, or the local model) has its own ``AdaptiveLimiter`` and
+``CircuitBreaker``. A request goes to the backend with the most free slots; a retry may go to
+another one, which is how a replica that dies mid-build is routed around. Until the first reply
+arrives only one request is in flight, so a wrong URL or token costs one request, not a burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+from .errors import (
+    EndpointError,
+    EndpointOverloadedError,
+    EndpointPermanentError,
+    EndpointTransientError,
+    EndpointUnreachableError,
+    GenerationStoppedError,
+)
+from .llm import Backend, ChatReply, ChatRequest
+from .resilience import AdaptiveLimiter, CircuitBreaker, RetryPolicy
+
+__all__ = ["Dispatcher"]
+
+# Connection refused before any reply: a wrong URL or a server that is not up. Retry briefly only.
+_UNREACHABLE_ATTEMPTS = 3
+
+
+class _Lane:
+    def __init__(self, backend: Backend, max_concurrency: int, breaker_threshold: int) -> None:
+        self.backend = backend
+        self.limiter = AdaptiveLimiter(max_concurrency)
+        self.breaker = CircuitBreaker(breaker_threshold)
+
+    @property
+    def up(self) -> bool:
+        return not self.breaker.open
+
+    def spare(self, probing: bool) -> float:
+        if probing:
+            return 1.0 - self.limiter.in_flight
+        return max(1, int(self.limiter.limit)) - self.limiter.in_flight
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        backends: list[Backend],
+        *,
+        max_concurrency: int,
+        policy: RetryPolicy,
+        max_errors: int,
+        breaker_threshold: int = 30,
+        seed: int = 0,
+    ) -> None:
+        self.lanes = [_Lane(b, max_concurrency, breaker_threshold) for b in backends]
+        self.policy = policy
+        self.max_errors = max_errors
+        self.retries: Counter = Counter()
+        self.failures: Counter = Counter()
+        self.failed_attempts = 0
+        self.successes = 0
+        self._rng = random.Random(seed)
+        self._capacity = asyncio.Condition()
+
+    @property
+    def probing(self) -> bool:
+        return self.successes == 0
+
+    @property
+    def in_flight(self) -> int:
+        return sum(lane.limiter.in_flight for lane in self.lanes)
+
+    def _best_lane(self) -> _Lane | None:
+        lanes = [lane for lane in self.lanes if lane.up]
+        if not lanes:
+            raise EndpointUnreachableError(
+                "every endpoint failed continuously (circuit breaker open); progress is saved in the journal, "
+                "rerun the same command to resume once the endpoint is healthy",
+                cause="circuit_open",
+            )
+        best = max(lanes, key=lambda lane: lane.spare(self.probing))
+        if self.probing and self.in_flight >= 1:
+            return None
+        return best if best.spare(self.probing) > 0 else None
+
+    async def acquire(self) -> _Lane:
+        """Reserve a slot on the lane with the most room (waits while every lane is full)."""
+        async with self._capacity:
+            await self._capacity.wait_for(lambda: self._best_lane() is not None)
+            lane = self._best_lane()
+            assert lane is not None
+            lane.limiter.in_flight += 1
+            return lane
+
+    async def _release(self, lane: _Lane, *, overloaded: bool = False, succeeded: bool = False) -> None:
+        async with self._capacity:
+            lane.limiter.in_flight -= 1
+            if overloaded:
+                lane.limiter.on_overload()
+            elif succeeded:
+                lane.limiter.on_success()
+            self._capacity.notify_all()
+
+    async def send(self, request: ChatRequest, lane: _Lane | None = None) -> ChatReply | None:
+        """The reply, or None once ``policy.max_attempts`` attempts failed (the quota draws another sample).
+
+        ``lane`` is a slot already reserved with ``acquire()`` for the first attempt.
+
+        Raises ``EndpointPermanentError`` at once, ``EndpointUnreachableError`` when nothing answers,
+        and ``GenerationStoppedError`` when the build's error budget is spent.
+        """
+        last: EndpointError | None = None
+        for attempt in range(1, self.policy.max_attempts + 1):
+            if lane is None:
+                lane = await self.acquire()
+            try:
+                reply = await lane.backend.complete(request)
+            except EndpointPermanentError:
+                await self._release(lane)
+                raise
+            except EndpointError as err:
+                overloaded = isinstance(err, EndpointOverloadedError)
+                await self._release(lane, overloaded=overloaded)
+                lane.breaker.record(success=False)
+                last = err
+                self._count_failure(err)
+                if isinstance(err, EndpointUnreachableError) and self.successes == 0 and attempt >= _UNREACHABLE_ATTEMPTS:
+                    raise
+                lane = None
+                retry_after = err.retry_after if isinstance(err, EndpointTransientError) else None
+                if attempt < self.policy.max_attempts:
+                    self.retries[err.cause] += 1
+                    await asyncio.sleep(self.policy.delay(attempt, retry_after=retry_after, rng=self._rng))
+                continue
+            except BaseException:
+                await self._release(lane)
+                raise
+            await self._release(lane, succeeded=True)
+            lane.breaker.record(success=True)
+            self.successes += 1
+            return reply
+        self.failures[last.cause if last else "error"] += 1
+        return None
+
+    def _count_failure(self, err: EndpointError) -> None:
+        self.failed_attempts += 1
+        if self.failed_attempts > self.max_errors:
+            causes = Counter(self.retries)
+            causes[err.cause] += 1
+            summary = ", ".join(f"{cause}: {n}" for cause, n in causes.most_common(4))
+            raise GenerationStoppedError(
+                f"stopped after {self.failed_attempts} failed requests (error budget max_errors={self.max_errors}; "
+                f"{summary}; last: {err}); progress is saved in the journal, rerun to resume"
+            ) from err

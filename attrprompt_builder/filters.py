@@ -1,0 +1,81 @@
+"""Post-processing of replies: normalise text, then keep it or say why not.
+
+A filter returns ``True`` to keep a text or ``(False, reason)``; reasons are counted in the build
+stats and shown in the dataset card. Refusal detection is a list of tested patterns, not a bare
+"sorry" substring: a restaurant review may well say "sorry" and must be kept.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Union
+
+__all__ = [
+    "REFUSAL_PATTERNS",
+    "FilterResult",
+    "ascii_squeeze",
+    "check_reply",
+    "is_refusal",
+    "normalise_whitespace",
+]
+
+FilterResult = Union[bool, tuple[bool, str]]
+
+# Each pattern targets how assistants decline, not words that ordinary text uses. Patterns marked
+# "opening" only fire in the first sentence, where refusals put their apology; deeper in a text
+# "I'm sorry" is usually part of the content.
+_OPENING = [
+    r"(?:i'?m|i am) (?:so |very |really |truly )?(?:sorry|afraid)\b",
+    r"(?:i )?apologi[sz]e\b",
+    r"my apologies\b",
+    r"sorry\b[,.!]? (?:but )?(?:i|as an ai)\b",
+    r"unfortunately,? (?:i|as an ai)\b.{0,40}\b(?:can(?:no|')t|unable|not able)\b",
+    r"i (?:can(?:no|')t|can not|won'?t|will not|am unable to|'m unable to|am not able to|'m not able to)"
+    r" (?:help|assist|comply|fulfil+|provide|generate|create|write|produce|complete|do) ",
+]
+_ANYWHERE = [
+    r"\bas an ai(?: language)?(?: model| assistant)?\b",
+    r"\bi(?:'m| am) (?:just )?an ai(?: language model| model| assistant)?\b",
+    r"\bas a (?:large )?language model\b",
+    r"\bi (?:can(?:no|')t|am unable to|'m unable to) (?:fulfil+|comply with) (?:this|that|your) request\b",
+    r"\bagainst (?:my|openai'?s?) (?:content |usage )?(?:policy|policies|guidelines)\b",
+]
+REFUSAL_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    [re.compile(r"^\W*" + p, re.IGNORECASE) for p in _OPENING] + [re.compile(p, re.IGNORECASE) for p in _ANYWHERE]
+)
+_N_OPENING = len(_OPENING)
+_SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_BLANK_LINES = re.compile(r"\n\s*\n\s*(?:\n\s*)+")
+
+
+def normalise_whitespace(text: str) -> str:
+    """Unify line endings, collapse runs of spaces, keep at most one blank line, strip the ends."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _SPACES.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def ascii_squeeze(text: str) -> str:
+    """The paper's cleaning (opt-in): keep ASCII letters, digits and basic punctuation, single spaces."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^A-Za-z0-9(),.!?\"']", " ", text)
+    return re.sub(r"\s{2,}", " ", text).strip()
+
+
+def is_refusal(text: str) -> bool:
+    opening = text.lstrip()[:200]
+    for i, pattern in enumerate(REFUSAL_PATTERNS):
+        if pattern.search(opening if i < _N_OPENING else text):
+            return True
+    return False
+
+
+def check_reply(text: str) -> FilterResult:
+    """Keep a (normalised) reply, or say why it is dropped: ``empty`` or ``refusal``."""
+    if not text.strip():
+        return False, "empty"
+    if is_refusal(text):
+        return False, "refusal"
+    return True

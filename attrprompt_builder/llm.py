@@ -1,0 +1,68 @@
+"""What the generation engine asks of an LLM backend, and what it gets back.
+
+Two backends implement ``Backend``: ``endpoint.EndpointBackend`` (an HTTP endpoint through
+``huggingface_hub.AsyncInferenceClient``) and ``local.TransformersBackend`` (a model run in this
+process). The engine owns retries, concurrency, the journal and the quotas; a backend only turns one
+``ChatRequest`` into one ``ChatReply`` or raises an ``errors.EndpointError`` subclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Backend", "ChatReply", "ChatRequest", "SamplingParams"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One generation request; ``key`` is the journal fingerprint (see ``journal.request_key``)."""
+
+    messages: tuple[dict[str, str], ...]
+    params: SamplingParams
+    seed: int
+    key: str = ""
+
+    @property
+    def prompt(self) -> str:
+        return self.messages[-1]["content"]
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    served_by: str = field(default="", compare=False)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An LLM the engine can send requests to concurrently."""
+
+    #: Stable identity of what answers (endpoint URL without credentials, or local model id): part
+    #: of every request's journal key, so it must never contain a secret.
+    identity: str
+    #: Model name recorded in the dataset card.
+    model_name: str
+    #: "endpoint" or "transformers" (recorded in the card).
+    kind: str
+
+    async def complete(self, request: ChatRequest) -> ChatReply:
+        """Answer one request or raise an ``EndpointError`` subclass."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, threads or models."""
+        ...

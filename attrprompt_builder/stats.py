@@ -1,0 +1,104 @@
+"""The counts a build keeps about itself, for the progress bar and the dataset card."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BuildStats", "ClassStats"]
+
+
+@dataclass
+class ClassStats:
+    kept: int = 0
+    attempts: int = 0
+    dropped: Counter = field(default_factory=Counter)  # reason -> count
+
+
+@dataclass
+class BuildStats:
+    """Everything counted during one build (merged across ``num_proc`` workers).
+
+    ``sent`` counts paid replies received from the backend in this run; ``reused`` counts replies
+    taken from the journal instead of being sent again. ``dropped`` counts rows not kept, by reason
+    (``refusal``, ``empty``, ``duplicate``, ``cross_class_duplicate``). ``cross_class_flags`` counts
+    kept rows that nearly duplicate a row of another class (likely label noise).
+    """
+
+    sent: int = 0
+    reused: int = 0
+    kept: int = 0
+    retries: Counter = field(default_factory=Counter)  # cause -> count
+    failures: Counter = field(default_factory=Counter)  # cause -> requests given up on
+    dropped: Counter = field(default_factory=Counter)
+    cross_class_flags: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    wall_time_s: float = 0.0
+    per_class: dict[str, ClassStats] = field(default_factory=dict)
+    dedup_examples: list[dict[str, Any]] = field(default_factory=list)  # {"kept", "dropped", "similarity", "label"}
+    dedup_removed_by_value: dict[str, Counter] = field(default_factory=dict)  # dimension -> value -> count
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def for_class(self, label: str) -> ClassStats:
+        if label not in self.per_class:
+            self.per_class[label] = ClassStats()
+        return self.per_class[label]
+
+    def merge(self, other: BuildStats) -> BuildStats:
+        """Add ``other`` into this record (workers of one build cover disjoint classes)."""
+        for name in ("sent", "reused", "kept", "cross_class_flags", "prompt_tokens", "completion_tokens"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.cost += other.cost
+        self.wall_time_s = max(self.wall_time_s, other.wall_time_s)
+        self.retries.update(other.retries)
+        self.failures.update(other.failures)
+        self.dropped.update(other.dropped)
+        for label, stats in other.per_class.items():
+            mine = self.for_class(label)
+            mine.kept += stats.kept
+            mine.attempts += stats.attempts
+            mine.dropped.update(stats.dropped)
+        self.dedup_examples = (self.dedup_examples + other.dedup_examples)[:10]
+        for dimension, counts in other.dedup_removed_by_value.items():
+            self.dedup_removed_by_value.setdefault(dimension, Counter()).update(counts)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: it rebuilds a Counter from (key, count) pairs, counting the pairs.
+        data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("retries", "failures", "dropped"):
+            data[name] = dict(data[name])
+        data["per_class"] = {
+            label: {"kept": s.kept, "attempts": s.attempts, "dropped": dict(s.dropped)} for label, s in self.per_class.items()
+        }
+        data["dedup_removed_by_value"] = {dim: dict(c) for dim, c in self.dedup_removed_by_value.items()}
+        data["dedup_examples"] = list(self.dedup_examples)
+        data["total_tokens"] = self.total_tokens
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BuildStats:
+        data = dict(data)
+        data.pop("total_tokens", None)
+        per_class = {
+            label: ClassStats(kept=s["kept"], attempts=s["attempts"], dropped=Counter(s.get("dropped", {})))
+            for label, s in data.pop("per_class", {}).items()
+        }
+        counters = {name: Counter(data.pop(name, {})) for name in ("retries", "failures", "dropped")}
+        removed = {dim: Counter(values) for dim, values in data.pop("dedup_removed_by_value", {}).items()}
+        return cls(**data, **counters, per_class=per_class, dedup_removed_by_value=removed)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> BuildStats:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
