@@ -1,0 +1,473 @@
+"""Rebuild the packaged presets from the AttrPrompt paper's released attribute files.
+
+``python -m attrprompt_builder.presets.regenerate [--source PATH] [--out DIR] [--check]``
+
+The paper's files are LLM output: numbered or bulleted lines, stray quotes, blank lines, a few
+repeated values, files for classes that are not in ``label.txt``. This script turns them into one
+validated recipe YAML per dataset, deterministically, so the committed presets can be checked
+against their source (``--check``) instead of being trusted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import AttrPromptError, ConfigError, RecipeError
+from ..recipe import Recipe, dump_yaml, parse_recipe
+
+__all__ = [
+    "DEFAULT_OUT",
+    "DEFAULT_SOURCE",
+    "PRESETS",
+    "PresetBuild",
+    "PresetSpec",
+    "build_preset",
+    "clean_value",
+    "main",
+    "preset_yaml",
+]
+
+DEFAULT_SOURCE = Path(__file__).resolve().parents[3] / "shared" / "attrprompt-paper"
+DEFAULT_OUT = Path(__file__).resolve().parent
+PAPER_REPO = "yueyu1030/AttrPrompt"
+PAPER_COMMIT = "3a05ffdcced6cacfd338e89ea8d0cd64ff449fa7"
+MODEL_FOLDER = Path("attrprompt") / "gpt-3.5-turbo"
+SHARED, PER_CLASS, LABEL_MAP = "shared", "per_class", "label_map"
+CATCH_ALL = "Others {{ dimension }} for {{ label_text }}."
+LENGTH_REQUIREMENT = "Should be in length between {{ length }} words and {{ length | int + 50 }} words."
+LICENSE_NOTE = (
+    "License `other`: the attribute values are Apache-2.0 (from the paper, see `source`); the text you "
+    "generate with this preset follows the terms of the model you run."
+)
+SOURCE_NOTE = (
+    'Yue Yu et al., "Large Language Model as Attributed Training Data Generator: A Tale of Diversity '
+    'and Bias", NeurIPS 2023 Datasets and Benchmarks (arXiv:2306.15895). Attribute values from '
+    f"https://github.com/{PAPER_REPO} at commit {PAPER_COMMIT}, datasets/{{folder}}/, Apache-2.0; "
+    "values cleaned by attrprompt-builder's presets/regenerate.py."
+)
+HEADER = (
+    "# GENERATED FILE: do not edit by hand.\n"
+    "# Regenerate with `python -m attrprompt_builder.presets.regenerate` (checks: `--check`).\n"
+    f"# Attribute values: AttrPrompt paper, {PAPER_REPO}@{PAPER_COMMIT}, Apache-2.0;\n"
+    "# see NOTICE and LICENSE in this folder.\n"
+)
+
+# A list marker the paper's LLM put before a value: "1.", "1)", "(1)", "-", "*", "•". A digit run
+# must be followed by "." or ")" and no further digit, so "3D printing" and "3.5mm jack" survive.
+_LIST_MARKER = re.compile(r"^(?:\(?\d+[.)](?!\d)|[-*\u2022]+)\s*")
+
+
+def clean_value(line: str) -> str:
+    """One raw line of the paper's files as an attribute value ("" for a line with no value).
+
+    Markers and wrapping quotes are peeled repeatedly ("- 1. 'x'" -> "x"). Quotes are removed only
+    when they wrap the whole value, so a value that merely starts with a quoted title
+    (``"Abbey Road" by The Beatles``) keeps both of its quotes.
+    """
+    value = line.strip()
+    while True:
+        previous = value
+        value = _LIST_MARKER.sub("", value, count=1).strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" and value[0] not in value[1:-1]:
+            value = value[1:-1].strip()
+        if value == previous:
+            return value
+
+
+@dataclass(frozen=True)
+class PresetSpec:
+    """How one paper dataset becomes a preset; the whole per-dataset difference lives here."""
+
+    folder: str  # under datasets/
+    pretty_name: str
+    summary: str  # what the task is, for the description
+    domain: str
+    dimensions: tuple[tuple[str, str], ...]  # (attribute name, SHARED | PER_CLASS | LABEL_MAP), prompt order
+    intro: str  # first line of the attributed prompt
+    requirements: tuple[str, ...]  # one numbered line each
+    simple: str  # the SimPrompt baseline
+    exclusion: str | None = None  # last requirement, only where similar classes exist
+    label_text: str = "spaced"  # "spaced": name with "_" -> " "; "original": the label.txt line
+    multi_label: bool = False
+    note: str = ""
+
+
+_WRITER = "Suppose you are a writer for {{ domain }}. Please give an example of a synthetic "
+_SIMPLE = _WRITER + "{{ domain }} about {{ label_text }}."
+_SIMPLE_POLARITY = _WRITER + "{{ label_text }} {{ domain }}."
+_NEWS_DIMENSIONS = (("subtopics", PER_CLASS), ("length", SHARED), ("style", SHARED), ("location", SHARED))
+_NEWS_REQUIREMENTS = (
+    "Should focus on '{{ subtopics }}'.",
+    LENGTH_REQUIREMENT,
+    "The writing style of the news should be '{{ style }}'.",
+    "The location of the news should be in {{ location }}.",
+)
+_EXCLUSION = "and irrelevant to: {{ similar_classes | join(', ') }}."
+
+PRESETS: dict[str, PresetSpec] = {
+    "agnews": PresetSpec(
+        folder="agnews", pretty_name="AttrPrompt: AG News", summary="news topic classification (AG News)",
+        domain="news", dimensions=_NEWS_DIMENSIONS, requirements=_NEWS_REQUIREMENTS, simple=_SIMPLE,
+        intro="Give a synthetic sample of news on {{ label_text }} following the requirements below:",
+    ),
+    "nyt": PresetSpec(
+        folder="nyt", pretty_name="AttrPrompt: NYT",
+        summary="fine-grained news topic classification (New York Times)",
+        domain="news", dimensions=_NEWS_DIMENSIONS, requirements=_NEWS_REQUIREMENTS, simple=_SIMPLE,
+        intro="Give a synthetic sample of news in NYT on {{ label_text }} following the requirements below:",
+        note="The paper released no similar-class lists for NYT, so its prompts have no exclusion line.",
+    ),
+    "sst2": PresetSpec(
+        folder="sst-2", pretty_name="AttrPrompt: SST-2", summary="movie review sentiment (SST-2)",
+        domain="movie review", simple=_SIMPLE_POLARITY,
+        dimensions=(("genre", SHARED), ("subtopics", PER_CLASS), ("length", SHARED), ("style", SHARED)),
+        intro="Write a {{ label_text }} review for a movie, following the requirements below:",
+        requirements=(
+            "The overall rating should be {{ label_text }}.",
+            "The review should discuss about a {{ genre }} movie.",
+            "The review should focus on '{{ subtopics }}'.",
+            LENGTH_REQUIREMENT,
+            "The style of the review should be '{{ style }}'.",
+        ),
+        note=(
+            "The paper's code also drew a location attribute for SST-2, but no location values were "
+            "released, so this preset omits it."
+        ),
+    ),
+    "yelp": PresetSpec(
+        folder="yelp", pretty_name="AttrPrompt: Yelp", summary="restaurant review sentiment (Yelp)",
+        domain="restaurant review", simple=_SIMPLE_POLARITY,
+        dimensions=(("cuisine", SHARED), ("subtopics", PER_CLASS), ("length", SHARED), ("style", SHARED)),
+        intro="Write a {{ label_text }} review for a restaurant, following the requirements below:",
+        requirements=(
+            "The overall review should be {{ label_text }}.",
+            "Should be a '{{ cuisine }}' restaurant.",
+            "Should focus on '{{ subtopics }}'.",
+            LENGTH_REQUIREMENT,
+            "The style of the review should be '{{ style }}'.",
+        ),
+    ),
+    "amazon": PresetSpec(
+        folder="amazon", pretty_name="AttrPrompt: Amazon", summary="product review category classification (Amazon)",
+        domain="product review",
+        dimensions=(
+            ("product_name", PER_CLASS), ("brands", PER_CLASS), ("length", SHARED), ("experience", SHARED),
+            ("style", SHARED),
+        ),
+        intro="Write a review for {{ label_text }} product in Amazon, following the requirements below:",
+        requirements=(
+            "The review should be about the product of '{{ product_name }}'.",
+            "The brand of the {{ label_text }} product should be '{{ brands }}'.",
+            LENGTH_REQUIREMENT,
+            "Should describe the usage experience: {{ experience }}",  # the values end with "."
+            "The review should focus on '{{ style }}'.",
+        ),
+        exclusion="The review must be relevant to {{ label_text }} " + _EXCLUSION,
+        simple=_WRITER + "{{ domain }} about a product of {{ label_text }}.",
+    ),
+    "reddit": PresetSpec(
+        folder="reddit", pretty_name="AttrPrompt: Reddit", summary="subreddit classification (Reddit)",
+        domain="web forum post", simple=_SIMPLE,
+        dimensions=(("experience", PER_CLASS), ("resource", PER_CLASS), ("length", SHARED), ("style", SHARED)),
+        intro=(
+            "Give a synthetic sample of post in reddit on {{ label_text }} community following the "
+            "requirements below:"
+        ),
+        requirements=(
+            "Should focus on '{{ experience }}'.",
+            LENGTH_REQUIREMENT,
+            "The writing style of the post should be '{{ style }}'.",
+            "Should mention the resource of {{ resource }}",  # most values are sentences ending with "."
+        ),
+        exclusion=(
+            "The post must be relevant to {{ label_text }} community and irrelevant to the following "
+            "communities: {{ similar_classes | join(', ') }}."
+        ),
+    ),
+    "stackexchange": PresetSpec(
+        folder="stackexchange", pretty_name="AttrPrompt: StackExchange",
+        summary="question topic classification (StackExchange game development)",
+        domain="question post", simple=_SIMPLE, label_text="original",
+        dimensions=(("scenario", PER_CLASS), ("depth", SHARED), ("length", SHARED), ("style", SHARED)),
+        intro=(
+            "Give a synthetic sample of question post in stackexchange on {{ label_text }} following the "
+            "requirements below:"
+        ),
+        requirements=(
+            "Should focus on the scenario of '{{ scenario }}'.",
+            LENGTH_REQUIREMENT,
+            "The question should be in {{ depth }}",  # the values end with "."
+            "The writing style of the question should be '{{ style }}'.",
+        ),
+        exclusion="The post must be relevant to {{ label_text }} " + _EXCLUSION,
+    ),
+    "arxiv": PresetSpec(
+        folder="arxiv", pretty_name="AttrPrompt: arXiv", summary="multi-label paper subject classification (arXiv)",
+        domain="paper abstract", label_text="original", multi_label=True,
+        dimensions=(("subtopics", LABEL_MAP), ("technique", PER_CLASS), ("length", SHARED), ("style", SHARED)),
+        intro="Write an abstract of a {{ labels_text | join(', ') }} paper in arXiv, following the requirements below:",
+        requirements=(
+            "The paper abstract should focus on '{{ subtopics }}'.",
+            LENGTH_REQUIREMENT,
+            "The paper should use the techniques relevant to {{ technique }}.",
+            "The style of the paper should be '{{ style }}'.",
+        ),
+        exclusion="The paper must be relevant to {{ labels_text | join(', ') }} " + _EXCLUSION,
+        simple=_WRITER + "{{ domain }} about {{ labels_text | join(', ') }}.",
+        note="One drawn subtopic fixes the sample's label set (the paper's subtopic -> labels map).",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PresetBuild:
+    """A built preset and what the build had to say about its source files."""
+
+    recipe: Recipe
+    notes: tuple[str, ...]  # ignored files, empty lists, dropped duplicates
+    dropped_duplicates: int
+
+    def summary(self) -> str:
+        """One line: classes, and per dimension how many values it holds."""
+        parts = []
+        for attribute in self.recipe.attributes:
+            if attribute.kind == SHARED:
+                parts.append(f"{attribute.name} ({len(attribute.values or ())})")
+            elif attribute.kind == PER_CLASS:
+                total = sum(len(values) for values in (attribute.per_class or {}).values())
+                parts.append(f"{attribute.name} (per class, {total} + catch-all)")
+            else:
+                parts.append(f"{attribute.name} (label map, {len(attribute.label_map or {})})")
+        similar = f"similar lists for {len(self.recipe.similar)} classes" if self.recipe.similar else "no similar lists"
+        return (
+            f"{self.recipe.name}: {len(self.recipe.labels)} classes; {len(self.recipe.attributes)} dimensions: "
+            f"{', '.join(parts)}; {similar}; {self.dropped_duplicates} duplicates dropped"
+        )
+
+
+class _SourceReader:
+    """Reads one dataset folder, remembering every file it read so unread ones can be reported."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root
+        self.name = name
+        self.read: set[Path] = set()
+        self.notes: list[str] = []
+        self.dropped = 0
+
+    def text(self, path: Path) -> str:
+        try:
+            content = path.read_text(encoding="utf-8")
+        except FileNotFoundError as err:
+            raise RecipeError(
+                f"{self.name}: missing source file {path}; the AttrPrompt data under --source is incomplete"
+            ) from err
+        self.read.add(path)
+        return content
+
+    def labels(self) -> list[tuple[str, str]]:
+        """(name, original line) per class; the paper's loader lower-cased and joined words with "_"."""
+        lines = [line.strip() for line in self.text(self.root / "label.txt").splitlines()]
+        return [(line.lower().replace(" ", "_"), line) for line in lines if line]
+
+    def value_list(self, path: Path, *, clean: bool = True) -> tuple[str, ...]:
+        """The non-blank values of a file, first occurrence kept (the validator rejects repeats)."""
+        values: dict[str, None] = {}
+        for line in self.text(path).splitlines():
+            value = clean_value(line) if clean else line.strip()
+            if value in values:
+                self.dropped += 1
+                self.notes.append(f"{self.name}: dropped repeated value {value[:60]!r} in {self.rel(path)}")
+            elif value:
+                values[value] = None
+        return tuple(values)
+
+    def shared(self, folder: Path) -> tuple[str, ...]:
+        # Class-independent files hold plain lines ("30", "Europe"), never list markers.
+        return self.value_list(folder / f"{folder.name}.txt", clean=False)
+
+    def per_class(self, folder: Path, labels: list[str]) -> dict[str, tuple[str, ...]]:
+        return {label: self.value_list(folder / f"{label}.jsonl") for label in labels}
+
+    def label_map(self, folder: Path, labels: list[str]) -> dict[str, list[str]]:
+        path = folder / f"{folder.name}.json"
+        try:
+            raw = json.loads(self.text(path))
+        except json.JSONDecodeError as err:
+            raise RecipeError(f"{self.name}: {self.rel(path)} is not valid JSON ({err.msg})") from err
+        label_map: dict[str, list[str]] = {}
+        for key, entry in raw.items():
+            value = clean_value(key)
+            implied = entry.get("lbl") if isinstance(entry, dict) else None
+            if not value or not isinstance(implied, list) or value in label_map:
+                raise RecipeError(
+                    f"{self.name}: {self.rel(path)}: entry {key!r} is blank, repeated or has no `lbl` list"
+                )
+            unknown = [label for label in implied if label not in labels]
+            if unknown:
+                raise RecipeError(f"{self.name}: {self.rel(path)}: subtopic {key!r} names unknown label {unknown[0]!r}")
+            label_map[value] = sorted(set(implied), key=labels.index)
+        return label_map
+
+    def rel(self, path: Path) -> str:
+        return str(path.relative_to(self.root))
+
+    def note_unread(self, folders: list[Path]) -> None:
+        for folder in folders:
+            for path in sorted(folder.iterdir()):
+                if path in self.read:
+                    continue
+                why = "class not in label.txt" if path.suffix == ".jsonl" else f"the paper read {folder.name}.txt"
+                self.notes.append(f"{self.name}: ignored {self.rel(path)} ({why})")
+
+
+def _dimension_folder(base: Path, name: str) -> Path:
+    """The paper generated from the filtered values where a ``<name>_filter`` folder exists."""
+    filtered = base / f"{name}_filter"
+    return filtered if filtered.is_dir() else base / name
+
+
+def _attributed_template(spec: PresetSpec) -> str:
+    lines = [spec.intro, *(f"{i}. {text}" for i, text in enumerate(spec.requirements, start=1))]
+    template = "\n".join(lines)
+    if spec.exclusion:
+        # Conditional: a class may have no similar classes left once the sample's own labels are removed.
+        number = len(spec.requirements) + 1
+        template += f"\n{{%- if similar_classes %}}\n{number}. {spec.exclusion}\n{{%- endif %}}"
+    return template
+
+
+def build_preset(name: str, *, source: Path) -> PresetBuild:
+    """Read the paper's files for preset ``name`` and validate them into a recipe."""
+    spec = PRESETS[name]
+    root = source / "datasets" / spec.folder
+    if not root.is_dir():
+        raise ConfigError(
+            f"--source: {source} has no datasets/{spec.folder} folder; point --source at the AttrPrompt "
+            "data (the folder holding datasets/)"
+        )
+    reader = _SourceReader(root, name)
+    base = root / MODEL_FOLDER
+    labels = reader.labels()
+    names = [label for label, _ in labels]
+    attributes: list[dict[str, Any]] = []
+    used_folders: list[Path] = []
+    for dim, kind in spec.dimensions:
+        folder = _dimension_folder(base, dim)
+        used_folders.append(folder)
+        item: dict[str, Any] = {"name": dim}
+        if kind == SHARED:
+            item["values"] = list(reader.shared(folder))
+        elif kind == PER_CLASS:
+            item["per_class"] = {k: list(v) for k, v in reader.per_class(folder, names).items()}
+            item["catch_all"] = CATCH_ALL
+        else:
+            item["label_map"] = reader.label_map(folder, names)
+        attributes.append(item)
+    similar: dict[str, list[str]] = {}
+    if spec.exclusion:
+        used_folders.append(base / "similar")
+        for label, values in reader.per_class(base / "similar", names).items():
+            if values:
+                similar[label] = list(values)
+            else:
+                reader.notes.append(f"{name}: similar/{label}.jsonl is empty; {label} has no similar classes")
+    reader.note_unread(used_folders)
+    unused = sorted(p.name for p in base.iterdir() if p.is_dir() and p not in used_folders)
+    reader.notes.extend(f"{name}: ignored folder {folder}/ (not a dimension of this preset)" for folder in unused)
+    dims = ", ".join(dim for dim, _ in spec.dimensions)
+    data: dict[str, Any] = {
+        "name": name,
+        "pretty_name": spec.pretty_name,
+        "description": " ".join(
+            part
+            for part in (
+                f"AttrPrompt preset for {spec.summary}, {len(names)} classes: attributed prompts drawing "
+                f"{dims} from the values gpt-3.5-turbo produced for the AttrPrompt paper.",
+                spec.note,
+                LICENSE_NOTE,
+            )
+            if part
+        ),
+        "domain": spec.domain,
+        "language": "en",
+        "license": "other",
+        "multi_label": spec.multi_label,
+        "labels": [
+            {"name": label, "text": line if spec.label_text == "original" else label.replace("_", " ")}
+            for label, line in labels
+        ],
+        "attributes": attributes,
+        "similar": similar,
+        "prompts": {"attributed": _attributed_template(spec), "simple": spec.simple},
+        "generation": {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 512},
+        "source": SOURCE_NOTE.format(folder=spec.folder),
+    }
+    recipe = parse_recipe(data, origin=f"preset {name}")
+    return PresetBuild(recipe=recipe, notes=tuple(reader.notes), dropped_duplicates=reader.dropped)
+
+
+def preset_yaml(recipe: Recipe) -> str:
+    """The committed file: the generated-file header, then the recipe in canonical form."""
+    return HEADER + dump_yaml(recipe.to_dict())
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m attrprompt_builder.presets.regenerate",
+        description="Rebuild the preset YAML files from the AttrPrompt paper's attribute files.",
+    )
+    parser.add_argument(
+        "--source", type=Path, default=DEFAULT_SOURCE, help="folder holding datasets/ (default: %(default)s)"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the YAML files go (default: %(default)s)")
+    parser.add_argument("--check", action="store_true", help="compare with the files in --out instead of writing")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build every preset; write them, or with ``--check`` report which files differ. Returns the exit code."""
+    args = _parse_args(argv)
+    try:
+        if not (args.source / "datasets").is_dir():
+            raise ConfigError(
+                f"--source: {args.source} has no datasets/ folder; point --source at the AttrPrompt data "
+                "(the folder holding datasets/ and LICENSE)"
+            )
+        stale: list[str] = []
+        for name in sorted(PRESETS):
+            build = build_preset(name, source=args.source)
+            for note in build.notes:
+                print(note)
+            print(build.summary())
+            path = args.out / f"{name}.yaml"
+            text = preset_yaml(build.recipe)
+            if args.check:
+                current = path.read_text(encoding="utf-8") if path.is_file() else None
+                if current != text:
+                    stale.append(f"{path.name} ({'missing' if current is None else 'differs'})")
+            else:
+                args.out.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8", newline="\n")
+    except AttrPromptError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if stale:
+        print(
+            f"presets out of date in {args.out}: {', '.join(stale)}; "
+            "run python -m attrprompt_builder.presets.regenerate",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

