@@ -25,11 +25,12 @@ FilterResult = Union[bool, tuple[bool, str]]
 # Each pattern targets how assistants decline, not words that ordinary text uses. Patterns marked
 # "opening" only fire in the first sentence, where refusals put their apology; deeper in a text
 # "I'm sorry" is usually part of the content.
+_REFUSAL_TAIL = r"[,.!]?\s*(?:but\b|i\b|i'm\b|as an\b|this (?:request|prompt|task)\b|that request\b|your request\b|$)"
 _OPENING = [
-    r"(?:i'?m|i am) (?:so |very |really |truly )?(?:sorry|afraid)\b",
-    r"(?:i )?apologi[sz]e\b",
-    r"my apologies\b",
-    r"sorry\b[,.!]? (?:but )?(?:i|as an ai)\b",
+    r"(?:i'?m|i am) (?:so |very |really |truly )?(?:sorry|afraid)" + _REFUSAL_TAIL,
+    r"(?:i )?apologi[sz]e(?: for any confusion)?" + _REFUSAL_TAIL,
+    r"my apologies" + _REFUSAL_TAIL,
+    r"sorry" + _REFUSAL_TAIL,
     r"unfortunately,? (?:i|as an ai)\b.{0,40}\b(?:can(?:no|')t|unable|not able)\b",
     r"i (?:can(?:no|')t|can not|won'?t|will not|am unable to|'m unable to|am not able to|'m not able to)"
     r" (?:help|assist|comply|fulfil+|provide|generate|create|write|produce|complete|do) ",

@@ -1,0 +1,121 @@
+"""Recipe loading and validation: each mistake gives one line naming the file, the field and the fix."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from attrprompt_builder.errors import RecipeError
+from attrprompt_builder.recipe import load_recipe, parse_recipe
+
+BASE = {
+    "name": "tickets",
+    "domain": "support ticket",
+    "license": "cc-by-4.0",
+    "labels": ["billing", "outage", {"name": "feature_request", "text": "feature request"}],
+    "attributes": [
+        {"name": "product", "values": ["mobile app", "web dashboard", 3]},
+        {
+            "name": "subtopic",
+            "per_class": {"billing": ["refund"], "outage": ["login"], "feature_request": ["dark mode"]},
+            "catch_all": "Others {{ dimension }} for {{ label_text }}.",
+        },
+    ],
+    "similar": {"billing": ["refunds"]},
+    "prompts": {
+        "attributed": "Write a {{ domain }} about {{ label_text }} on the {{ product }}, focused on {{ subtopic }}; "
+        "not {{ similar_classes | join(', ') }}.",
+        "simple": "Write a {{ domain }} about {{ label_text }}.",
+    },
+}
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def load_error(tmp_path: Path, data: dict) -> str:
+    path = write(tmp_path, data)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    return message
+
+
+def test_valid_recipe_loads_with_catch_all_and_defaults(tmp_path):
+    recipe = load_recipe(write(tmp_path, BASE))
+    assert recipe.label_names == ["billing", "outage", "feature_request"]
+    assert recipe.label_text["feature_request"] == "feature request"
+    assert recipe.values_for("product", "outage") == ("mobile app", "web dashboard", "3")
+    assert recipe.values_for("subtopic", "feature_request") == ("dark mode", "Others subtopic for feature request.")
+    assert recipe.generation.temperature == 1.0 and recipe.generation.top_p == 1.0
+    assert parse_recipe(recipe.to_dict(), origin="again") == parse_recipe(recipe.to_dict(), origin="again")
+    assert parse_recipe(recipe.to_dict()).fingerprint == recipe.fingerprint
+
+
+def test_fingerprint_changes_with_content(tmp_path):
+    other = copy.deepcopy(BASE)
+    other["attributes"][0]["values"].append("desktop client")
+    assert load_recipe(write(tmp_path, BASE)).fingerprint != parse_recipe(other).fingerprint
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["attributes"][1]["per_class"].update(biling=["x"]), "attributes[1] (subtopic).per_class: unknown label 'biling'"),
+        (lambda d: d["attributes"][0].update(values=[]), "attributes[0] (product).values: empty value list"),
+        (lambda d: d["prompts"].update(attributed=d["prompts"]["attributed"] + " {{ tone }}"), "prompts.attributed: template uses undefined variable 'tone'"),
+        (lambda d: d["labels"].append("outage"), "labels[3]: duplicate label 'outage'"),
+        (lambda d: d.pop("domain"), "domain: missing required field"),
+        (lambda d: d.pop("license"), "license: missing required field"),
+        (lambda d: d["similar"].update(nope=["a"]), "similar: unknown label 'nope'"),
+        (lambda d: d["attributes"][0].update(values=["a", "a"]), "values[1]: duplicate value 'a'"),
+        (lambda d: d["attributes"][1]["per_class"].pop("outage"), "no values for label 'outage'"),
+        (lambda d: d["prompts"].update(simple="About {{ product }}"), "prompts.simple: template uses undefined variable 'product'"),
+        (lambda d: d["prompts"].update(attributed="About {{ label }} {{ subtopic }}"), "dimension 'product' is never used"),
+        (lambda d: d.update(colour="red"), "colour: unknown field"),
+        (lambda d: d["attributes"][0].update(name="text"), "'text' is reserved"),
+        (lambda d: d["prompts"].update(attributed="{% if %}"), "prompts.attributed: template syntax error"),
+        (lambda d: d.update(generation={"top_p": 2}), "generation.top_p: 2 is not a number in (0, 1]"),
+    ],
+)
+def test_each_validation_error_is_one_clear_line(tmp_path, mutate, expected):
+    data = copy.deepcopy(BASE)
+    mutate(data)
+    message = load_error(tmp_path, data)
+    assert expected in message
+    assert ";" in message  # every message carries a fix after the semicolon
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nlabels: [a, b\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"broken.yaml: invalid YAML at line \d+"):
+        load_recipe(path)
+
+
+def test_missing_file_says_what_to_pass(tmp_path):
+    with pytest.raises(RecipeError, match="file not found; pass a preset name or the path of a recipe YAML file"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_multi_label_needs_one_label_map(tmp_path):
+    data = copy.deepcopy(BASE)
+    data["multi_label"] = True
+    message = load_error(tmp_path, data)
+    assert "needs exactly one `label_map` dimension" in message
+    data["attributes"].append({"name": "topic", "label_map": {"refund policy": ["billing"], "downtime": ["outage"]}})
+    data["prompts"]["attributed"] += " {{ topic }}"
+    message = load_error(tmp_path, data)
+    assert "no value implies label 'feature_request'" in message
+    data["attributes"][2]["label_map"]["roadmap"] = ["feature_request", "billing"]
+    recipe = load_recipe(write(tmp_path, data))
+    assert recipe.values_for("topic", "billing") == ("refund policy", "roadmap")
+    assert recipe.attribute("topic").label_map["roadmap"] == ("billing", "feature_request")  # recipe label order
