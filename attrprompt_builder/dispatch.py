@@ -65,6 +65,7 @@ class Dispatcher:
         self.successes = 0
         self._rng = random.Random(seed)
         self._capacity = asyncio.Condition()
+        self._active = 0  # requests between acquire() and the end of send()
 
     @property
     def probing(self) -> bool:
@@ -83,17 +84,28 @@ class Dispatcher:
                 cause="circuit_open",
             )
         best = max(lanes, key=lambda lane: lane.spare(self.probing))
-        if self.probing and self.in_flight >= 1:
-            return None
         return best if best.spare(self.probing) > 0 else None
 
     async def acquire(self) -> _Lane:
-        """Reserve a slot on the lane with the most room (waits while every lane is full)."""
+        """Reserve a slot for a new request on the lane with the most room (waits while all are full).
+
+        While probing, a new request also waits until the probe (retries included) has finished.
+        """
+        return await self._acquire_lane(new_request=True)
+
+    async def _acquire_lane(self, *, new_request: bool = False) -> _Lane:
+        def ready() -> bool:
+            if new_request and self.probing and self._active:
+                return False
+            return self._best_lane() is not None
+
         async with self._capacity:
-            await self._capacity.wait_for(lambda: self._best_lane() is not None)
+            await self._capacity.wait_for(ready)
             lane = self._best_lane()
             assert lane is not None
             lane.limiter.in_flight += 1
+            if new_request:
+                self._active += 1
             return lane
 
     async def _release(self, lane: _Lane, *, overloaded: bool = False, succeeded: bool = False) -> None:
@@ -113,10 +125,20 @@ class Dispatcher:
         Raises ``EndpointPermanentError`` at once, ``EndpointUnreachableError`` when nothing answers,
         and ``GenerationStoppedError`` when the build's error budget is spent.
         """
+        if lane is None:
+            lane = await self.acquire()
+        try:
+            return await self._send(request, lane)
+        finally:
+            async with self._capacity:
+                self._active -= 1
+                self._capacity.notify_all()
+
+    async def _send(self, request: ChatRequest, lane: _Lane | None) -> ChatReply | None:
         last: EndpointError | None = None
         for attempt in range(1, self.policy.max_attempts + 1):
             if lane is None:
-                lane = await self.acquire()
+                lane = await self._acquire_lane()
             try:
                 reply = await lane.backend.complete(request)
             except EndpointPermanentError:
@@ -144,6 +166,11 @@ class Dispatcher:
             self.successes += 1
             return reply
         self.failures[last.cause if last else "error"] += 1
+        if self.successes == 0 and last is not None:
+            # Not one reply yet: more draws would only repeat the same failure, so stop here.
+            raise EndpointUnreachableError(
+                f"no successful reply after {self.policy.max_attempts} attempts; last error: {last}", cause=last.cause
+            ) from last
         return None
 
     def _count_failure(self, err: EndpointError) -> None:

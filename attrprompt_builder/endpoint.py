@@ -136,9 +136,9 @@ class EndpointBackend:
                 top_p=request.params.top_p,
                 max_tokens=request.params.max_new_tokens,
             )
+        except InferenceTimeoutError as err:
+            raise RequestTimeoutError(f"{self.where} timed out after {self._timeout:g} s", cause="timeout") from err
         except HfHubHTTPError as err:
-            if isinstance(err, InferenceTimeoutError):
-                raise RequestTimeoutError(f"{self.where} timed out after {self._timeout:g} s", cause="timeout") from err
             raise classify_http_error(
                 err.response.status_code, err.response, where=self.where, own_endpoint=self.own_endpoint
             ) from err

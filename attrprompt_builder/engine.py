@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -99,9 +100,15 @@ class GenerationRun:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
-        except BaseException:
+        except BaseException as err:
             self.request_stop()
             thread.join(timeout=30)
+            if isinstance(err, KeyboardInterrupt):
+                print(
+                    f"interrupted: every paid reply so far is saved in the journal ({self.settings.journal_path}); "
+                    "run the same command again to resume without paying for them",
+                    file=sys.stderr,
+                )
             raise
         thread.join()
 
@@ -145,7 +152,7 @@ class GenerationRun:
             if self._budget_reason is not None and not all(c.done for c in self.classes):
                 kept = sum(c.kept for c in self.classes)
                 raise BudgetExceededError(
-                    f"stopped: {self._budget_reason}; {kept} rows kept so far and every paid reply is in the journal "
+                    f"stopped: {self._budget_reason} reached ({self._spent()}); {kept} rows kept so far and every paid reply is in the journal "
                     f"({s.journal_path}); raise the cap and rerun the same command to continue"
                 )
         finally:
@@ -246,14 +253,20 @@ class GenerationRun:
         state.outstanding -= 1
 
     def _budget_reached(self) -> str | None:
+        """The cap that stops dispatching (in-flight requests count: they will be paid)."""
         s, st = self.settings, self.stats
         if s.max_requests is not None and st.sent + self.dispatcher.in_flight >= s.max_requests:
-            return f"max_requests={s.max_requests} reached ({st.sent} replies paid)"
+            return f"max_requests={s.max_requests}"
         if s.max_tokens is not None and st.total_tokens >= s.max_tokens:
-            return f"max_tokens={s.max_tokens} reached ({st.total_tokens} tokens)"
+            return f"max_tokens={s.max_tokens}"
         if s.max_cost is not None and st.cost >= s.max_cost:
-            return f"max_cost={s.max_cost:g} reached (cost {st.cost:.4f})"
+            return f"max_cost={s.max_cost:g}"
         return None
+
+    def _spent(self) -> str:
+        st = self.stats
+        spent = f"{st.sent} replies paid, {st.total_tokens} tokens"
+        return spent + (f", cost {st.cost:.4f}" if self.settings.priced else "")
 
     async def _send(self, state: _ClassState, request: ChatRequest, draw: AttributeDraw, lane: object) -> None:
         try:
