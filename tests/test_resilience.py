@@ -84,8 +84,8 @@ def test_acceptance_faults_and_refusals_still_give_exact_quotas(tgi):
     stats = builder.stats
     assert stats.kept == 120 and stats.dropped["refusal"] > 0
     assert {"http_429", "http_503", "http_500", "bad_body", "timeout", "connection"} <= set(stats.retries)
-    # every reply that reached us was counted once; "slow" ones were generated but we had timed out
-    assert stats.sent + tgi.faulted["slow"] == tgi.served
+    # every reply that reached us was counted once; "slow" ones may be generated after we timed out
+    assert stats.sent <= tgi.served <= stats.sent + tgi.faulted["slow"]
 
 
 @pytest.mark.parametrize(
