@@ -167,7 +167,9 @@ def _cmd_card(args: argparse.Namespace) -> int:
 def _cmd_push(args: argparse.Namespace) -> int:
     from .publish import publish
 
-    url = publish(args.folder, args.repo_id, private=args.private, token=args.token)
+    url = publish(
+        args.folder, args.repo_id, private=args.private, token=args.token, revision=args.revision, commit_message=args.message
+    )
     print(f"published {url}")
     return 0
 
@@ -209,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("folder")
     push.add_argument("repo_id")
     push.add_argument("--private", action="store_true")
-    push.add_argument("--token", default=None)
+    push.add_argument("--token", default=None, help="a Hub token with write access (default: HF_TOKEN)")
+    push.add_argument("--revision", default=None, help="branch to push to (default: main)")
+    push.add_argument("--message", default=None, help="commit message")
     push.set_defaults(func=_cmd_push)
     train = sub.add_parser("train", help="fine-tune a classifier on a generated folder and evaluate it")
     train.add_argument("folder")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 
 from .errors import (
@@ -27,6 +28,9 @@ __all__ = ["Dispatcher"]
 
 # Connection refused before any reply: a wrong URL or a server that is not up. Retry briefly only.
 _UNREACHABLE_ATTEMPTS = 3
+# In a pool, a replica failing this many times in a row is skipped while healthy replicas remain.
+_AVOID_AFTER = 3
+_AVOID_SECONDS = 2.0
 
 
 class _Lane:
@@ -34,10 +38,25 @@ class _Lane:
         self.backend = backend
         self.limiter = AdaptiveLimiter(max_concurrency)
         self.breaker = CircuitBreaker(breaker_threshold)
+        self.avoid_until = 0.0
+        self._cooldown = _AVOID_SECONDS
 
     @property
     def up(self) -> bool:
         return not self.breaker.open
+
+    @property
+    def avoided(self) -> bool:
+        return time.monotonic() < self.avoid_until
+
+    def record(self, *, success: bool) -> None:
+        self.breaker.record(success=success)
+        if success:
+            self._cooldown = _AVOID_SECONDS
+        elif self.breaker.consecutive_failures % _AVOID_AFTER == 0:
+            # A failing replica gets no traffic for a while (doubling), then one request probes it.
+            self.avoid_until = time.monotonic() + self._cooldown
+            self._cooldown = min(self._cooldown * 2, 60.0)
 
     def spare(self, probing: bool) -> float:
         if probing:
@@ -76,7 +95,8 @@ class Dispatcher:
         return sum(lane.limiter.in_flight for lane in self.lanes)
 
     def _best_lane(self) -> _Lane | None:
-        lanes = [lane for lane in self.lanes if lane.up]
+        up = [lane for lane in self.lanes if lane.up]
+        lanes = [lane for lane in up if not lane.avoided] or up
         if not lanes:
             raise EndpointUnreachableError(
                 "every endpoint failed continuously (circuit breaker open); progress is saved in the journal, "
@@ -147,7 +167,7 @@ class Dispatcher:
             except EndpointError as err:
                 overloaded = isinstance(err, EndpointOverloadedError)
                 await self._release(lane, overloaded=overloaded)
-                lane.breaker.record(success=False)
+                lane.record(success=False)
                 last = err
                 self._count_failure(err)
                 if isinstance(err, EndpointUnreachableError) and self.successes == 0 and attempt >= _UNREACHABLE_ATTEMPTS:
@@ -162,7 +182,7 @@ class Dispatcher:
                 await self._release(lane)
                 raise
             await self._release(lane, succeeded=True)
-            lane.breaker.record(success=True)
+            lane.record(success=True)
             self.successes += 1
             return reply
         self.failures[last.cause if last else "error"] += 1

@@ -259,3 +259,30 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tgi, tmp_path):
     _, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr
     assert 400 <= tgi.served <= 408
+
+
+@pytest.mark.slow
+def test_endpoint_pool_spreads_requests_and_survives_a_replica_dying(tmp_path):
+    import threading
+
+    from tgi_server import TGIServer
+
+    with TGIServer(latency=0.02) as first, TGIServer(latency=0.02) as second:
+        builder = make_builder(
+            "agnews", endpoint=[first.url, second.url], samples_per_class=30, max_concurrency=4,
+            journal_dir=str(tmp_path / "j"), **NO_DEDUP,
+        )  # fmt: skip
+        compose = second._compose
+
+        def die_after_20(request, behaviour):  # the replica goes away mid-build
+            if second.served == 20:
+                threading.Thread(target=second.stop, daemon=True).start()
+            return compose(request, behaviour)
+
+        second._compose = die_after_20
+        ds = build_dataset(builder)
+    assert ds.num_rows == 120 and per_class_counts(ds) == [30, 30, 30, 30]
+    assert first.served > 20 and 20 <= second.served <= 24
+    stats = builder.stats
+    assert stats.sent == 120  # each sample was answered once: failed-over requests were not re-paid
+    assert first.served + second.served <= 120 + 4  # at most the in-flight requests of the dead replica
