@@ -205,9 +205,9 @@ class AttrPromptConfig(datasets.BuilderConfig):
             return None
         if self.dedup_threshold != "auto":
             return self.dedup_threshold  # type: ignore[return-value]
-        from .dedup import default_threshold  # faiss and the embedder stay unloaded until dedup runs
+        from .dedup import MINILM_THRESHOLD, NGRAM_THRESHOLD  # measured defaults (bench/dedup_threshold.py)
 
-        return default_threshold(self.embedder)
+        return NGRAM_THRESHOLD if self.embedder == "ngram" else MINILM_THRESHOLD
 
     def create_config_id(self, config_kwargs: dict, custom_features: datasets.Features | None = None) -> str:
         """Cache key: the recipe's content and every setting that changes the rows, nothing else."""

@@ -367,16 +367,18 @@ class GenerationRun:
                 batch: list[tuple[_ClassState, int]] = []
                 texts: list[str] = []
                 groups: list[str] = []
+                draws: list[AttributeDraw] = []
                 for state in self.classes:
                     # More candidates than open slots cannot all be kept; the rest wait for the next batch.
                     take = min(len(state.candidates), state.quota - state.kept)
                     if take > 0:
                         batch.append((state, take))
                         texts += [c.text for c in state.candidates[:take]]
+                        draws += [c.draw for c in state.candidates[:take]]
                         groups += [state.label] * take
                 if not texts:
                     return
-                decisions = await loop.run_in_executor(None, self.dedup.check, texts, groups)
+                decisions = await loop.run_in_executor(None, self.dedup.check, texts, groups, draws)
                 offset = 0
                 for state, take in batch:
                     verdicts = [d.keep or d.reason for d in decisions[offset : offset + take]]

@@ -1,0 +1,44 @@
+"""Near-duplicates are dropped while generation streams, and quotas are refilled (real MiniLM, real FAISS)."""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+
+from attrprompt_builder.dedup import MINILM_THRESHOLD
+from attrprompt_builder.folder import build_dataset, make_builder
+
+
+@pytest.mark.slow
+def test_duplicates_are_dropped_and_quotas_refilled(tgi, minilm_path, offline_models, monkeypatch):
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # the client must reach the loopback server
+    tgi.configure(duplicate_rate=0.3)
+    builder = make_builder("agnews", endpoint=tgi.url, samples_per_class=12, embedder=minilm_path)
+    ds = build_dataset(builder)
+    assert [ds["label"].count(i) for i in range(4)] == [12, 12, 12, 12]
+    stats = builder.stats
+    removed = stats.dropped["near_duplicate"] + stats.dropped["exact_duplicate"]
+    assert tgi.kinds["duplicate"] > 0 and removed > 0
+    # every drop was replaced by another draw; a few speculative extra draws are journaled, not lost
+    assert 48 + removed <= stats.sent <= 48 + removed + 8
+    assert stats.dedup_examples and all(e["similarity"] >= MINILM_THRESHOLD for e in stats.dedup_examples)
+    assert sum(sum(c.values()) for c in stats.dedup_removed_by_value.values()) == 4 * removed
+    assert builder.generation_info()["dedup_threshold"] == MINILM_THRESHOLD
+
+
+@pytest.mark.slow
+def test_dedup_decisions_do_not_depend_on_concurrency(tgi, tmp_path, minilm_path, monkeypatch):
+    tgi.configure(duplicate_rate=0.3)
+
+    def run(tag: str, concurrency: int) -> list[dict]:
+        builder = datasets.load_dataset_builder(
+            "attrprompt", "sst2", endpoint=tgi.url, samples_per_class=10, embedder=minilm_path, max_concurrency=concurrency,
+            journal_dir=str(tmp_path / "journal"), cache_dir=str(tmp_path / tag),
+        )  # fmt: skip
+        builder.download_and_prepare()
+        return builder.as_dataset(split="train").to_list()
+
+    # one shared journal: the second run reuses the same replies, arriving in a different order
+    assert run("one", 1) == run("sixteen", 16)
