@@ -95,9 +95,13 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         recipe = config.recipe
         n = config.samples_per_class
         planned = n * len(recipe.labels)
+        backend = config.backend_spec()
+        concurrency = config.max_concurrency
+        if backend.kind == "transformers":  # enough requests waiting to fill every batch
+            concurrency = max(concurrency, 2 * backend.batch_size)
         return RunSettings(
             recipe=recipe,
-            backend=config.backend_spec(),
+            backend=backend,
             samples_per_class=n,
             seed=config.seed,
             params=config.sampling_params(),
@@ -105,7 +109,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
             run_id=run_id,
             sampling=config.sampling,
             prompting=config.prompting,
-            max_concurrency=config.max_concurrency,
+            max_concurrency=concurrency,
             retry_policy=RetryPolicy(max_attempts=config.max_attempts),
             max_errors=config.max_errors or max(100, planned),
             max_draws_per_class=config.max_draws_per_class or 3 * n + 20,

@@ -145,6 +145,10 @@ class GenerationRun:
         self.dedup = s.make_dedup_filter()
         self.progress = BuildProgress(total=len(self.classes) * s.samples_per_class, desc=s.progress_desc, priced=s.priced)
         try:
+            for backend in self.backends:
+                load = getattr(backend, "load", None)
+                if load is not None:  # a local model: load (and fail) before the clock of any request starts
+                    await load()
             await self._dispatch_loop()
             await self._drain()
             if self._fatal is not None:

@@ -1,0 +1,166 @@
+"""How close does a build get to the endpoint's limit? Prints figures; asserts nothing.
+
+One run, against one loopback TGI-compatible server in its own process (lognormal latency,
+median 100 ms, sigma 0.5 by default):
+
+- bare:     a bare ``AsyncInferenceClient`` loop at concurrency C: the client-side ceiling;
+- barrier:  the reference code's pattern, batches of 20 behind ``asyncio.gather``;
+- ours:     ``load_dataset("attrprompt", "agnews", ...)`` with dedup off, the same concurrency;
+- pool:     ours against 1..4 replicas (``--replicas``), each with concurrency C;
+- stream:   RSS growth of the process while ``--stream-rows`` rows stream into Arrow.
+
+    python bench/throughput.py --requests 10000 --concurrency 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SERVER = REPO / "tests" / "tgi_server.py"
+
+
+def start_server(latency: tuple[float, float] | None) -> tuple[subprocess.Popen, str]:
+    args = [sys.executable, str(SERVER), "--port", "0"]
+    if latency:
+        args += ["--latency-lognormal", str(latency[0]), str(latency[1])]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline().split()
+    if len(line) != 2 or line[0] != "URL":
+        raise SystemExit(f"the loopback server did not start: {line}")
+    return process, line[1]
+
+
+def messages(i: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"Give a synthetic sample of news number {i}, between 30 words and 80 words."}]
+
+
+async def bare_loop(url: str, n: int, concurrency: int) -> float:
+    from huggingface_hub import AsyncInferenceClient
+
+    client = AsyncInferenceClient(base_url=url, headers={"authorization": None})
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await client.chat_completion(messages(i), seed=i, max_tokens=256)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return n / elapsed
+
+
+async def barrier_loop(url: str, n: int, batch: int = 20) -> float:
+    from huggingface_hub import AsyncInferenceClient
+
+    client = AsyncInferenceClient(base_url=url, headers={"authorization": None})
+    started = time.perf_counter()
+    for offset in range(0, n, batch):
+        await asyncio.gather(
+            *(client.chat_completion(messages(i), seed=i, max_tokens=256) for i in range(offset, min(n, offset + batch)))
+        )
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return n / elapsed
+
+
+def ours(urls: list[str], n: int, concurrency: int) -> tuple[float, float]:
+    """Request rate and CPU milliseconds per row of a real build (fresh cache and journal)."""
+    import datasets
+
+    import attrprompt_builder  # noqa: F401  (registers "attrprompt")
+
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        ds = datasets.load_dataset(
+            "attrprompt", "agnews", endpoint=urls if len(urls) > 1 else urls[0], samples_per_class=n // 4,
+            max_concurrency=concurrency, dedup_threshold=None, journal_dir=tmp, cache_dir=tmp, split="train",
+        )  # fmt: skip
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_before
+    return ds.num_rows / elapsed, 1000 * cpu / ds.num_rows
+
+
+def rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def stream_rss(url: str, rows: int, concurrency: int) -> tuple[float, float]:
+    """RSS before and peak while ``rows`` rows are generated and written to Arrow."""
+    import datasets
+
+    import attrprompt_builder  # noqa: F401
+
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory() as tmp:
+        before = rss_mb()
+        builder = datasets.load_dataset_builder(
+            "attrprompt", "agnews", endpoint=url, samples_per_class=rows // 4, max_concurrency=concurrency,
+            dedup_threshold=None, journal_dir=tmp, cache_dir=tmp,
+        )  # fmt: skip
+        builder.download_and_prepare()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return before, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--median", type=float, default=0.1, help="lognormal latency median, seconds")
+    parser.add_argument("--sigma", type=float, default=0.5)
+    parser.add_argument("--replicas", type=int, nargs="*", default=[], help="e.g. 1 2 4: pool scaling")
+    parser.add_argument("--stream-rows", type=int, default=0, help="e.g. 200000: RSS while streaming (no latency)")
+    args = parser.parse_args()
+    n, c = args.requests - args.requests % 4, args.concurrency
+    latency = (args.median, args.sigma)
+
+    server, url = start_server(latency)
+    try:
+        bare = asyncio.run(bare_loop(url, n, c))
+        barrier = asyncio.run(barrier_loop(url, min(n, 2000)))
+        rate, cpu_ms = ours([url], n, c)
+    finally:
+        server.terminate()
+    print(f"requests={n} concurrency={c} latency=lognormal(median={args.median}s, sigma={args.sigma})")
+    print(f"bare AsyncInferenceClient loop : {bare:8.1f} req/s")
+    print(f"barrier batches of 20          : {barrier:8.1f} req/s")
+    print(f"attrprompt load_dataset        : {rate:8.1f} req/s  = {rate / bare:.2f} x bare, {rate / barrier:.2f} x barrier")
+    print(f"CPU per row (ours, whole build): {cpu_ms:8.2f} ms")
+
+    for replicas in args.replicas:
+        servers = [start_server(latency) for _ in range(replicas)]
+        try:
+            pool_rate, _ = ours([u for _, u in servers], n, c)
+        finally:
+            for process, _ in servers:
+                process.terminate()
+        print(f"pool of {replicas} replica(s)         : {pool_rate:8.1f} req/s  = {pool_rate / bare:.2f} x one bare loop")
+
+    if args.stream_rows:
+        server, url = start_server(None)
+        try:
+            before, peak = stream_rss(url, args.stream_rows, 64)
+        finally:
+            server.terminate()
+        print(f"streaming {args.stream_rows} rows to Arrow: RSS {before:.0f} MB -> peak {peak:.0f} MB (+{peak - before:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
