@@ -127,15 +127,21 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=0.5)
     parser.add_argument("--replicas", type=int, nargs="*", default=[], help="e.g. 1 2 4: pool scaling")
     parser.add_argument("--stream-rows", type=int, default=0, help="e.g. 200000: RSS while streaming (no latency)")
+    parser.add_argument("--repeat", type=int, default=2, help="alternate the measurements this often; best of each")
     args = parser.parse_args()
     n, c = args.requests - args.requests % 4, args.concurrency
     latency = (args.median, args.sigma)
 
     server, url = start_server(latency)
+    bare = barrier = rate = 0.0
+    cpu_ms = float("inf")
     try:
-        bare = asyncio.run(bare_loop(url, n, c))
-        barrier = asyncio.run(barrier_loop(url, min(n, 2000)))
-        rate, cpu_ms = ours([url], n, c)
+        # Alternating runs, best of each: the first run of anything pays imports and cold caches.
+        for _ in range(args.repeat):
+            bare = max(bare, asyncio.run(bare_loop(url, n, c)))
+            barrier = max(barrier, asyncio.run(barrier_loop(url, min(n, 2000))))
+            run_rate, run_cpu = ours([url], n, c)
+            rate, cpu_ms = max(rate, run_rate), min(cpu_ms, run_cpu)
     finally:
         server.terminate()
     print(f"requests={n} concurrency={c} latency=lognormal(median={args.median}s, sigma={args.sigma})")
