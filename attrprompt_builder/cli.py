@@ -158,8 +158,9 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 def _cmd_card(args: argparse.Namespace) -> int:
     from .card import write_card
+    from .folder import card_embedder
 
-    path = write_card(Path(args.folder), embedder=args.embedder)
+    path = write_card(Path(args.folder), embedder=card_embedder(args.embedder))
     print(f"wrote {path}")
     return 0
 
@@ -222,7 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=float, default=3.0)
     train.add_argument("--output", default=None)
     train.set_defaults(func=_cmd_train)
+    _add_lazy(sub, "discover", "ask an LLM for a recipe's dimensions and values (the paper's 4 steps)", "discover")
+    _add_lazy(sub, "compare", "compare generated dataset folders side by side", "compare")
     return parser
+
+
+def _add_lazy(sub: argparse._SubParsersAction, name: str, help_text: str, module: str) -> None:
+    """A subcommand whose arguments and runner live in ``attrprompt_builder.<module>``."""
+    from importlib import import_module
+
+    implementation = import_module(f"attrprompt_builder.{module}")
+    parser = sub.add_parser(name, help=help_text)
+    getattr(implementation, f"add_{name}_arguments")(parser)
+    parser.set_defaults(func=getattr(implementation, f"run_{name}"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

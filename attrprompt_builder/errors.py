@@ -12,6 +12,7 @@ __all__ = [
     "AttrPromptError",
     "BudgetExceededError",
     "ConfigError",
+    "DiscoveryError",
     "EndpointError",
     "EndpointOverloadedError",
     "EndpointPermanentError",
@@ -88,6 +89,10 @@ class EndpointPermanentError(EndpointError, RuntimeError):
 
 class EndpointUnreachableError(EndpointError, ConnectionError):
     """Nothing listens at the endpoint URL, or the circuit breaker opened."""
+
+
+class DiscoveryError(AttrPromptError, RuntimeError):
+    """A step every recipe needs (the dimensions) got nothing usable from the model."""
 
 
 class GenerationStoppedError(AttrPromptError, RuntimeError):

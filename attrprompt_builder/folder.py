@@ -6,6 +6,7 @@ import datetime
 import json
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -89,5 +90,20 @@ def generate_folder(
     if card:
         from .card import write_card
 
-        write_card(folder, embedder=builder.config.embedder)
+        write_card(folder, embedder=card_embedder(builder.config.embedder))
     return folder
+
+
+def card_embedder(spec: str | None):
+    """The embedder for the card's pairwise similarity, or None (with a warning) when it cannot load.
+
+    The dataset is already written at this point: a missing model must not cost the user the build.
+    """
+    from .embed import load_embedder
+
+    try:
+        return load_embedder(spec)
+    except AttrPromptError as err:
+        logger.warning("dataset card: pairwise similarity left out (%s)", err)
+        print(f"warning: the card leaves out pairwise similarity: {err}", file=sys.stderr)
+        return None

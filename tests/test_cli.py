@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,3 +79,38 @@ def test_generate_writes_a_folder_that_loads_back(tgi, tmp_path):
     assert ds.features["label"].names == ["world", "sports", "business", "sci_tech"]
     card = DatasetCard.load(out / "README.md")
     assert card.data.license and "text-classification" in card.data.task_categories
+
+
+@pytest.mark.slow
+def test_discover_then_generate_then_compare(tmp_path, minilm_path):
+    """Issue 6's acceptance, through the console script only."""
+    from scripted_llm import NEWS_LABELS, ScriptedLLM
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(NEWS_LABELS) + "\n", encoding="utf-8")
+    env = {"HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    with ScriptedLLM() as server:
+        recipe = tmp_path / "recipe.yaml"
+        result = attrprompt("discover", "--labels", str(labels), "--domain", "news articles", "--endpoint", server.url,
+                            "--output", str(recipe), env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        folders = {}
+        for mode in ("attributed", "simple"):
+            folders[mode] = tmp_path / mode
+            result = attrprompt("generate", str(recipe), "--endpoint", server.url, "-n", "5", "--prompting", mode,
+                                "--dedup-threshold", "off", "-o", str(folders[mode]), "--embedder", minilm_path, env=env)  # fmt: skip
+            assert result.returncode == 0, result.stderr
+    attributed = datasets.load_dataset(str(folders["attributed"]), split="train")
+    simple = datasets.load_dataset(str(folders["simple"]), split="train")
+    assert [attributed["label"].count(i) for i in range(4)] == [5, 5, 5, 5]
+    attribute_columns = [c for c in attributed.column_names if c not in ("text", "label", "prompt")]
+    assert len(attribute_columns) >= 2
+    for row in simple:
+        assert all(row[c] is None for c in attribute_columns)
+    drawn = {v for c in attribute_columns for v in attributed[c]}
+    assert not any(value in prompt for prompt in simple["prompt"] for value in drawn if len(value) > 3)
+    result = attrprompt("compare", str(folders["attributed"]), str(folders["simple"]), "--embedder", minilm_path,
+                        env={**env, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    aps = next(line for line in result.stdout.splitlines() if line.startswith("APS overall"))
+    assert len(re.findall(r"\d\.\d+", aps)) >= 2  # a pairwise similarity for both datasets

