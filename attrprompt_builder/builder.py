@@ -19,7 +19,7 @@ from .resilience import RetryPolicy
 from .settings import RunSettings, make_backends
 from .stats import BuildStats
 
-__all__ = ["CITATION", "AttrPromptBuilder"]
+__all__ = ["AttrPromptBuilder", "CITATION"]
 
 PRESET_VERSION = datasets.Version("1.0.0")
 

@@ -166,7 +166,7 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    from .publish import publish
+    from .publishing import publish
 
     url = publish(
         args.folder, args.repo_id, private=args.private, token=args.token, revision=args.revision, commit_message=args.message

@@ -19,7 +19,7 @@ from .recipe import Recipe, load_recipe
 from .sampling import SAMPLING_STRATEGIES
 from .settings import BackendSpec
 
-__all__ = ["BACKENDS", "AttrPromptConfig"]
+__all__ = ["AttrPromptConfig", "BACKENDS"]
 
 BACKENDS = ("auto", "endpoint", "providers", "transformers")
 

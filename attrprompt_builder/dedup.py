@@ -30,10 +30,10 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 __all__ = [
-    "MINILM_THRESHOLD",
-    "NGRAM_THRESHOLD",
     "DedupDecision",
     "DedupStats",
+    "MINILM_THRESHOLD",
+    "NGRAM_THRESHOLD",
     "NearDuplicateFilter",
     "deduplicate",
     "default_threshold",

@@ -11,11 +11,11 @@ from .recipe import Recipe, dump_yaml
 
 __all__ = [
     "CATCH_ALL",
+    "DiscoveryReport",
+    "DiscoveryResult",
     "LENGTH_VALUES",
     "RETRIES",
     "SIMPLE_TEMPLATE",
-    "DiscoveryReport",
-    "DiscoveryResult",
     "Unusable",
     "recipe_data",
     "recipe_yaml",

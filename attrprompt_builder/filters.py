@@ -12,8 +12,8 @@ import unicodedata
 from typing import Union
 
 __all__ = [
-    "REFUSAL_PATTERNS",
     "FilterResult",
+    "REFUSAL_PATTERNS",
     "ascii_squeeze",
     "check_reply",
     "is_refusal",

@@ -16,9 +16,9 @@ from typing import Any
 from .metrics import ClassCoverage
 
 __all__ = [
+    "Figure",
     "MAX_HEATMAP_CLASSES",
     "MAX_HEATMAP_VALUES",
-    "Figure",
     "coverage_figure",
     "label_bar_chart",
     "length_histogram",

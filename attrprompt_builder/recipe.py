@@ -21,7 +21,15 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import RecipeError
 
-__all__ = ["RESERVED_NAMES", "Attribute", "GenerationDefaults", "Label", "Recipe", "load_recipe", "parse_recipe"]
+__all__ = [
+    "Attribute",
+    "GenerationDefaults",
+    "Label",
+    "RESERVED_NAMES",
+    "Recipe",
+    "load_recipe",
+    "parse_recipe",
+]
 
 # Column names the builder writes itself; attributes may not shadow them.
 RESERVED_NAMES = frozenset(

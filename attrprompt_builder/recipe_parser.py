@@ -18,7 +18,7 @@ from .recipe import (
     template_environment,
 )
 
-__all__ = ["ATTRIBUTED_VARIABLES", "SIMPLE_VARIABLES", "RecipeParser"]
+__all__ = ["ATTRIBUTED_VARIABLES", "RecipeParser", "SIMPLE_VARIABLES"]
 
 # Variables a template may use besides the attribute names.
 SIMPLE_VARIABLES = frozenset({"label", "label_text", "labels", "labels_text", "domain"})

@@ -16,7 +16,7 @@ import numpy as np
 
 from .recipe import Recipe
 
-__all__ = ["SAMPLING_STRATEGIES", "AttributeDraw", "AttributeSampler", "request_seed"]
+__all__ = ["AttributeDraw", "AttributeSampler", "SAMPLING_STRATEGIES", "request_seed"]
 
 SAMPLING_STRATEGIES = ("uniform", "balanced")
 
