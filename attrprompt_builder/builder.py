@@ -128,6 +128,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
         # A fresh run id per build, so stats of an interrupted earlier run are not mixed in.
         self._run_id = f"{self.config_id}/{uuid.uuid4().hex[:12]}"
+        Journal(self.journal_path).close()  # created (WAL, schema) here, before num_proc workers open it
         labels = list(self.config.recipe.label_names)  # the one list datasets shards over for num_proc
         return [
             datasets.SplitGenerator(

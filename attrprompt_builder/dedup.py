@@ -23,7 +23,7 @@ import numpy as np
 
 from .embed import Embedder, load_embedder
 from .errors import ConfigError
-from .faiss_index import DEFAULT_EF_SEARCH, DEFAULT_EXACT_LIMIT, GrowingIndex, OwnedIndex
+from .faiss_index import DEFAULT_EXACT_LIMIT, DEFAULT_NPROBE, GrowingIndex, OwnedIndex
 from .recipe import RESERVED_NAMES
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class NearDuplicateFilter:
         cross_group: bool = True,
         drop_cross_group: bool = False,
         exact_limit: int = DEFAULT_EXACT_LIMIT,
-        ef_search: int = DEFAULT_EF_SEARCH,
+        nprobe: int = DEFAULT_NPROBE,
     ) -> None:
         self.embedder = load_embedder(embedder)
         self.threshold = default_threshold(self.embedder) if threshold is None else float(threshold)
@@ -167,7 +167,7 @@ class NearDuplicateFilter:
             raise ConfigError(f"threshold: got {threshold!r}; use a cosine similarity in (0, 1], e.g. {MINILM_THRESHOLD}")
         self.cross_group = cross_group or drop_cross_group
         self.drop_cross_group = drop_cross_group
-        self._index_options = {"exact_limit": exact_limit, "ef_search": ef_search}
+        self._index_options = {"exact_limit": exact_limit, "nprobe": nprobe}
         self._groups: dict[str, _Group] = {}
         self._by_gid: list[_Group] = []
         self._view: OwnedIndex | None = None
@@ -175,7 +175,7 @@ class NearDuplicateFilter:
 
     @property
     def approximate_groups(self) -> list[str]:
-        """Groups whose index grew past ``exact_limit`` and now searches with HNSW."""
+        """Groups whose index grew past ``exact_limit`` and now searches inverted lists (IVF)."""
         return [group.name for group in self._by_gid if group.index.approximate]
 
     def check(self, texts: list[str], groups: list[str]) -> list[DedupDecision]:

@@ -71,9 +71,21 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # The engine's event loop owns the connection, but it is opened on the builder's thread.
         self._db = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+
+    def _enable_wal(self) -> None:
+        # Switching a new file to WAL needs a moment of exclusive access and ignores the busy
+        # timeout, so num_proc workers opening the same new journal can collide: retry briefly.
+        for attempt in range(50):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or attempt == 49:
+                    raise
+                time.sleep(0.05 + 0.01 * attempt)
 
     def get(self, key: str) -> ChatReply | None:
         row = self._db.execute(
