@@ -13,11 +13,12 @@ from jinja2 import meta
 
 from attrprompt_builder.errors import ConfigError, RecipeError
 from attrprompt_builder.presets import PRESET_NAMES, is_preset, load_preset, preset_path
-from attrprompt_builder.presets.regenerate import DEFAULT_SOURCE, PAPER_COMMIT, PRESETS, build_preset, clean_value, main
+from attrprompt_builder.presets.regenerate import PAPER_COMMIT, PRESETS, build_preset, clean_value, main
 from attrprompt_builder.recipe import load_recipe, template_environment
 
-SOURCE = DEFAULT_SOURCE
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# CI tests an installed copy, so find the paper's files beside this checkout, not beside the package.
+SOURCE = REPO_ROOT.parent / "shared" / "attrprompt-paper"
 needs_source = pytest.mark.skipif(not SOURCE.exists(), reason=f"AttrPrompt paper data not found at {SOURCE}")
 
 EXPECTED_CLASSES = {
@@ -159,7 +160,7 @@ def test_ignored_source_files_are_reported() -> None:
 
 @needs_source
 def test_regenerate_check_passes_on_the_committed_files(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--check"]) == 0
+    assert main(["--check", "--source", str(SOURCE)]) == 0
     out = capsys.readouterr().out
     assert "agnews: 4 classes; 4 dimensions" in out and "arxiv: 98 classes" in out
 
@@ -168,7 +169,7 @@ def test_regenerate_check_passes_on_the_committed_files(capsys: pytest.CaptureFi
 @pytest.mark.slow  # a fresh interpreter imports the whole package (datasets, transformers)
 def test_regenerate_module_entry_point_checks() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "attrprompt_builder.presets.regenerate", "--check"],
+        [sys.executable, "-m", "attrprompt_builder.presets.regenerate", "--check", "--source", str(SOURCE)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -179,14 +180,14 @@ def test_regenerate_module_entry_point_checks() -> None:
 
 @needs_source
 def test_regenerate_check_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--out", str(tmp_path)]) == 0
+    assert main(["--source", str(SOURCE), "--out", str(tmp_path)]) == 0
     for name in PRESET_NAMES:
         assert (tmp_path / f"{name}.yaml").read_bytes() == preset_path(name).read_bytes()
     stale = tmp_path / "yelp.yaml"
     stale.write_text(stale.read_text(encoding="utf-8").replace("Turkish", "Turkic"), encoding="utf-8")
     (tmp_path / "sst2.yaml").unlink()
     capsys.readouterr()
-    assert main(["--check", "--out", str(tmp_path)]) == 1
+    assert main(["--check", "--source", str(SOURCE), "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "sst2.yaml (missing)" in err and "yelp.yaml (differs)" in err and "agnews" not in err

@@ -34,7 +34,13 @@ __all__ = [
     "preset_yaml",
 ]
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[3] / "shared" / "attrprompt-paper"
+# The paper's files sit in ``shared/`` beside the repository: found from a source checkout, or from
+# the repository root as the working directory when the package is installed elsewhere.
+_CANDIDATES = (Path(__file__).resolve().parents[3], Path.cwd().resolve().parent)
+DEFAULT_SOURCE = next(
+    (root / "shared" / "attrprompt-paper" for root in _CANDIDATES if (root / "shared" / "attrprompt-paper").is_dir()),
+    _CANDIDATES[0] / "shared" / "attrprompt-paper",
+)
 DEFAULT_OUT = Path(__file__).resolve().parent
 PAPER_REPO = "yueyu1030/AttrPrompt"
 PAPER_COMMIT = "3a05ffdcced6cacfd338e89ea8d0cd64ff449fa7"
