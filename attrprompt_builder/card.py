@@ -268,7 +268,7 @@ def _build(stats: BuildStats | None, generation: dict[str, Any]) -> dict[str, An
     return {
         "sent": stats.sent, "reused": stats.reused, "kept": stats.kept, "cross_class_flags": stats.cross_class_flags,
         "refusals": stats.dropped.get("refusal", 0),
-        "duplicates": stats.dropped.get("duplicate", 0) + stats.dropped.get("cross_class_duplicate", 0),
+        "duplicates": sum(stats.dropped.get(r, 0) for r in ("near_duplicate", "exact_duplicate", "cross_class_duplicate")),
         "dropped": [(_md(reason), count) for reason, count in stats.dropped.most_common()],
         "retries": [(_md(cause), count) for cause, count in stats.retries.most_common()],
         "failures": [(_md(cause), count) for cause, count in stats.failures.most_common()],
