@@ -288,3 +288,18 @@ def test_endpoint_pool_spreads_requests_and_survives_a_replica_dying(tmp_path):
     stats = builder.stats
     assert stats.sent == 120  # each sample was answered once: failed-over requests were not re-paid
     assert first.served + second.served <= 120 + 4  # at most the in-flight requests of the dead replica
+
+
+def test_hf_inference_providers_get_the_hf_token(tgi, monkeypatch):
+    """The other half of the token rule: HF-hosted inference does receive HF_TOKEN."""
+    from huggingface_hub.inference._providers import CONVERSATIONAL_AUTO_ROUTER
+
+    monkeypatch.setattr(CONVERSATIONAL_AUTO_ROUTER, "base_url", tgi.url)  # the router, on loopback
+    monkeypatch.setenv("HF_TOKEN", "hf_providersToken42")
+    ds = datasets.load_dataset(
+        "attrprompt", "sst2", provider="auto", model="org/chat-model", samples_per_class=1, split="train", **NO_DEDUP
+    )
+    assert ds.num_rows == 2
+    requests = [r for r in tgi.requests if r["route"] == CHAT]
+    assert {r["headers"].get("authorization") for r in requests} == {"Bearer hf_providersToken42"}
+    assert {r["body"]["model"] for r in requests} == {"org/chat-model"}
