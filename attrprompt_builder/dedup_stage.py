@@ -36,6 +36,9 @@ class DedupStage:
 
     def update_build_stats(self, stats: BuildStats) -> None:
         stats.cross_class_flags += self.cross_class_flags
-        stats.dedup_examples = list(self.filter.stats.examples)
+        stats.dedup_examples = [
+            {"label": e["group"], "kept": e["kept_text"], "dropped": e["dropped_text"], "similarity": e["similarity"]}
+            for e in self.filter.stats.examples
+        ]
         for name, counts in self.removed_by_value.items():
             stats.dedup_removed_by_value.setdefault(name, Counter()).update(counts)

@@ -38,13 +38,12 @@ _CACHE_LOCK = threading.Lock()
 class Embedder(Protocol):
     """Turns texts into unit vectors; similar texts get a high inner product.
 
-    ``kind`` ("transformer", "ngram", or anything else for your own) selects the default
-    near-duplicate threshold in ``dedup``; an embedder of another kind must be given a threshold.
+    An optional ``kind`` attribute ("transformer" or "ngram") selects the measured default
+    threshold in ``dedup``; an embedder without one must be given a threshold.
     """
 
     name: str
     dim: int
-    kind: str
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Return a C-contiguous float32 array of shape ``(len(texts), dim)``, rows of norm 1."""

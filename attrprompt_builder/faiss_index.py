@@ -5,10 +5,10 @@ index kinds compute exact inner products for the rows they compare, so a similar
 means the same thing on both. Ids are the order of ``add``: the n-th vector added has id n,
 whichever index holds it.
 
-Why IVF and not HNSW: measured on 100k hashed-ngram vectors (bench/dedup.py's texts, one core),
-HNSW (M=32, efConstruction=64) added ~8k vectors/s and needed efSearch=128 (~4k queries/s) to find
-99.8% of the matches at the threshold, while IVF (1024 lists) adds ~180k/s and found all of them
-at nprobe=8 (~18k queries/s): near-duplicates sit in the same or a neighbouring cell.
+Why IVF and not HNSW: on 100k hashed-ngram vectors (bench/dedup.py's texts, one core), HNSW
+(M=32, efConstruction=64) added ~8k vectors/s and needed efSearch=128 (~4k queries/s) to find
+99.8% of the matches at the threshold; IVF with 1024 lists adds ~180k/s and, probing 4 lists, found
+99.7% of them at ~20k queries/s: near-duplicates sit in the same or a neighbouring cell.
 """
 
 from __future__ import annotations
@@ -23,19 +23,22 @@ import numpy as np
 __all__ = [
     "DEFAULT_EXACT_LIMIT",
     "DEFAULT_NPROBE",
+    "GroupedIndex",
     "GrowingIndex",
     "OwnedIndex",
     "configure_faiss",
 ]
 
-#: Up to this many vectors an index stays exact (IndexFlatIP): exact search needs no tuning and,
-#: through BLAS, keeps up with the IVF below this size (bench/dedup.py).
+#: Up to this many vectors an index stays exact (IndexFlatIP): exact search needs no tuning, and
+#: batched through BLAS it costs about what the IVF costs below this size (bench/dedup.py).
 DEFAULT_EXACT_LIMIT = 20_000
-#: Lists searched per query; bench/dedup.py measures the decisions against exact search.
-DEFAULT_NPROBE = 8
-_MAX_LISTS = 1024  # k-means cost grows with lists x training points; 1024 trains in seconds
-_TRAINING_POINTS_PER_LIST = 64  # FAISS wants >= 39 points per centroid
-_REBUILD_GROWTH = 4  # retrain (more lists) each time the index has grown this many times
+#: Lists searched per query: 4 of 1024 found 99.7% of exact search's matches at the threshold on
+#: hashed-ngram vectors (nearly random directions, the hard case), 8 found 99.9% at 2/3 the speed.
+DEFAULT_NPROBE = 4
+_MAX_LISTS = 1024  # k-means on 20k+ points into 1024 lists takes about a second; more lists cost more
+_VECTORS_PER_LIST = 16  # fewer lists while the index is small
+_TRAINING_POINTS_PER_LIST = 64
+_REBUILD_GROWTH = 4  # below _MAX_LISTS, retrain with more lists each time the index grows 4x
 
 _threads: int | None = None  # the process-wide choice; OpenMP applies it per calling thread
 _thread_state = threading.local()
@@ -49,8 +52,9 @@ def configure_faiss(*, threads: int | None = None) -> None:
     and sequential, so one thread is the default (``ATTRPROMPT_FAISS_THREADS`` overrides). One
     thread also keeps k-means training deterministic. OpenMP keeps the setting per thread and the
     builder searches from an executor thread, so every index call re-applies it where it runs.
-    Batched flat searches are several times faster through BLAS than through FAISS's per-query
-    loop, which it otherwise uses below 128k queries per call.
+    FAISS 1.15's default BLAS cut-over (``distance_compute_blas_threshold`` = 128000) keeps
+    batches of a few hundred queries on its per-query loop; through BLAS, 256 queries over 20k
+    flat rows ran 6x faster here, so the cut-over is set back to 20 queries.
     """
     global _threads
     if threads is None and _threads is not None:
@@ -114,12 +118,12 @@ class GrowingIndex:
         """Move every vector into a freshly trained IVF sized for the current count."""
         stored = self.vectors()
         count = len(stored)
-        lists = min(_MAX_LISTS, 2 ** int(math.log2(max(2.0, 2 * math.sqrt(count)))))
-        lists = min(lists, max(1, count // _TRAINING_POINTS_PER_LIST))
+        lists = min(_MAX_LISTS, 2 ** int(math.log2(max(1.0, count / _VECTORS_PER_LIST))))
         quantizer = faiss.IndexFlatIP(self.dim)
         index = faiss.IndexIVFFlat(quantizer, self.dim, lists, faiss.METRIC_INNER_PRODUCT)
         index.cp.niter = 10
         index.cp.spherical = True  # centroids on the unit sphere, like the vectors
+        index.cp.min_points_per_centroid = 8  # 16+ per list is plenty here; FAISS would warn below 39
         # An evenly spaced sample: deterministic, and spread over the whole history.
         sample = stored[np.linspace(0, count - 1, min(count, _TRAINING_POINTS_PER_LIST * lists)).astype(np.int64)]
         index.train(sample)
@@ -184,3 +188,55 @@ class OwnedIndex:
         found_owner[rows] = owner_of[rows, first]
         found_position[rows] = self._position[ids[rows, first]]
         return sims, found_owner, found_position
+
+
+class GroupedIndex:
+    """One ``GrowingIndex`` per group, plus (``cross_group``) an ``OwnedIndex`` over all of them.
+
+    Groups are numbered 0, 1, ... in order of appearance; a row's id inside its group is its
+    position among that group's rows. The cross-group view opens when a second group appears.
+    """
+
+    def __init__(self, dim: int, *, cross_group: bool, exact_limit: int = DEFAULT_EXACT_LIMIT, nprobe: int = DEFAULT_NPROBE) -> None:
+        self.dim = dim
+        self.cross_group = cross_group
+        self._options = {"exact_limit": exact_limit, "nprobe": nprobe}
+        self._groups: list[GrowingIndex] = []
+        self._view: OwnedIndex | None = None
+
+    def add_group(self) -> int:
+        self._groups.append(GrowingIndex(self.dim, **self._options))
+        if self.cross_group and len(self._groups) == 2:
+            self._view = OwnedIndex(self.dim, **self._options)
+            first = self._groups[0]
+            if first.ntotal:
+                self._view.add(first.vectors(), owners=np.zeros(first.ntotal, np.int32), positions=np.arange(first.ntotal))
+        return len(self._groups) - 1
+
+    def approximate(self, gid: int) -> bool:
+        return self._groups[gid].approximate
+
+    def nearest_in_group(self, vectors: np.ndarray, gids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the best (similarity, position) among its own group's rows; (-inf, -1) if none."""
+        sims = np.full(len(gids), -np.inf, dtype=np.float32)
+        positions = np.full(len(gids), -1, dtype=np.int64)
+        for gid in np.unique(gids).tolist():
+            rows = np.flatnonzero(gids == gid)
+            if self._groups[gid].ntotal:
+                scores, ids = self._groups[gid].search(vectors[rows], 1)
+                sims[rows], positions[rows] = scores[:, 0], ids[:, 0]
+        return sims, positions
+
+    def nearest_foreign(self, vectors: np.ndarray, gids: np.ndarray, *, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``OwnedIndex.best_foreign`` over every group's rows; (-inf, -1, -1) without a view."""
+        if self._view is None:
+            count = len(gids)
+            return np.full(count, -np.inf, np.float32), np.full(count, -1, np.int32), np.full(count, -1, np.int64)
+        return self._view.best_foreign(vectors, owners=gids, threshold=threshold)
+
+    def add(self, vectors: np.ndarray, *, gids: np.ndarray, positions: np.ndarray) -> None:
+        """Rows in order; ``positions`` must continue each group's numbering (0, 1, ...)."""
+        for gid in np.unique(gids).tolist():
+            self._groups[gid].add(vectors[gids == gid])
+        if self._view is not None:
+            self._view.add(vectors, owners=gids, positions=positions)

@@ -4,11 +4,12 @@ Texts are 3-6 sentences drawn from the real paragraphs of ``dedup_threshold.real
 5% of rows are light edits (``dedup_threshold.light_edit``) of an earlier row of their group.
 Each size runs in a fresh process so its peak RSS is its own. Per size it prints:
 
-- embed stage texts/s (time inside ``Embedder.encode``) and filter stage texts/s (everything else
-  in ``NearDuplicateFilter.check``: hashing, FAISS search and add, the in-batch decisions);
+- embed stage texts/s (time inside ``Embedder.encode``), FAISS stage texts/s (time inside FAISS:
+  ``GrowingIndex.search``/``add``, training included) and filter texts/s (all of
+  ``NearDuplicateFilter.check`` but the encoder: FAISS plus hashing and the in-batch decisions);
 - end to end texts/s, and for MiniLM the raw encoder's own throughput: the plain
   tokenizer + forward loop with the same batch size (64), no dedup;
-- recall of the approximate (HNSW) index against exact search, as decisions: of the rows an
+- recall of the approximate (IVF) index against exact search, as decisions: of the rows an
   exact-only filter drops, the share the default filter drops too, and rows decided alike;
 - planted copies caught, and peak RSS (``resource.getrusage``).
 
@@ -16,6 +17,16 @@ MiniLM at 100k+ is too slow on a shared 2-core machine, so it runs at ``--minilm
 and the ngram embedder covers the large ``--sizes``.
 
 Run: ``nice -n 10 python bench/dedup.py [--sizes 10000 100000 1000000] [--minilm-sizes 2000]``.
+One run on this shared 2-core machine (other jobs running; FAISS on one thread), one group:
+
+    size       embedder  embed/s  FAISS/s  filter/s  end-to-end/s  caught  recall vs exact  peak RSS
+    2,000      MiniLM         20     102k      9.6k    20 (1.25x raw 16/s)  1.000        -       1.3 GB
+    10,000     ngram       26.4k    48.4k     29.0k         13.8k   1.000        -       0.2 GB
+    100,000    ngram       24.9k    19.7k     15.3k          9.5k   0.997     0.9976     0.4 GB
+    1,000,000  ngram       20.6k     3.0k      2.8k          2.5k   0.995        -       2.5 GB
+
+(exact-only FAISS at 100k: 5.3k/s. Past 320k rows the IVF keeps 1024 lists, so lists lengthen
+and FAISS slows down; see ``faiss_index._MAX_LISTS``.)
 """
 
 from __future__ import annotations
@@ -34,10 +45,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from attrprompt_builder.dedup import NearDuplicateFilter  # noqa: E402
-from attrprompt_builder.embed import Embedder, TransformerEmbedder, load_embedder  # noqa: E402
-from attrprompt_builder.faiss_index import DEFAULT_EXACT_LIMIT  # noqa: E402
-from dedup_threshold import MIXES, light_edit, real_paragraphs  # noqa: E402
+from dedup_threshold import MIXES, light_edit, real_paragraphs
+
+from attrprompt_builder.dedup import NearDuplicateFilter
+from attrprompt_builder.embed import Embedder, TransformerEmbedder, load_embedder
+from attrprompt_builder.faiss_index import DEFAULT_EXACT_LIMIT, GrowingIndex
 
 BATCH = 256  # texts per check(), the largest batch the builder sends
 
@@ -77,7 +89,28 @@ class TimedEmbedder:
             self.seconds += time.perf_counter() - started
 
 
+class FaissClock:
+    """Adds up the time spent in ``GrowingIndex.search`` and ``.add`` (this process only)."""
+
+    seconds = 0.0
+
+    @classmethod
+    def install(cls) -> None:
+        for name in ("search", "add"):
+            real = getattr(GrowingIndex, name)
+
+            def timed(self, *args, _real=real, **kwargs):
+                started = time.perf_counter()
+                try:
+                    return _real(self, *args, **kwargs)
+                finally:
+                    cls.seconds += time.perf_counter() - started
+
+            setattr(GrowingIndex, name, timed)
+
+
 def run_filter(texts: list[str], groups: list[str], embedder: Embedder, *, exact_limit: int) -> dict:
+    FaissClock.seconds = 0.0
     timed = TimedEmbedder(embedder)
     dedup = NearDuplicateFilter(embedder=timed, threshold=None, exact_limit=exact_limit)
     kept: list[bool] = []
@@ -85,7 +118,10 @@ def run_filter(texts: list[str], groups: list[str], embedder: Embedder, *, exact
     for start in range(0, len(texts), BATCH):
         kept += [d.keep for d in dedup.check(texts[start : start + BATCH], groups[start : start + BATCH])]
     total = time.perf_counter() - started
-    return {"kept": kept, "total_s": total, "embed_s": timed.seconds, "approximate": dedup.approximate_groups}
+    return {
+        "kept": kept, "total_s": total, "embed_s": timed.seconds, "faiss_s": FaissClock.seconds,
+        "approximate": dedup.approximate_groups,
+    }  # fmt: skip
 
 
 def raw_minilm_texts_per_s(embedder: TransformerEmbedder, texts: list[str]) -> float:
@@ -95,10 +131,10 @@ def raw_minilm_texts_per_s(embedder: TransformerEmbedder, texts: list[str]) -> f
     started = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(texts), embedder.batch_size):
-            batch = embedder._tokenizer(  # noqa: SLF001 (the same loaded model, measured without us)
+            batch = embedder._tokenizer(
                 texts[start : start + embedder.batch_size], padding=True, truncation=True, max_length=256, return_tensors="pt"
             )
-            embedder._model(**batch)  # noqa: SLF001
+            embedder._model(**batch)
     return len(texts) / (time.perf_counter() - started)
 
 
@@ -113,6 +149,7 @@ def measure(size: int, spec: str, groups: int, recall_max: int) -> dict:
         "embedder": embedder.name,
         "groups": groups,
         "embed_texts_per_s": size / main["embed_s"],
+        "faiss_texts_per_s": size / main["faiss_s"],
         "filter_texts_per_s": size / (main["total_s"] - main["embed_s"]),
         "end_to_end_texts_per_s": size / main["total_s"],
         "approximate_groups": len(main["approximate"]),
@@ -129,24 +166,25 @@ def measure(size: int, spec: str, groups: int, recall_max: int) -> dict:
         both = sum(a and b for a, b in zip(dropped, exact_dropped))
         result["recall_vs_exact"] = both / max(1, sum(exact_dropped))
         result["decisions_alike"] = sum(a == b for a, b in zip(dropped, exact_dropped)) / size
-        result["exact_filter_texts_per_s"] = size / (exact["total_s"] - exact["embed_s"])
+        result["exact_faiss_texts_per_s"] = size / exact["faiss_s"]
     return result
 
 
 def show(result: dict) -> None:
     line = (
         f"{result['embedder'][-28:]:>28} {result['size']:>8,} rows, {result['groups']} group(s): "
-        f"embed {result['embed_texts_per_s']:8,.0f}/s | filter {result['filter_texts_per_s']:8,.0f}/s | "
+        f"embed {result['embed_texts_per_s']:8,.0f}/s | FAISS {result['faiss_texts_per_s']:8,.0f}/s | "
+        f"filter {result['filter_texts_per_s']:8,.0f}/s | "
         f"end-to-end {result['end_to_end_texts_per_s']:8,.0f}/s"
     )
     if "raw_encoder_texts_per_s" in result:
         ratio = result["end_to_end_texts_per_s"] / result["raw_encoder_texts_per_s"]
         line += f" = {ratio:.2f} x raw encoder ({result['raw_encoder_texts_per_s']:,.0f}/s)"
     line += f"\n{'':>29}dropped {result['dropped']:,}, planted copies caught {result['planted_caught']:.3f}"
-    line += f" ({result['planted_share_of_dropped']:.3f} of drops); HNSW groups {result['approximate_groups']}"
+    line += f" ({result['planted_share_of_dropped']:.3f} of drops); IVF groups {result['approximate_groups']}"
     if "recall_vs_exact" in result:
         line += f"; recall vs exact {result['recall_vs_exact']:.4f}, decisions alike {result['decisions_alike']:.4f}"
-        line += f" (exact-only filter {result['exact_filter_texts_per_s']:,.0f}/s)"
+        line += f" (exact-only FAISS {result['exact_faiss_texts_per_s']:,.0f}/s)"
     line += f"; peak RSS {result['peak_rss_mb']:,.0f} MB"
     print(line, flush=True)
 
@@ -161,6 +199,7 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        FaissClock.install()
         job = json.loads(args.worker)
         print(json.dumps(measure(**job)))
         return

@@ -20,9 +20,35 @@ same-topic negatives inside the main corpus. Every decision is the real ``NearDu
 (FAISS, keep-first); embeddings are computed once per text and replayed for each threshold. The
 default is then checked end to end with ``deduplicate(dataset)`` on the held-out half.
 
+The default is the lowest threshold (most recall) with precision >= 0.99 on every mix of the tune
+half and at most 1% of the template negatives dropped.
+
 Run: ``nice -n 10 python bench/dedup_threshold.py [--model FOLDER] [--embedders minilm ngram]``.
-Results on this machine (Python 3.11.7; 1,246 paragraphs: 622 tune / 624 held-out) are recorded
-in the report of the issue and summarised beside the constants in ``attrprompt_builder/dedup.py``.
+Results (Python 3.11.7 stdlib + this venv: 1,263 paragraphs, 615 tune / 648 held-out; the count
+moves a little with the packages installed; P = precision over all mixes, R = recall, per mix:
+words / surface / mixed; tmpl = template negatives dropped):
+
+    MiniLM  thr  | tune: P     R     Rw    Rs    Rm   | held-out: P     R     Rw    Rs    Rm   | tmpl
+            0.85 |      .981  .989  .980  .997  .990 |          .973  .990  .975 1.000  .994 | 0.0%
+            0.86 |      .987  .989  .980 1.000  .987 |          .982  .991  .975 1.000  .997 | 0.0%
+            0.88 |      .990  .986  .971 1.000  .987 |          .988  .986  .969 1.000  .988 | 0.0%  <- default
+            0.90 |      .990  .983  .964 1.000  .984 |          .991  .979  .948 1.000  .991 | 0.0%
+            0.92 |      .993  .972  .945 1.000  .971 |          .994  .971  .923  .997  .994 | 0.0%
+            0.95 |      .997  .945  .902 1.000  .932 |         1.000  .942  .873 1.000  .954 | 0.0%
+    ngram   0.86 |      .994 1.000 1.000 1.000 1.000 |          .994  .999 1.000 1.000  .997 | 21.5%
+            0.88 |      .997 1.000 1.000 1.000 1.000 |          .994  .997 1.000  .994  .997 | 4.2%
+            0.90 |      .997  .999 1.000  .997 1.000 |         1.000 1.000 1.000 1.000 1.000 | 0.0%  <- default
+            0.92 |     1.000  .998  .993 1.000 1.000 |         1.000  .993  .978 1.000 1.000 | 0.0%
+            0.94 |     1.000  .978  .961 1.000  .974 |         1.000  .979  .951 1.000  .988 | 0.0%
+
+End to end, ``deduplicate(dataset, embedder=<MiniLM folder>)`` at the default on freshly planted
+held-out sets (words / surface / mixed): precision .987 / .988 / .988, recall .966 / 1.000 / .981,
+row order kept; with ``embedder="ngram"``: 1.000 precision and recall on all three.
+
+MiniLM's false positives at 0.88 are distinct paragraphs that say nearly the same thing (two
+docstrings on MIME-type maps, two on sequence operations); its misses are short paragraphs that
+lost or gained a content word. The ngram embedder separates copies from originals well but
+cannot tell template texts that differ in a few slot values from copies below 0.90.
 """
 
 from __future__ import annotations
@@ -51,10 +77,7 @@ from attrprompt_builder.embed import Embedder, load_embedder
 _CODE_CHARS = set("()[]{}=<>_`*#|\\/@$%^~")
 _BULLET = re.compile(r"^([-*+#>|]|\d+[.)]|\.\.|:)\s*")
 _PLAIN_WORD = re.compile(r"[\"'(]?[A-Za-z][a-z'-]*[.,;:!?\"')]*")
-_FILLERS = (
-    "really also very quite just then still often usually simply actually the a new more some "
-    "only even clearly perhaps already"
-).split()
+_FILLERS = ["really", "also", "very", "quite", "just", "then", "still", "often", "usually", "simply", "actually", "the", "a", "new", "more", "some", "only", "even", "clearly", "perhaps", "already"]
 MIXES = {"words": ("drop", "swap", "insert"), "surface": ("punct", "case"), "mixed": ("drop", "swap", "insert", "punct", "case")}
 
 
@@ -100,7 +123,7 @@ def real_paragraphs() -> list[tuple[str, str]]:
                 found += [("stdlib_docstrings", p) for p in paragraphs_of(ast.get_docstring(node) or "")]
     help_page = stdlib / "idlelib" / "help.html"
     if help_page.exists():
-        for chunk in re.findall(r"<p>(.*?)</p>", help_page.read_text(encoding="utf-8"), flags=re.S):
+        for chunk in re.findall(r"<p>(.*?)</p>", help_page.read_text(encoding="utf-8"), flags=re.DOTALL):
             found += [("idle_help", p) for p in paragraphs_of(html.unescape(re.sub(r"<[^>]+>", "", chunk)))]
     purelibs = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths(vars={"base": sys.base_prefix})["purelib"]})
     for purelib in purelibs:
@@ -182,42 +205,42 @@ def planted(originals: list[str], mix: str, seed: int) -> tuple[list[str], list[
 
 
 _TEMPLATES = [
-    "Local officials in {place} announced on {day} a new plan to improve {topic}. The proposal, backed by {person}, "
+    ("Local officials in {place} announced on {day} a new plan to improve {topic}. The proposal, backed by {person}, "
     "would spend about {money} over the next three years. Residents will be able to comment on the plan at a public "
-    "meeting next month, and a final vote is expected before the end of the year.",
-    "I bought the {product} from {brand} last {month} and have used it almost every day since. The {part} works well "
+    "meeting next month, and a final vote is expected before the end of the year."),
+    ("I bought the {product} from {brand} last {month} and have used it almost every day since. The {part} works well "
     "and the battery lasts longer than I expected, but the {flaw} is a real letdown. For the price of {money} I think "
-    "it is a fair deal if you mostly need it for {use}.",
-    "We visited {restaurant} in {place} for a {meal} with friends. The {dish} was the highlight of the evening: "
+    "it is a fair deal if you mostly need it for {use}."),
+    ("We visited {restaurant} in {place} for a {meal} with friends. The {dish} was the highlight of the evening: "
     "fresh, well seasoned and generously portioned. Service was {service}, although the room got loud once it filled "
-    "up. We would happily come back to try the {dish2} next time.",
-    "How do I configure {tool} to work with {system} when running behind a corporate proxy? I have tried setting the "
+    "up. We would happily come back to try the {dish2} next time."),
+    ("How do I configure {tool} to work with {system} when running behind a corporate proxy? I have tried setting the "
     "{setting} option in the config file, but every request still fails with a {error} after a few seconds. Is there "
-    "a way to make it respect the proxy settings of {os}?",
-    "The {team} beat the {team2} {score} on {day} night, with {person} scoring twice in the second half. The win moves "
+    "a way to make it respect the proxy settings of {os}?"),
+    ("The {team} beat the {team2} {score} on {day} night, with {person} scoring twice in the second half. The win moves "
     "the {team} into {rank} place in the league table, two points ahead of their rivals, with {count} games left to "
-    "play this season.",
-    "Researchers at the University of {place} have found that {subject} can be predicted from {signal} with "
+    "play this season."),
+    ("Researchers at the University of {place} have found that {subject} can be predicted from {signal} with "
     "surprising accuracy. The study, published in {journal}, followed {count} volunteers for two years. The authors "
-    "caution that the results still need to be confirmed in larger groups before any clinical use.",
-    "This {genre} film follows {person}, a {job} who returns to {place} after many years away. The story moves "
+    "caution that the results still need to be confirmed in larger groups before any clinical use."),
+    ("This {genre} film follows {person}, a {job} who returns to {place} after many years away. The story moves "
     "slowly at first, but the last hour is gripping and the performances are strong throughout. Fans of {director} "
-    "will find a lot to enjoy here, even if the ending feels a little rushed.",
-    "Our {product} subscription renewed automatically in {month} even though I had cancelled it in the app. Support "
+    "will find a lot to enjoy here, even if the ending feels a little rushed."),
+    ("Our {product} subscription renewed automatically in {month} even though I had cancelled it in the app. Support "
     "took {count} days to answer and then asked me to contact {brand} instead. I am still waiting for a refund of "
-    "{money}, and I would not recommend this service to anyone who values {value}.",
-    "After a week of {weather} weather, farmers in {place} say the {crop} harvest could be the smallest in a decade. "
+    "{money}, and I would not recommend this service to anyone who values {value}."),
+    ("After a week of {weather} weather, farmers in {place} say the {crop} harvest could be the smallest in a decade. "
     "Prices at local markets have already risen by {percent}, and the regional government is considering emergency "
-    "support for growers who lost most of their {crop}.",
-    "To get started with {subject}, first install {tool} and create a new project folder. Then write a short script "
+    "support for growers who lost most of their {crop}."),
+    ("To get started with {subject}, first install {tool} and create a new project folder. Then write a short script "
     "that reads the {data} and prints a summary. Once that works, you can add {feature} step by step, testing each "
-    "part before moving on to the next one.",
-    "The museum in {place} will open a new exhibition on {topic} this {month}. Curated by {person}, it brings "
+    "part before moving on to the next one."),
+    ("The museum in {place} will open a new exhibition on {topic} this {month}. Curated by {person}, it brings "
     "together more than {count} objects from private collections, many of which have never been shown in public. "
-    "Tickets cost {money} and the show runs until the end of the year.",
-    "My {pet} has started {behaviour} every night around {time}, and nothing I try seems to help. We moved to "
+    "Tickets cost {money} and the show runs until the end of the year."),
+    ("My {pet} has started {behaviour} every night around {time}, and nothing I try seems to help. We moved to "
     "{place} two months ago, so maybe the change is stressful for {pronoun}. Has anyone dealt with this before, and "
-    "did {remedy} make a difference?",
+    "did {remedy} make a difference?"),
 ]
 _SLOT_VALUES = {
     "place": "Lisbon|Denver|Osaka|Nairobi|Glasgow|Austin|Lyon|Hanoi|Perth|Bergen|Quito|Tampere|Cork",

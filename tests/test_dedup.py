@@ -211,31 +211,32 @@ def test_stats_for_the_card():
 
 def test_approximate_index_gives_the_exact_decisions():
     rng = np.random.default_rng(3)
-    base = rng.standard_normal((150, 24))
-    copies = base[rng.choice(150, 50, replace=False)] + 0.05 * rng.standard_normal((50, 24))
-    vectors = np.concatenate([base, copies])[rng.permutation(200)]
+    base = rng.standard_normal((900, 24))
+    copies = base[rng.choice(900, 300, replace=False)] + 0.03 * rng.standard_normal((300, 24))
+    vectors = np.concatenate([base, copies])[rng.permutation(1200)]
     embedder = VectorsByText({f"t{i}": v.tolist() for i, v in enumerate(vectors)})
-    texts = [f"t{i}" for i in range(200)]
+    texts = [f"t{i}" for i in range(1200)]
     exact = NearDuplicateFilter(embedder=embedder, threshold=0.95)
-    approximate = NearDuplicateFilter(embedder=embedder, threshold=0.95, exact_limit=16)
-    want = run(exact, texts, batch=10)
-    got = run(approximate, texts, batch=10)
+    approximate = NearDuplicateFilter(embedder=embedder, threshold=0.95, exact_limit=100, nprobe=3)
+    want = run(exact, texts, batch=50)
+    got = run(approximate, texts, batch=50)
     assert approximate.approximate_groups == ["g"] and exact.approximate_groups == []
-    assert 20 < sum(not d.keep for d in want) <= 50
+    assert 250 < sum(not d.keep for d in want) <= 300
     assert [(d.keep, d.match_index) for d in got] == [(d.keep, d.match_index) for d in want]
 
 
-def test_growing_index_switches_to_hnsw_and_keeps_ids():
+def test_growing_index_moves_to_ivf_and_keeps_ids():
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((64, 8)).astype(np.float32)
+    vectors = rng.standard_normal((1000, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index = GrowingIndex(8, exact_limit=20)
-    index.add(vectors[:20])
+    index = GrowingIndex(8, exact_limit=200, nprobe=1)
+    index.add(vectors[:200])
     assert not index.approximate
-    index.add(vectors[20:])
-    assert index.approximate and index.ntotal == 64
-    scores, ids = index.search(vectors, 1)
-    assert ids[:, 0].tolist() == list(range(64)) and np.allclose(scores[:, 0], 1.0, atol=1e-5)
+    for start in range(200, 1000, 100):  # grows past 4x the first IVF: retrained with more lists
+        index.add(vectors[start : start + 100])
+    assert index.approximate and index.ntotal == 1000
+    scores, ids = index.search(vectors, 1)  # a stored vector's own cell is always probed
+    assert ids[:, 0].tolist() == list(range(1000)) and np.allclose(scores[:, 0], 1.0, atol=1e-5)
 
 
 # -- defaults and errors ----------------------------------------------------------------------
@@ -281,16 +282,16 @@ def test_check_rejects_mismatched_input_and_non_unit_vectors():
 # -- the real model ---------------------------------------------------------------------------
 
 PARAGRAPHS = [
-    "The lighthouse keeper climbed the spiral stairs every evening to light the lamp. Ships passing the rocky "
-    "headland relied on its beam, and in forty years he never once let it go dark, not even during the great storm.",
-    "Bread dough needs time to rise in a warm place. If the kitchen is cold, the yeast works slowly and the loaf "
-    "turns out dense, so many bakers leave the bowl near the oven or cover it with a damp towel.",
-    "The city council voted on Tuesday to extend the tram line to the northern suburbs. Construction is expected "
-    "to begin next spring and will take about three years, according to the transport department.",
-    "Honeybees communicate the location of flowers through a waggle dance. The angle of the dance shows the "
-    "direction relative to the sun, while its duration tells the other bees how far they need to fly.",
-    "Our tram line to the southern suburbs opened on Monday after two years of work. Commuters said the trip to "
-    "the city centre is now twenty minutes shorter than it was by bus.",
+    ("The lighthouse keeper climbed the spiral stairs every evening to light the lamp. Ships passing the rocky "
+    "headland relied on its beam, and in forty years he never once let it go dark, not even during the great storm."),
+    ("Bread dough needs time to rise in a warm place. If the kitchen is cold, the yeast works slowly and the loaf "
+    "turns out dense, so many bakers leave the bowl near the oven or cover it with a damp towel."),
+    ("The city council voted on Tuesday to extend the tram line to the northern suburbs. Construction is expected "
+    "to begin next spring and will take about three years, according to the transport department."),
+    ("Honeybees communicate the location of flowers through a waggle dance. The angle of the dance shows the "
+    "direction relative to the sun, while its duration tells the other bees how far they need to fly."),
+    ("Our tram line to the southern suburbs opened on Monday after two years of work. Commuters said the trip to "
+    "the city centre is now twenty minutes shorter than it was by bus."),
 ]
 
 
