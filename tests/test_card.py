@@ -82,7 +82,7 @@ def news_dataset() -> datasets.Dataset:
 
 def build_stats() -> BuildStats:
     stats = BuildStats(
-        sent=11, kept=7, dropped=Counter(refusal=2, duplicate=3), retries=Counter(http_429=4),
+        sent=11, kept=7, dropped=Counter(refusal=2, near_duplicate=2, exact_duplicate=1), retries=Counter(http_429=4),
         failures=Counter(timeout=1), prompt_tokens=900, completion_tokens=1500, cost=0.0123,
     )
     stats.dedup_examples.append(
