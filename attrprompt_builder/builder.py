@@ -35,10 +35,6 @@ CITATION = """\
 """
 
 
-def _default_journal_dir() -> Path:
-    return Path(datasets.config.HF_DATASETS_CACHE) / "attrprompt_journal"
-
-
 class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
     """Generates a labelled text-classification dataset from an LLM with attributed prompts."""
 
@@ -87,7 +83,9 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
     @property
     def journal_path(self) -> Path:
         recipe = self.config.recipe
-        folder = Path(self.config.journal_dir).expanduser() if self.config.journal_dir else _default_journal_dir()
+        # Beside the datasets this builder writes (its cache_dir, else the datasets cache), unless moved.
+        default = Path(self._cache_dir_root) / "attrprompt_journal"
+        folder = Path(self.config.journal_dir).expanduser() if self.config.journal_dir else default
         return folder / f"{recipe.name}-{recipe.fingerprint}.sqlite"
 
     def run_settings(self, run_id: str) -> RunSettings:
