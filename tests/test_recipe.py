@@ -119,3 +119,17 @@ def test_multi_label_needs_one_label_map(tmp_path):
     recipe = load_recipe(write(tmp_path, data))
     assert recipe.values_for("topic", "billing") == ("refund policy", "roadmap")
     assert recipe.attribute("topic").label_map["roadmap"] == ("billing", "feature_request")  # recipe label order
+
+
+def test_the_readme_recipe_example_is_valid_and_renders_cleanly():
+    from attrprompt_builder.prompts import PromptRenderer
+    from attrprompt_builder.sampling import AttributeSampler
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Recipes", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    recipe = parse_recipe(yaml.safe_load(block), origin="README.md")
+    renderer = PromptRenderer(recipe)
+    billing = renderer.render(AttributeSampler(recipe, seed=0).draw("billing", 0))
+    outage = renderer.render(AttributeSampler(recipe, seed=0).draw("outage", 0))
+    assert billing.endswith("4. It must be irrelevant to: refunds.")
+    assert outage.splitlines()[-1].startswith("3. It is between") and "irrelevant" not in outage
