@@ -214,7 +214,7 @@ class GenerationRun:
 
     def _stranded(self) -> bool:
         """True when nothing is in flight and no class can draw again: quotas cannot be met."""
-        if self._tasks or any(c.candidates for c in self.classes):
+        if self._tasks or any(c.candidates for c in self.classes if not c.done):
             return False
         for state in self.classes:
             if not state.done and state.next_index >= self.settings.max_draws_per_class:
@@ -373,6 +373,9 @@ class GenerationRun:
                 groups: list[str] = []
                 draws: list[AttributeDraw] = []
                 for state in self.classes:
+                    if state.done and state.candidates:  # surplus replies: paid and journaled, not needed
+                        state.outstanding -= len(state.candidates)
+                        state.candidates.clear()
                     # More candidates than open slots cannot all be kept; the rest wait for the next batch.
                     take = min(len(state.candidates), state.quota - state.kept)
                     if take > 0:

@@ -42,3 +42,20 @@ def test_dedup_decisions_do_not_depend_on_concurrency(tgi, tmp_path, minilm_path
 
     # one shared journal: the second run reuses the same replies, arriving in a different order
     assert run("one", 1) == run("sixteen", 16)
+
+
+def test_a_class_that_cannot_fill_its_quota_ends_the_build_with_reasons(tgi, minilm_path):
+    """One class only ever gets the same reply: dedup drops the copies until its draw cap is reached."""
+    from attrprompt_builder.errors import QuotaNotMetError
+
+    compose = tgi.compose
+
+    def same_reply_for_negative(request, behaviour):
+        if "negative" in request.prompt.splitlines()[0]:
+            return "The same short review, every single time, whatever was asked.", "normal"
+        return compose(request, behaviour)
+
+    tgi.compose = same_reply_for_negative
+    builder = make_builder("sst2", endpoint=tgi.url, samples_per_class=3, embedder=minilm_path, max_draws_per_class=6)
+    with pytest.raises(QuotaNotMetError, match=r"class 'negative': only 1 of 3 rows kept after 6 draws \(exact_duplicate: 5\)"):
+        build_dataset(builder)
