@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-from datasets.builder import Key
+
+try:
+    from datasets.builder import Key
+except ImportError:  # datasets < 4 (the loading script's users): plain string keys
+    Key = None
 
 from . import __version__
 from .config import AttrPromptConfig
@@ -62,7 +66,9 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
     def _info(self) -> datasets.DatasetInfo:
         recipe = self.config.recipe
         if recipe.multi_label:
-            label_feature = {"labels": datasets.List(datasets.ClassLabel(names=recipe.label_names))}
+            # datasets < 4 spells List "Sequence"
+            list_feature = getattr(datasets, "List", None) or datasets.Sequence
+            label_feature = {"labels": list_feature(datasets.ClassLabel(names=recipe.label_names))}
         else:
             label_feature = {"label": datasets.ClassLabel(names=recipe.label_names)}
         features = datasets.Features(
@@ -146,7 +152,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         backends = make_backends(settings.backend, token=self._endpoint_token())
         run = GenerationRun(settings, labels, backends=backends, worker=f"{os.getpid()}-{labels[0]}")
         for position, row_index, row in run.rows():
-            yield Key(position, row_index), row
+            yield (Key(position, row_index) if Key is not None else f"{position}-{row_index}"), row
 
     # -- after the build ------------------------------------------------------------------------
     @property
