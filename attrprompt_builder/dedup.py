@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .dedup_batch import CROSS, REASONS, Verdicts, decide_batch
 from .embed import Embedder, load_embedder
 from .errors import ConfigError
 from .faiss_index import DEFAULT_EXACT_LIMIT, DEFAULT_NPROBE, GroupedIndex
@@ -30,10 +31,10 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 __all__ = [
-    "MINILM_THRESHOLD",
-    "NGRAM_THRESHOLD",
     "DedupDecision",
     "DedupStats",
+    "MINILM_THRESHOLD",
+    "NGRAM_THRESHOLD",
     "NearDuplicateFilter",
     "deduplicate",
     "default_threshold",
@@ -120,20 +121,6 @@ class DedupStats:
 
 
 @dataclass
-class _Batch:
-    """What one ``check`` call knows before deciding its rows in order."""
-
-    similarity: np.ndarray  # (n, n) between the batch's texts
-    gids: np.ndarray  # group id per text
-    near_sim: np.ndarray  # best similarity to a kept row of the own group from earlier batches
-    near_pos: np.ndarray  # ... and that row's position in the group
-    foreign_sim: np.ndarray  # best similarity >= threshold to a kept row of another group, else -inf
-    foreign_gid: np.ndarray
-    foreign_pos: np.ndarray
-    earlier: list[list[int]]  # per text: earlier texts of this batch at/above the threshold
-
-
-@dataclass
 class _Group:
     name: str
     gid: int
@@ -184,50 +171,26 @@ class NearDuplicateFilter:
             if not isinstance(text, str):
                 raise ConfigError(f"texts[{position}]: expected a string, got {type(text).__name__}; drop or fill it first")
         owners = [self._group(str(name)) for name in groups]
+        gids = np.array([group.gid for group in owners], dtype=np.int32)
         keys = [_text_key(text) for text in texts]
-        vectors = self._encode(texts, [i for i, key in enumerate(keys) if key not in owners[i].exact])
-        batch = self._prepare(vectors, owners)
-        decisions: list[DedupDecision] = []
-        kept_position: dict[int, int] = {}  # batch row -> its position among its group's kept rows
-        for i, (text, key, group) in enumerate(zip(texts, keys, owners)):
-            decision = self._decide(i, key, group, batch, kept_position)
-            if decision.keep:
-                kept_position[i] = group.kept
-                self._keep(text, key, group)
-            self._count(decision, text, group)
-            decisions.append(decision)
-        kept_rows = sorted(kept_position)
-        self._fill_kept_similarity(decisions, kept_rows, batch)
+        exact_pos = np.array([group.exact.get(key, -1) for key, group in zip(keys, owners)], dtype=np.int64)
+        first_of: dict[tuple[int, bytes], int] = {}
+        key_first = np.array([first_of.setdefault((group.gid, key), i) for i, (key, group) in enumerate(zip(keys, owners))], np.int64)
+        vectors = self._encode(texts, np.flatnonzero(exact_pos < 0).tolist())
+        lookup = self._index.lookup(vectors, gids, threshold=self.threshold)
+        verdicts = decide_batch(
+            vectors @ vectors.T, gids=gids, lookup=lookup, exact_pos=exact_pos, key_first=key_first,
+            kept_before=np.array([group.kept for group in self._by_gid], dtype=np.int64), threshold=self.threshold,
+            cross_group=self.cross_group, drop_cross_group=self.drop_cross_group,
+        )  # fmt: skip
+        kept_rows = np.flatnonzero(verdicts.keep)
+        self._keep(texts, keys, owners, kept_rows.tolist(), verdicts.positions)
+        decisions = self._decisions(verdicts)
+        self._count(texts, owners, decisions, verdicts)
         self._index.add(
-            vectors[kept_rows], gids=batch.gids[kept_rows], positions=np.array([kept_position[i] for i in kept_rows], np.int64)
+            vectors[kept_rows], gids=gids[kept_rows], positions=verdicts.positions[kept_rows], lookup=lookup, rows=kept_rows
         )
         return decisions
-
-    # -- one text ---------------------------------------------------------------------------
-
-    def _decide(self, i: int, key: bytes, group: _Group, batch: _Batch, kept_position: dict[int, int]) -> DedupDecision:
-        position = group.exact.get(key)
-        if position is not None:
-            return DedupDecision(False, "exact_duplicate", group.name, position, 1.0)
-        best, best_pos = float(batch.near_sim[i]), int(batch.near_pos[i])
-        cross, cross_gid, cross_pos = float(batch.foreign_sim[i]), int(batch.foreign_gid[i]), int(batch.foreign_pos[i])
-        for j in batch.earlier[i]:
-            if j not in kept_position:
-                continue
-            score = float(batch.similarity[i, j])
-            if batch.gids[j] == group.gid:
-                if score > best:
-                    best, best_pos = score, kept_position[j]
-            elif self.cross_group and score > cross:
-                cross, cross_gid, cross_pos = score, int(batch.gids[j]), kept_position[j]
-        if best >= self.threshold:
-            return DedupDecision(False, "near_duplicate", group.name, best_pos, best)
-        if cross_gid < 0 or cross < self.threshold:
-            return DedupDecision(True, similarity=max(best, 0.0))
-        other = self._by_gid[cross_gid].name
-        if self.drop_cross_group:
-            return DedupDecision(False, "cross_class_duplicate", other, cross_pos, cross, other)
-        return DedupDecision(True, None, other, cross_pos, cross, other)
 
     # -- batch stages ---------------------------------------------------------------------
 
@@ -257,63 +220,53 @@ class NearDuplicateFilter:
         vectors[rows] = encoded
         return vectors
 
-    def _prepare(self, vectors: np.ndarray, owners: list[_Group]) -> _Batch:
-        gids = np.array([group.gid for group in owners], dtype=np.int32)
-        near_sim, near_pos = self._index.nearest_in_group(vectors, gids)
-        foreign_sim, foreign_gid, foreign_pos = self._index.nearest_foreign(vectors, gids, threshold=self.threshold)
-        similarity = vectors @ vectors.T
-        candidates = np.tril(similarity >= self.threshold, k=-1)
-        earlier: list[list[int]] = [[] for _ in owners]
-        for i in np.flatnonzero(candidates.any(axis=1)).tolist():
-            earlier[i] = np.flatnonzero(candidates[i]).tolist()
-        return _Batch(similarity, gids, near_sim, near_pos, foreign_sim, foreign_gid, foreign_pos, earlier)
-
-    def _keep(self, text: str, key: bytes, group: _Group) -> None:
-        group.exact[key] = group.kept
-        if group.texts is not None:
-            group.texts.append(text)
-        group.kept += 1
-
     @staticmethod
-    def _fill_kept_similarity(decisions: list[DedupDecision], kept_rows: list[int], batch: _Batch) -> None:
-        """A kept row's similarity counts earlier kept rows of its group in this batch too."""
-        if len(kept_rows) < 2:
-            return
-        kept = np.zeros(len(decisions), dtype=bool)
-        kept[kept_rows] = True
-        gids = batch.gids
-        same = (gids[:, None] == gids[None, :]) & kept[None, :] & np.tri(len(decisions), k=-1, dtype=bool)
-        in_batch = np.where(same, batch.similarity, -np.inf).max(axis=1)
-        for i in kept_rows:
-            if decisions[i].cross_group_match is None and in_batch[i] > batch.near_sim[i]:
-                decisions[i] = DedupDecision(True, similarity=max(float(in_batch[i]), 0.0))
+    def _keep(texts: list[str], keys: list[bytes], owners: list[_Group], kept_rows: list[int], positions: np.ndarray) -> None:
+        for i, position in zip(kept_rows, positions[kept_rows].tolist()):
+            group = owners[i]
+            group.exact[keys[i]] = position
+            if group.texts is not None:
+                group.texts.append(texts[i])
+            group.kept += 1
+
+    def _decisions(self, verdicts: Verdicts) -> list[DedupDecision]:
+        names = [group.name for group in self._by_gid]
+        decisions = []
+        columns = (verdicts.keep, verdicts.reason, verdicts.match_gid, verdicts.match_pos, verdicts.similarity, verdicts.flagged)
+        for keep, reason, gid, position, similarity, flagged in zip(*(column.tolist() for column in columns)):
+            if keep and not flagged:
+                decisions.append(DedupDecision(True, similarity=similarity))
+                continue
+            other = names[gid] if flagged or reason == CROSS else None
+            decisions.append(DedupDecision(keep, REASONS[reason], names[gid], position, similarity, other))
+        return decisions
 
     # -- stats ----------------------------------------------------------------------------
 
-    def _count(self, decision: DedupDecision, text: str, group: _Group) -> None:
+    def _count(self, texts: list[str], owners: list[_Group], decisions: list[DedupDecision], verdicts: Verdicts) -> None:
         stats = self.stats
-        stats.checked += 1
-        if decision.keep:
-            stats.kept += 1
-            if decision.cross_group_match is not None:
-                stats.cross_group_flags[group.name] += 1
-            return
-        stats.removed[decision.reason] += 1
-        stats.removed_per_group.setdefault(group.name, Counter())[decision.reason] += 1
-        examples = stats.exact_examples if decision.reason == "exact_duplicate" else stats.near_examples
-        matched = self._groups[decision.match_group]
-        if len(examples) < _MAX_EXAMPLES and matched.texts is not None:
-            examples.append(
-                {
-                    "group": group.name,
-                    "kept_text": matched.texts[decision.match_index],
-                    "dropped_text": text,
-                    "similarity": round(decision.similarity, 4),
-                }
-            )
-            if not self._wants_examples():
-                for each in self._by_gid:
-                    each.texts = None  # every example slot is filled: stop holding kept texts
+        stats.checked += len(decisions)
+        stats.kept += int(verdicts.keep.sum())
+        for i in np.flatnonzero(verdicts.flagged).tolist():
+            stats.cross_group_flags[owners[i].name] += 1
+        for i in np.flatnonzero(~verdicts.keep).tolist():
+            decision, group = decisions[i], owners[i]
+            stats.removed[decision.reason] += 1
+            stats.removed_per_group.setdefault(group.name, Counter())[decision.reason] += 1
+            examples = stats.exact_examples if decision.reason == "exact_duplicate" else stats.near_examples
+            matched = self._groups[decision.match_group]
+            if len(examples) < _MAX_EXAMPLES and matched.texts is not None:
+                examples.append(
+                    {
+                        "group": group.name,
+                        "kept_text": matched.texts[decision.match_index],
+                        "dropped_text": texts[i],
+                        "similarity": round(decision.similarity, 4),
+                    }
+                )
+                if not self._wants_examples():
+                    for each in self._by_gid:
+                        each.texts = None  # every example slot is filled: stop holding kept texts
 
     def _wants_examples(self) -> bool:
         return len(self.stats.near_examples) < _MAX_EXAMPLES or len(self.stats.exact_examples) < _MAX_EXAMPLES
@@ -321,7 +274,12 @@ class NearDuplicateFilter:
 
 def _text_key(text: str) -> bytes:
     """Exact-duplicate key: lower-cased, whitespace collapsed, punctuation stripped at both ends."""
-    normal = " ".join(text.lower().split()).strip(_END_PUNCTUATION)
+    if text.isascii() and text.isprintable() and "  " not in text:
+        # ASCII without control characters or double spaces: only single spaces separate words
+        # (the usual case), so split/join would change nothing but the ends, which strip handles.
+        normal = text.lower().strip(_END_PUNCTUATION)
+    else:
+        normal = " ".join(text.lower().split()).strip(_END_PUNCTUATION)
     return hashlib.blake2b(normal.encode("utf-8"), digest_size=16).digest()
 
 

@@ -1,14 +1,19 @@
 """A growing cosine-similarity index: exact while small, inverted lists (IVF) beyond a size limit.
 
-Vectors are unit rows, so cosine similarity is the inner product (``METRIC_INNER_PRODUCT``); both
-index kinds compute exact inner products for the rows they compare, so a similarity threshold
-means the same thing on both. Ids are the order of ``add``: the n-th vector added has id n,
-whichever index holds it.
+Vectors are unit rows, so cosine similarity is the inner product (``METRIC_INNER_PRODUCT``). Ids
+are the order of ``add``: the n-th vector added has id n, whichever index holds it. Every score
+returned is exact: the IVF scans bfloat16 copies and the best few of each query are scored again
+against the float32 rows, so a similarity threshold means the same thing on both index kinds.
 
-Why IVF and not HNSW: on 100k hashed-ngram vectors (bench/dedup.py's texts, one core), HNSW
-(M=32, efConstruction=64) added ~8k vectors/s and needed efSearch=128 (~4k queries/s) to find
-99.8% of the matches at the threshold; IVF with 1024 lists adds ~180k/s and, probing 4 lists, found
-99.7% of them at ~20k queries/s: near-duplicates sit in the same or a neighbouring cell.
+Why this shape (bench/dedup.py, 100k hashed-ngram vectors, one core): scanning inverted lists is
+memory-bound (a float32 row is 1 KB), so 2-byte codes scan faster (bf16 ~1.7x, fp16 ~1.5x; the
+int8 "direct" codecs returned wrong inner products in FAISS 1.15); centroids are compared in 64
+principal components, 4x cheaper than in 256 dimensions; a query searches its nearest list plus
+the lists whose centroid is nearly as close (``_PROBE_GAP``), where a fixed number of lists either
+misses boundary cases or scans lists in vain; centroids come from two-level k-means (sqrt(lists)
+coarse cells, then lists inside each), several times cheaper to train than one k-means over all
+lists; rows are added to the list their search already found, without a second quantizer pass.
+HNSW was slower: it needed efSearch=128 (~4k queries/s) to find 99.8% of the matches.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
@@ -25,20 +31,35 @@ __all__ = [
     "DEFAULT_NPROBE",
     "GroupedIndex",
     "GrowingIndex",
+    "Lookup",
     "OwnedIndex",
     "configure_faiss",
 ]
 
-#: Up to this many vectors an index stays exact (IndexFlatIP): exact search needs no tuning, and
-#: batched through BLAS it costs about what the IVF costs below this size (bench/dedup.py).
-DEFAULT_EXACT_LIMIT = 20_000
-#: Lists searched per query: 4 of 1024 found 99.7% of exact search's matches at the threshold on
-#: hashed-ngram vectors (nearly random directions, the hard case), 8 found 99.9% at 2/3 the speed.
-DEFAULT_NPROBE = 4
-_MAX_LISTS = 1024  # k-means on 20k+ points into 1024 lists takes about a second; more lists cost more
-_VECTORS_PER_LIST = 16  # fewer lists while the index is small
-_TRAINING_POINTS_PER_LIST = 64
-_REBUILD_GROWTH = 4  # below _MAX_LISTS, retrain with more lists each time the index grows 4x
+#: Up to this many vectors an index stays exact (IndexFlatIP). Past it an exact search costs more
+#: than an IVF search (at 4k rows: ~15 us a query against ~7 us), and the flat stage costs 0.04 s.
+DEFAULT_EXACT_LIMIT = 4096
+#: Lists always searched per query; lists whose centroid is nearly as close are searched too.
+DEFAULT_NPROBE = 1
+# A list is searched too when its centroid is within _PROBE_GAP / sqrt(centroid dimensions) of
+# the nearest one (up to _MAX_PROBES lists): two near-duplicates differ by a short vector, whose
+# projection on a centroid is about its length / sqrt(dimensions). Centroids are compared in the
+# top _QUANTIZER_DIM principal components (projected queries normalised). Recall of the filter's
+# drops against exact search: ngram 100k rows 0.997 (0.998 with 256-d centroids, at ~25% less
+# speed); MiniLM 8k rows 0.998; planted copies in random 48/96/384-d vectors 0.996-1.0.
+_PROBE_GAP = 0.7
+_MAX_PROBES = 6
+_QUANTIZER_DIM = 64
+_BUILD_LENGTH = 16  # vectors per list right after a (re)build
+_MAX_LISTS = 8192  # 8192 x 64 per query for the quantizer: past this it costs more than it saves
+_TWO_LEVEL_FROM = 256  # lists; below it one k-means is cheap enough
+_TRAINING_POINTS_PER_LIST = 32
+_KMEANS_ITERATIONS = 10
+_RESCORED = 2  # extra candidates fetched, so near-ties keep the exact best first
+# bf16 keeps 8 significant bits (a component is off by < 2**-8 of itself), so a unit query's
+# score against a unit row is off by < 0.004: candidates within twice that of the k-th are rescored.
+_CODE_SLACK = 0.008
+_ASSIGN_CHUNK = 16_384
 
 _threads: int | None = None  # the process-wide choice; OpenMP applies it per calling thread
 _thread_state = threading.local()
@@ -79,59 +100,179 @@ class GrowingIndex:
         configure_faiss()
         self.dim = dim
         self.exact_limit = exact_limit
-        self.nprobe = nprobe
-        self._index: faiss.Index = faiss.IndexFlatIP(dim)
-        self._built_at = 0  # vectors the current IVF was trained with
+        self.nprobe = max(1, nprobe)
+        self._exact = faiss.IndexFlatIP(dim)  # every vector in float32: searched while small, then rescores
+        self._ivf: faiss.IndexIVFScalarQuantizer | None = None
+        self._quantizer: faiss.Index | None = None
 
     @property
     def ntotal(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._exact.ntotal)
 
     @property
     def approximate(self) -> bool:
-        return not isinstance(self._index, faiss.IndexFlat)
+        return self._ivf is not None
 
-    def add(self, vectors: np.ndarray) -> None:
+    def add(self, vectors: np.ndarray, *, cells: np.ndarray | None = None) -> None:
+        """Append rows; ``cells`` (from ``search_with_cells`` since the last add) skips re-assigning them."""
         if len(vectors) == 0:
             return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         _apply_threads()
-        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        if not self.approximate:
+        start = self.ntotal
+        self._exact.add(vectors)
+        if self._ivf is None:
             if self.ntotal > self.exact_limit:
                 self._rebuild()
-        elif self.ntotal >= _REBUILD_GROWTH * self._built_at and self._index.nlist < _MAX_LISTS:
+            return
+        if cells is None or len(cells) != len(vectors) or np.any(cells < 0):
+            cells = self._assign(vectors)
+        self._add_to_lists(vectors, np.arange(start, self.ntotal, dtype=np.int64), cells)
+        if self._outgrown():
             self._rebuild()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (similarities, ids) per query, best first; missing slots are ``(-inf, -1)``."""
+        scores, ids, _ = self.search_with_cells(queries, k)
+        return scores, ids
+
+    def search_with_cells(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``search`` plus each query's nearest list (-1 while exact), for a later ``add(cells=)``."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         _apply_threads()
-        if self.ntotal == 0 or len(queries) == 0:
-            return (np.full((len(queries), k), -np.inf, dtype=np.float32), np.full((len(queries), k), -1, np.int64))
-        return self._index.search(queries, k)
+        count = len(queries)
+        cells = np.full(count, -1, dtype=np.int64)
+        if self.ntotal == 0 or count == 0:
+            return np.full((count, k), -np.inf, dtype=np.float32), np.full((count, k), -1, np.int64), cells
+        if self._ivf is None:
+            scores, ids = self._exact.search(queries, k)
+            return scores, ids, cells
+        probes = min(max(self.nprobe, _MAX_PROBES), self._ivf.nlist)
+        centroid_sims, lists = self._quantizer.search(queries, probes)
+        cells = lists[:, 0].copy()
+        # Lists clearly farther than the nearest rarely hold a near-duplicate: skip them (-1).
+        far = centroid_sims < centroid_sims[:, :1] - _PROBE_GAP / math.sqrt(min(self.dim, _QUANTIZER_DIM))
+        far[:, : self.nprobe] = False
+        lists[far] = -1
+        self._ivf.nprobe = probes
+        fetched = min(k + _RESCORED, self.ntotal)
+        approximate, ids = self._ivf.search_preassigned(queries, fetched, lists, centroid_sims)
+        # Score exactly the top k and any candidate that bf16 rounding could have ranked below them.
+        last = min(k, fetched) - 1
+        wanted = (ids >= 0) & (approximate >= approximate[:, last : last + 1] - _CODE_SLACK)
+        rescored = np.ascontiguousarray(np.where(wanted, ids, -1))
+        scores = np.empty(ids.shape, dtype=np.float32)
+        self._exact.compute_distance_subset(count, faiss.swig_ptr(queries), fetched, faiss.swig_ptr(scores), faiss.swig_ptr(rescored))
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        scores, ids = np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+        if fetched < k:
+            pad = ((0, 0), (0, k - fetched))
+            scores, ids = np.pad(scores, pad, constant_values=-np.inf), np.pad(ids, pad, constant_values=-1)
+        return scores.astype(np.float32, copy=False), ids, cells
 
     def vectors(self) -> np.ndarray:
         """Every stored vector, in id order."""
-        return self._index.reconstruct_n(0, self.ntotal)
+        return self._stored().copy()
+
+    def _stored(self) -> np.ndarray:
+        return faiss.rev_swig_ptr(self._exact.get_xb(), self.ntotal * self.dim).reshape(self.ntotal, self.dim)
+
+    def _outgrown(self) -> bool:
+        """Whether lists average max(32, 4 * sqrt(lists)) vectors. A search costs lists x 64 for the
+        quantizer plus (probed lists) x length x dim for the scan, so lists should grow with about
+        sqrt(vectors), and a rebuild (vectors x lists x 64, plus training) must pay for itself.
+        With the defaults: 256 lists from 4k vectors, 1024 from 16k, 8192 (the cap) from 131k."""
+        lists = self._ivf.nlist
+        return lists < _MAX_LISTS and self.ntotal >= max(2 * _BUILD_LENGTH, 4 * math.sqrt(lists)) * lists
+
+    def _assign(self, vectors: np.ndarray) -> np.ndarray:
+        cells = np.empty(len(vectors), dtype=np.int64)
+        for start in range(0, len(vectors), _ASSIGN_CHUNK):
+            _, nearest = self._quantizer.search(vectors[start : start + _ASSIGN_CHUNK], 1)
+            cells[start : start + _ASSIGN_CHUNK] = nearest[:, 0]
+        return cells
+
+    def _add_to_lists(self, vectors: np.ndarray, ids: np.ndarray, cells: np.ndarray) -> None:
+        cells = np.ascontiguousarray(cells, dtype=np.int64)
+        self._ivf.add_core(len(vectors), faiss.swig_ptr(vectors), faiss.swig_ptr(ids), faiss.swig_ptr(cells))
 
     def _rebuild(self) -> None:
-        """Move every vector into a freshly trained IVF sized for the current count."""
-        stored = self.vectors()
-        count = len(stored)
-        lists = min(_MAX_LISTS, 2 ** int(math.log2(max(1.0, count / _VECTORS_PER_LIST))))
-        quantizer = faiss.IndexFlatIP(self.dim)
-        index = faiss.IndexIVFFlat(quantizer, self.dim, lists, faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = 10
-        index.cp.spherical = True  # centroids on the unit sphere, like the vectors
-        index.cp.min_points_per_centroid = 8  # 16+ per list is plenty here; FAISS would warn below 39
+        """Move every vector into fresh inverted lists sized for the current count."""
+        count = self.ntotal
+        lists = min(_MAX_LISTS, 2 ** int(math.log2(max(1.0, count / _BUILD_LENGTH))))
         # An evenly spaced sample: deterministic, and spread over the whole history.
+        stored = self._stored()
         sample = stored[np.linspace(0, count - 1, min(count, _TRAINING_POINTS_PER_LIST * lists)).astype(np.int64)]
-        index.train(sample)
-        index.add(stored)
-        index.make_direct_map()  # lets the next rebuild read the vectors back
-        index.nprobe = self.nprobe
-        self._index = index
-        self._built_at = count
+        self._quantizer = _quantizer(sample, lists)
+        index = faiss.IndexIVFScalarQuantizer(
+            self._quantizer, self.dim, self._quantizer.ntotal, faiss.ScalarQuantizer.QT_bf16, faiss.METRIC_INNER_PRODUCT, False
+        )
+        index.train(sample[:1])  # the quantizer is full already, and bf16 codes need no training
+        self._ivf = index
+        self._add_to_lists(stored, np.arange(count, dtype=np.int64), self._assign(stored))
+
+
+def _quantizer(sample: np.ndarray, lists: int) -> faiss.Index:
+    """Unit centroids of ~``lists`` cells, compared by inner product; past ``_QUANTIZER_DIM``
+    dimensions, in the sample's top principal components (the query projected and normalised)."""
+    dim = sample.shape[1]
+    if dim <= _QUANTIZER_DIM:
+        flat = faiss.IndexFlatIP(dim)
+        flat.add(_train_centroids(sample, lists))
+        return flat
+    pca = faiss.PCAMatrix(dim, _QUANTIZER_DIM)
+    pca.train(sample)
+    projected = pca.apply(sample)
+    faiss.normalize_L2(projected)
+    flat = faiss.IndexFlatIP(_QUANTIZER_DIM)
+    flat.add(_train_centroids(projected, lists))
+    quantizer = faiss.IndexPreTransform(faiss.NormalizationTransform(_QUANTIZER_DIM, 2.0), flat)
+    quantizer.prepend_transform(pca)
+    return quantizer
+
+
+def _train_centroids(points: np.ndarray, lists: int) -> np.ndarray:
+    """Unit centroids for about ``lists`` lists: one k-means, or coarse cells split in proportion."""
+    if lists < _TWO_LEVEL_FROM:
+        return _kmeans(points, lists)
+    coarse = _kmeans(points, round(math.sqrt(lists)))
+    nearest = faiss.IndexFlatIP(points.shape[1])
+    nearest.add(coarse)
+    _, cell = nearest.search(points, 1)
+    cell = cell[:, 0]
+    sizes = np.bincount(cell, minlength=len(coarse))
+    quotas = np.diff(np.concatenate([[0], np.cumsum(sizes) * lists // len(points)]))
+    parts = [_kmeans(points[cell == c], int(quota)) for c, quota in enumerate(quotas.tolist()) if quota > 0]
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def _kmeans(points: np.ndarray, k: int) -> np.ndarray:
+    if k >= len(points):
+        return np.ascontiguousarray(points, dtype=np.float32)
+    kmeans = faiss.Kmeans(
+        points.shape[1], k, niter=_KMEANS_ITERATIONS, spherical=True, seed=1234,
+        min_points_per_centroid=1, max_points_per_centroid=256,
+    )  # fmt: skip
+    kmeans.train(np.ascontiguousarray(points, dtype=np.float32))
+    return kmeans.centroids
+
+
+@dataclass
+class Lookup:
+    """What ``GroupedIndex.lookup`` found for each row of a batch.
+
+    ``near_*``: the best row of the row's own group (``(-inf, -1)`` if none); ``foreign_*``: the
+    best row of another group at or above the threshold (``(-inf, -1, -1)`` if none); ``cells``
+    and ``view_cells``: where each row would go, handed back to ``GroupedIndex.add``.
+    """
+
+    near_sim: np.ndarray
+    near_pos: np.ndarray
+    foreign_sim: np.ndarray
+    foreign_gid: np.ndarray
+    foreign_pos: np.ndarray
+    cells: np.ndarray
+    view_cells: np.ndarray
 
 
 class OwnedIndex:
@@ -151,7 +292,7 @@ class OwnedIndex:
     def ntotal(self) -> int:
         return self._index.ntotal
 
-    def add(self, vectors: np.ndarray, *, owners: np.ndarray, positions: np.ndarray) -> None:
+    def add(self, vectors: np.ndarray, *, owners: np.ndarray, positions: np.ndarray, cells: np.ndarray | None = None) -> None:
         count = len(vectors)
         if self._size + count > len(self._owner):
             capacity = max(1024, 2 * (self._size + count))
@@ -160,25 +301,25 @@ class OwnedIndex:
         self._owner[self._size : self._size + count] = owners
         self._position[self._size : self._size + count] = positions
         self._size += count
-        self._index.add(vectors)
+        self._index.add(vectors, cells=cells)
 
     def best_foreign(
         self, queries: np.ndarray, *, owners: np.ndarray, threshold: float, k: int = 8
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per query, the most similar of its top ``k`` owned by another group, if >= threshold.
 
-        Returns (similarity, owner, position); rows without such a match get (-inf, -1, -1). When
-        all top ``k`` belong to the query's own group and reach the threshold, the query is a
-        near-duplicate inside its group and is dropped anyway, so nothing is lost by not looking
-        further.
+        Returns (similarity, owner, position, cell); rows without such a match get (-inf, -1, -1).
+        When all top ``k`` belong to the query's own group and reach the threshold, the query is
+        a near-duplicate inside its group and is dropped anyway, so nothing is lost by not
+        looking further.
         """
         count = len(queries)
         sims = np.full(count, -np.inf, dtype=np.float32)
         found_owner = np.full(count, -1, dtype=np.int32)
         found_position = np.full(count, -1, dtype=np.int64)
         if count == 0 or self.ntotal == 0:
-            return sims, found_owner, found_position
-        scores, ids = self._index.search(queries, min(k, self.ntotal))
+            return sims, found_owner, found_position, np.full(count, -1, dtype=np.int64)
+        scores, ids, cells = self._index.search_with_cells(queries, min(k, self.ntotal))
         valid = ids >= 0
         owner_of = np.where(valid, self._owner[np.where(valid, ids, 0)], -1)
         foreign = valid & (owner_of != owners[:, None]) & (scores >= threshold)
@@ -187,7 +328,7 @@ class OwnedIndex:
         sims[rows] = scores[rows, first]
         found_owner[rows] = owner_of[rows, first]
         found_position[rows] = self._position[ids[rows, first]]
-        return sims, found_owner, found_position
+        return sims, found_owner, found_position, cells
 
 
 class GroupedIndex:
@@ -216,27 +357,34 @@ class GroupedIndex:
     def approximate(self, gid: int) -> bool:
         return self._groups[gid].approximate
 
-    def nearest_in_group(self, vectors: np.ndarray, gids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, the best (similarity, position) among its own group's rows; (-inf, -1) if none."""
-        sims = np.full(len(gids), -np.inf, dtype=np.float32)
-        positions = np.full(len(gids), -1, dtype=np.int64)
+    def lookup(self, vectors: np.ndarray, gids: np.ndarray, *, threshold: float) -> Lookup:
+        """Per row: its nearest row in its own group, and a near-duplicate in another group if any."""
+        count = len(gids)
+        near_sim = np.full(count, -np.inf, dtype=np.float32)
+        near_pos = np.full(count, -1, dtype=np.int64)
+        cells = np.full(count, -1, dtype=np.int64)
         for gid in np.unique(gids).tolist():
             rows = np.flatnonzero(gids == gid)
             if self._groups[gid].ntotal:
-                scores, ids = self._groups[gid].search(vectors[rows], 1)
-                sims[rows], positions[rows] = scores[:, 0], ids[:, 0]
-        return sims, positions
-
-    def nearest_foreign(self, vectors: np.ndarray, gids: np.ndarray, *, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``OwnedIndex.best_foreign`` over every group's rows; (-inf, -1, -1) without a view."""
+                scores, ids, cells[rows] = self._groups[gid].search_with_cells(vectors[rows], 1)
+                near_sim[rows], near_pos[rows] = scores[:, 0], ids[:, 0]
         if self._view is None:
-            count = len(gids)
-            return np.full(count, -np.inf, np.float32), np.full(count, -1, np.int32), np.full(count, -1, np.int64)
-        return self._view.best_foreign(vectors, owners=gids, threshold=threshold)
+            foreign = (np.full(count, -np.inf, np.float32), np.full(count, -1, np.int32), np.full(count, -1, np.int64))
+            view_cells = np.full(count, -1, dtype=np.int64)
+        else:
+            *foreign, view_cells = self._view.best_foreign(vectors, owners=gids, threshold=threshold)
+        return Lookup(near_sim, near_pos, *foreign, cells, view_cells)
 
-    def add(self, vectors: np.ndarray, *, gids: np.ndarray, positions: np.ndarray) -> None:
-        """Rows in order; ``positions`` must continue each group's numbering (0, 1, ...)."""
+    def add(self, vectors: np.ndarray, *, gids: np.ndarray, positions: np.ndarray, lookup: Lookup | None = None, rows: np.ndarray | None = None) -> None:
+        """Rows in order; ``positions`` must continue each group's numbering (0, 1, ...).
+
+        ``lookup``/``rows``: the lookup of the batch these vectors are ``rows`` of, so each index
+        reuses the lists its search already chose.
+        """
+        cells = lookup.cells[rows] if lookup is not None else None
+        view_cells = lookup.view_cells[rows] if lookup is not None else None
         for gid in np.unique(gids).tolist():
-            self._groups[gid].add(vectors[gids == gid])
+            mine = gids == gid
+            self._groups[gid].add(vectors[mine], cells=cells[mine] if cells is not None else None)
         if self._view is not None:
-            self._view.add(vectors, owners=gids, positions=positions)
+            self._view.add(vectors, owners=gids, positions=positions, cells=view_cells)

@@ -4,8 +4,8 @@ Texts are 3-6 sentences drawn from the real paragraphs of ``dedup_threshold.real
 5% of rows are light edits (``dedup_threshold.light_edit``) of an earlier row of their group.
 Each size runs in a fresh process so its peak RSS is its own. Per size it prints:
 
-- embed stage texts/s (time inside ``Embedder.encode``), FAISS stage texts/s (time inside FAISS:
-  ``GrowingIndex.search``/``add``, training included) and filter texts/s (all of
+- embed stage texts/s (time inside ``Embedder.encode``), FAISS stage texts/s (time inside the index:
+  ``GrowingIndex.search``/``search_with_cells``/``add``, training and rebuilds included) and filter texts/s (all of
   ``NearDuplicateFilter.check`` but the encoder: FAISS plus hashing and the in-batch decisions);
 - end to end texts/s, and for MiniLM the raw encoder's own throughput: the plain
   tokenizer + forward loop with the same batch size (64), no dedup;
@@ -17,16 +17,19 @@ MiniLM at 100k+ is too slow on a shared 2-core machine, so it runs at ``--minilm
 and the ngram embedder covers the large ``--sizes``.
 
 Run: ``nice -n 10 python bench/dedup.py [--sizes 10000 100000 1000000] [--minilm-sizes 2000]``.
-One run on this shared 2-core machine (other jobs running; FAISS on one thread), one group:
+Runs on this shared 2-core machine (other jobs running, so figures move by ~10%; FAISS on one
+thread), one group; MiniLM row from the earlier index (it stays exact at 2,000 rows):
 
     size       embedder  embed/s  FAISS/s  filter/s  end-to-end/s  caught  recall vs exact  peak RSS
     2,000      MiniLM         20     102k      9.6k    20 (1.25x raw 16/s)  1.000        -       1.3 GB
-    10,000     ngram       26.4k    48.4k     29.0k         13.8k   1.000        -       0.2 GB
-    100,000    ngram       24.9k    19.7k     15.3k          9.5k   0.997     0.9976     0.4 GB
-    1,000,000  ngram       20.6k     3.0k      2.8k          2.5k   0.995        -       2.5 GB
+    10,000     ngram       28.5k    92.2k     46.8k         17.7k   1.000     1.0000     0.2 GB
+    100,000    ngram       26.5k    54.9k     34.3k         15.0k   0.996     0.9967     0.5 GB
+    1,000,000  ngram       24.0k    21.3k     16.8k          9.9k   0.995        -       3.2 GB
 
-(exact-only FAISS at 100k: 5.3k/s. Past 320k rows the IVF keeps 1024 lists, so lists lengthen
-and FAISS slows down; see ``faiss_index._MAX_LISTS``.)
+Before the bf16 / PCA-quantizer IVF and the batched decisions (``dedup_batch``), same machine:
+100k 20.8k FAISS/s, 16.1k filter/s, recall 0.9976; 1M 3.0k FAISS/s (an earlier run; 1024 lists at most).
+Exact-only FAISS at 100k: 5.2k/s. Past 131k rows an index keeps 8192 lists
+(``faiss_index._MAX_LISTS``), so lists lengthen and FAISS slows down.
 """
 
 from __future__ import annotations
@@ -90,21 +93,28 @@ class TimedEmbedder:
 
 
 class FaissClock:
-    """Adds up the time spent in ``GrowingIndex.search`` and ``.add`` (this process only)."""
+    """Adds up the time spent in ``GrowingIndex`` searches and adds (this process only).
+
+    ``search`` calls ``search_with_cells``: only the outermost timed call counts.
+    """
 
     seconds = 0.0
+    _depth = 0
 
     @classmethod
     def install(cls) -> None:
-        for name in ("search", "add"):
+        for name in ("search", "search_with_cells", "add"):
             real = getattr(GrowingIndex, name)
 
             def timed(self, *args, _real=real, **kwargs):
+                cls._depth += 1
                 started = time.perf_counter()
                 try:
                     return _real(self, *args, **kwargs)
                 finally:
-                    cls.seconds += time.perf_counter() - started
+                    cls._depth -= 1
+                    if cls._depth == 0:
+                        cls.seconds += time.perf_counter() - started
 
             setattr(GrowingIndex, name, timed)
 
