@@ -402,7 +402,7 @@ class GenerationRun:
 
     async def _drain(self) -> None:
         """Wait for in-flight requests (their replies are paid: journal them), briefly if stopping."""
-        deadline = time.monotonic() + (5.0 if self._stop_requested.is_set() or self._fatal else 3600.0)
+        deadline = time.monotonic() + (5.0 if self._stop_requested.is_set() else 3600.0)
         while self._tasks and time.monotonic() < deadline:
             if self._fatal is not None and not self._stop_requested.is_set():
                 return

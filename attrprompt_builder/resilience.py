@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from dataclasses import dataclass
@@ -35,7 +34,10 @@ class RetryPolicy:
 
 
 class AdaptiveLimiter:
-    """Concurrency slots whose number adapts to the endpoint (additive increase, multiplicative decrease)."""
+    """How many requests an endpoint should have in flight (additive increase, multiplicative decrease).
+
+    Plain state: the dispatcher counts ``in_flight`` under its own condition and reports outcomes.
+    """
 
     def __init__(self, max_concurrency: int, *, cooldown: float = 1.0) -> None:
         self.max_concurrency = max_concurrency
@@ -44,25 +46,6 @@ class AdaptiveLimiter:
         self.cooldown = cooldown
         self.decreases = 0
         self._last_decrease = -float("inf")
-        self._changed = asyncio.Condition()
-
-    @property
-    def free(self) -> bool:
-        return self.in_flight < max(1, int(self.limit))
-
-    async def acquire(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.free)
-            self.in_flight += 1
-
-    async def release(self, *, overloaded: bool = False, succeeded: bool = False) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            if overloaded:
-                self.on_overload()
-            elif succeeded:
-                self.on_success()
-            self._changed.notify_all()
 
     def on_success(self) -> None:
         self.limit = min(float(self.max_concurrency), self.limit + 1.0 / self.limit)
