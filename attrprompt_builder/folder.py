@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
 import math
 import sys
 from pathlib import Path
@@ -19,7 +18,6 @@ from .stats import BuildStats
 
 __all__ = ["GENERATION_FILE", "RECIPE_FILE", "build_dataset", "generate_folder", "unwrap_error", "write_folder"]
 
-logger = logging.getLogger(__name__)
 
 RECIPE_FILE = "recipe.yaml"
 GENERATION_FILE = "generation.json"
@@ -104,6 +102,5 @@ def card_embedder(spec: str | None):
     try:
         return load_embedder(spec)
     except AttrPromptError as err:
-        logger.warning("dataset card: pairwise similarity left out (%s)", err)
         print(f"warning: the card leaves out pairwise similarity: {err}", file=sys.stderr)
         return None
