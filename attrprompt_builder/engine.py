@@ -37,6 +37,11 @@ __all__ = ["GenerationRun"]
 
 _DONE = object()
 
+# Draws sent beyond a class's remaining need, in expectation of drops. A class stops needing them
+# once its quota is met, so this also bounds the paid-but-unused replies per class (they stay in
+# the journal for a later, larger build).
+SPECULATIVE_DRAWS_PER_CLASS = 4
+
 
 @dataclass
 class _Candidate:
@@ -238,7 +243,9 @@ class GenerationRun:
         for state in self.classes:
             if state.done or state.next_index >= self.settings.max_draws_per_class:
                 continue
-            if math.floor(state.outstanding * keep_rate) >= state.quota - state.kept:
+            remaining = state.quota - state.kept
+            spare = min(SPECULATIVE_DRAWS_PER_CLASS, math.ceil(remaining * (1 - keep_rate) / keep_rate))
+            if state.outstanding >= remaining + spare:
                 continue
             index = state.next_index
             state.next_index += 1

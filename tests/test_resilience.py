@@ -88,6 +88,30 @@ def test_acceptance_faults_and_refusals_still_give_exact_quotas(tgi):
     assert stats.sent <= tgi.served <= stats.sent + tgi.faulted["slow"]
 
 
+def test_speculative_draws_beyond_need_are_bounded_per_class(tgi):
+    """One class is mostly refused, so the observed keep rate is low for all: draws run ahead of the
+    quotas, but no class over-pays by more than the cap, even the classes that never drop a reply."""
+    import hashlib
+
+    from attrprompt_builder.engine import SPECULATIVE_DRAWS_PER_CLASS
+
+    compose = tgi.compose
+
+    def world_mostly_refused(request, behaviour):
+        if " on world " in request.prompt.splitlines()[0] and hashlib.sha256(request.prompt.encode()).digest()[0] < 230:
+            return "I'm sorry, but I can't help with that request.", "refusal"
+        return compose(request, behaviour)
+
+    tgi.compose = world_mostly_refused
+    tgi.configure(latency=("lognormal", 0.02, 0.5))
+    ds, builder = build(tgi.url, samples_per_class=40, max_concurrency=16, max_draws_per_class=1000)
+    stats = builder.stats
+    assert per_class_counts(ds) == [40, 40, 40, 40]
+    assert stats.dropped["refusal"] > 200
+    unused = stats.sent - stats.kept - sum(stats.dropped.values())
+    assert 0 <= unused <= 4 * SPECULATIVE_DRAWS_PER_CLASS
+
+
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [("429", "http_429"), ("503", "http_503"), ("502", "http_502"), ("504", "http_504"), ("424", "http_424"), ("garbage", "bad_body"), ("drop", "connection")],
