@@ -30,12 +30,6 @@ from urllib.parse import urlsplit
 import yaml
 
 from .config import AttrPromptConfig
-from .dispatch import Dispatcher
-from .errors import ConfigError, DiscoveryError
-from .filters import is_refusal
-from .journal import Journal, request_key
-from .llm import ChatRequest, SamplingParams
-from .parsing import dimension_name, match_labels, parse_class_dependence, parse_list, parse_yes_no
 from .discover_report import (
     RETRIES,
     DiscoveryReport,
@@ -44,6 +38,12 @@ from .discover_report import (
     recipe_data,
     recipe_yaml,
 )
+from .dispatch import Dispatcher
+from .errors import ConfigError, DiscoveryError
+from .filters import is_refusal
+from .journal import Journal, request_key
+from .llm import ChatRequest, SamplingParams
+from .parsing import dimension_name, match_labels, parse_class_dependence, parse_list, parse_yes_no
 from .recipe import RESERVED_NAMES, default_label_text, parse_recipe
 from .resilience import RetryPolicy
 from .settings import BackendSpec, make_backends
@@ -211,7 +211,7 @@ class _Steps:
             others = {k: v for k, v in self.texts.items() if k != label}
             prompt = SIMILAR_PROMPT.format(domain=self.domain, classes=self.classes, count=count,
                                            label=self.texts[label])
-            parse = lambda reply, others=others: match_labels(parse_list(reply), others)[0][:count]  # noqa: E731
+            parse = lambda reply, others=others: match_labels(parse_list(reply), others)[0][:count]
             questions.append((prompt, LIST_PARAMS, ("similar", label), parse))
         answers = await self.asker.ask_all(questions)
         for name, (dependent, reply) in zip(names, answers):
@@ -245,7 +245,7 @@ class _Steps:
                     unrelated = UNRELATED_CLAUSE.format(label=self.texts[label], similar=similar) if similar else ""
                     prompt = CLASS_VALUES_PROMPT.format(count=count, dimension=words, domain=self.domain,
                                                         label=self.texts[label], unrelated=unrelated)
-                parse = lambda reply: parse_list(reply, limit=count)  # noqa: E731
+                parse = lambda reply: parse_list(reply, limit=count)
                 questions.append((prompt, LIST_PARAMS, ("values", name, label or "*"), parse))
                 targets.append((name, label))
         values: dict[str, dict[str | None, list[str]]] = {name: {} for name in names}

@@ -196,7 +196,7 @@ class GenerationRun:
                 self._changed.clear()
                 try:
                     await asyncio.wait_for(self._changed.wait(), timeout=0.5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             state, request, draw = job

@@ -41,7 +41,7 @@ _CLOSING_RE = re.compile(
 _YES = frozenset({"yes", "yeah", "yep", "yup"})
 _NO = frozenset({"no", "nope"})
 _HEDGES = frozenset(
-    "depends depend maybe perhaps possibly partially partly somewhat unclear unsure uncertain".split()
+    ["depends", "depend", "maybe", "perhaps", "possibly", "partially", "partly", "somewhat", "unclear", "unsure", "uncertain"]
 )
 # Words that may precede the actual answer: "Answer: yes", "The answer is no", "My final answer: yes".
 _LEAD_WORDS = frozenset({"answer", "final", "the", "is", "my", "a", "response", "short"})

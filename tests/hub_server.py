@@ -245,7 +245,7 @@ def _info(call: _Call) -> _Reply:
         "lastModified": repo.dates[sha],
         "createdAt": repo.dates[sha],
         "private": repo.private,
-        **{"gated": False, "disabled": False, "downloads": 0, "likes": 0},
+        "gated": False, "disabled": False, "downloads": 0, "likes": 0,
         "tags": card.get("tags", []),
         "cardData": card,
         "siblings": [{"rfilename": path} for path in sorted(repo.snapshots[sha])],
@@ -395,7 +395,7 @@ def _make_handler(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as httpx2 reuses connections like on the Hub
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # tests read hub.requests rather than stderr noise
 
         def do_GET(self) -> None:

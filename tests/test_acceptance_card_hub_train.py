@@ -8,8 +8,8 @@ import re
 
 import datasets
 import pytest
-from huggingface_hub import DatasetCard
 from hub_server import LoopbackHub
+from huggingface_hub import DatasetCard
 from test_cli import attrprompt
 from test_publish import _LOAD, _run
 

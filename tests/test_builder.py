@@ -181,7 +181,7 @@ def test_plugin_registration_is_idempotent_and_checks_datasets_internals():
     attrprompt_builder.register()
     assert datasets.load.dataset_module_factory is factory
     # the internals the plugin relies on; if datasets changes them this fails loudly
-    assert getattr(factory, "_attrprompt_names") == {"attrprompt"}
+    assert factory._attrprompt_names == {"attrprompt"}
     assert datasets.inspect.dataset_module_factory is not None
     assert {"module_path", "hash", "builder_kwargs"} <= set(datasets.load.DatasetModule.__dataclass_fields__)
     module = datasets.load.dataset_module_factory("attrprompt")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import datasets
 import pytest
+from scripted_llm import NEWS_LABELS, ScriptedLLM
 
 from attrprompt_builder import metrics
 from attrprompt_builder.compare import add_compare_arguments, compare_folders, format_report, run_compare
 from attrprompt_builder.discover import discover_recipe
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.folder import generate_folder
-from scripted_llm import NEWS_LABELS, ScriptedLLM
 
 
 def _folder(path: Path, texts: list[str], labels: list[int], **columns: list) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import datasets
 import pytest
 import yaml
+from scripted_llm import NEWS_LABELS, RELATED_MARKER, WORLD_RELATED, ScriptedLLM
 
 import attrprompt_builder  # noqa: F401  registers the "attrprompt" dataset
 from attrprompt_builder.discover import (
@@ -20,7 +21,6 @@ from attrprompt_builder.discover import (
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.folder import generate_folder
 from attrprompt_builder.recipe import load_recipe
-from scripted_llm import NEWS_LABELS, RELATED_MARKER, WORLD_RELATED, ScriptedLLM
 
 
 @pytest.fixture
