@@ -8,8 +8,9 @@ relates to a similar class: "yes" values are dropped, at most ``max_filtered_per
 and dimension (the paper's cap, which keeps a class from losing most of its list).
 
 Every question goes through the generation client (``Dispatcher`` over ``make_backends``) and a
-journal, keyed like generation requests, so rerunning discovery re-sends nothing already paid. The
-result is a commented recipe YAML for a person to review before ``attrprompt generate``.
+journal, keyed like generation requests (see ``discover_asker``), so rerunning discovery re-sends
+nothing already paid. The result is a commented recipe YAML for a person to review before
+``attrprompt generate``.
 """
 
 from __future__ import annotations
@@ -21,15 +22,14 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
 from .config import AttrPromptConfig
+from .discover_asker import Asker, Question
 from .discover_report import (
     RETRIES,
     DiscoveryReport,
@@ -40,13 +40,12 @@ from .discover_report import (
 )
 from .dispatch import Dispatcher
 from .errors import ConfigError, DiscoveryError
-from .filters import is_refusal
-from .journal import Journal, request_key
-from .llm import ChatRequest, SamplingParams
+from .journal import Journal
+from .llm import SamplingParams
 from .parsing import dimension_name, match_labels, parse_class_dependence, parse_list, parse_yes_no
 from .recipe import RESERVED_NAMES, default_label_text, parse_recipe
 from .resilience import RetryPolicy
-from .settings import BackendSpec, make_backends
+from .settings import make_backends
 
 __all__ = [
     "DiscoveryError",
@@ -62,8 +61,6 @@ __all__ = [
 _LENGTH_NAMES = frozenset({"length", "text_length", "word_count", "number_of_words", "word_length", "size"})
 LIST_PARAMS = SamplingParams(temperature=0.7, top_p=1.0, max_new_tokens=512)
 YES_NO_PARAMS = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=48)
-# A greedy (temperature 0) question asked again would get the same unusable reply: retries sample.
-_RETRY_YES_NO_PARAMS = SamplingParams(temperature=0.7, top_p=1.0, max_new_tokens=48)
 
 DIMENSIONS_PROMPT = (
     "We are creating a dataset of synthetic {domain} for a text classification task with these classes: "
@@ -95,12 +92,6 @@ FILTER_PROMPT = (
     "In {domain} about {label}, is the {dimension} '{value}' related to any of these classes: {similar}? "
     "Answer yes or no."
 )
-_Question = tuple[str, SamplingParams, tuple[str, ...], Callable[[str], Any]]
-
-
-def _seed(*parts: object) -> int:
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % (2**31)  # OpenAI-compatible servers want a signed 32-bit seed
 
 
 def _excerpt(text: str) -> str:
@@ -108,62 +99,11 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-class _Asker:
-    """Sends questions through the generation client, journaling every reply before it is used."""
-
-    def __init__(
-        self, spec: BackendSpec, dispatcher: Dispatcher, journal: Journal, *, seed: int, progress: Any
-    ) -> None:
-        self.spec, self.dispatcher, self.journal, self.seed, self.progress = spec, dispatcher, journal, seed, progress
-        self.sent = self.reused = 0
-
-    async def ask(
-        self, prompt: str, params: SamplingParams, key: tuple[str, ...], parse: Callable[[str], Any]
-    ) -> tuple[Any, str]:
-        """(the parsed reply, or None when ``RETRIES`` retries gave nothing usable; the last reply text)."""
-        messages = ({"role": "user", "content": prompt},)
-        text = ""
-        for attempt in range(RETRIES + 1):
-            used = _RETRY_YES_NO_PARAMS if attempt and params.temperature == 0 else params
-            seed = _seed(self.seed, *key, attempt)
-            spec = self.spec
-            key_of = request_key(messages, model=spec.model or "", backend=spec.identity, params=used, seed=seed)
-            request = ChatRequest(messages=messages, params=used, seed=seed, key=key_of)
-            reply = self.journal.get(request.key)
-            if reply is not None:
-                self.reused += 1
-            else:
-                reply = await self.dispatcher.send(request)
-                if reply is not None:
-                    self.journal.record(request, reply, label=f"discover:{key[0]}", index=attempt)
-                    self.sent += 1
-            text = reply.text if reply is not None else ""
-            result = None if is_refusal(text) else parse(text)  # "Sorry, I can't" is no one-item list
-            if result is not None and result != []:
-                break
-        else:
-            result = None
-        self.progress.update(1)
-        return result, text
-
-    async def ask_all(self, questions: list[_Question]) -> list[tuple[Any, str]]:
-        self.progress.total = (self.progress.total or 0) + len(questions)
-        self.progress.refresh()
-        tasks = [asyncio.ensure_future(self.ask(*question)) for question in questions]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:  # a fatal error (bad token, dead endpoint) stops the questions still waiting
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-
-
 class _Steps:
     """The four steps; each fills ``report`` and returns what the next one needs."""
 
     def __init__(
-        self, asker: _Asker, labels: list[str], domain: str, options: dict[str, int], report: DiscoveryReport
+        self, asker: Asker, labels: list[str], domain: str, options: dict[str, int], report: DiscoveryReport
     ) -> None:
         self.asker, self.labels, self.domain, self.options, self.report = asker, labels, domain, options, report
         self.texts = {label: default_label_text(label) for label in labels}
@@ -201,7 +141,7 @@ class _Steps:
         for name in names[limit:]:
             report.skipped_dimensions[name] = f"beyond max_dimensions={limit}"
         names = names[:limit]
-        questions: list[_Question] = [
+        questions: list[Question] = [
             (DEPENDENCE_PROMPT.format(domain=self.domain, classes=self.classes, dimension=n.replace("_", " ")),
              YES_NO_PARAMS, ("dependence", n), parse_class_dependence)
             for n in names
@@ -232,7 +172,7 @@ class _Steps:
 
     async def values(self, names: list[str]) -> dict[str, dict[str | None, list[str]]]:
         count = self.options["values_per_dimension"]
-        questions: list[_Question] = []
+        questions: list[Question] = []
         targets: list[tuple[str, str | None]] = []
         for name in names:
             words = name.replace("_", " ")
@@ -260,7 +200,7 @@ class _Steps:
 
     async def filter(self, values: dict[str, dict[str | None, list[str]]]) -> None:
         """Drop the class-dependent values the model relates to a similar class (in place)."""
-        questions: list[_Question] = []
+        questions: list[Question] = []
         targets: list[tuple[str, str, str]] = []
         for name in (n for n in values if self.report.class_dependent[n]):
             for label in self.labels:
@@ -360,7 +300,7 @@ def discover_recipe(
         dispatcher = Dispatcher(backends, max_concurrency=max_concurrency, policy=RetryPolicy(), max_errors=100,
                                 seed=seed)
         with tqdm(total=0, unit="question", desc="Discovery step 1-2 (dimensions, similar classes)") as progress:
-            asker = _Asker(spec, dispatcher, journal, seed=seed, progress=progress)
+            asker = Asker(spec, dispatcher, journal, seed=seed, progress=progress)
             steps = _Steps(asker, labels, domain, options, report)
             try:
                 names = await steps.dimensions_and_similar()

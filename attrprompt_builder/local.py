@@ -3,7 +3,8 @@
 ``complete()`` only queues a request and awaits a future: one worker thread owns the model, groups
 queued requests with identical ``SamplingParams`` into batches of up to ``batch_size`` (waiting at
 most ``max_batch_wait_s`` for more), runs ``model.generate`` once per batch and resolves the futures
-on their event loop. The model loads in that thread on first use, so the event loop never blocks.
+on their event loop. The model loads in that thread on first use (``local_model``), so the event
+loop never blocks.
 
 Determinism. ``generate`` in transformers 5.23 samples with ``torch.multinomial`` on the global torch
 RNG, so within a batch a row's tokens would depend on its neighbours and on any other torch user in
@@ -33,16 +34,14 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .errors import AttrPromptError, ConfigError, EndpointPermanentError, MissingDependencyError
 from .llm import ChatReply, ChatRequest, SamplingParams
+from .local_model import DTYPES, INSTALL_TORCH, LoadedModel, load_chat_model, local_folder, one_line
 
 __all__ = ["TransformersBackend"]
 
-_DTYPES = ("auto", "bfloat16", "float16", "float32")
-_INSTALL_TORCH = "the transformers backend needs torch: pip install 'attrprompt-builder[local]'"
 _STOP = object()  # queued by aclose(): serve what is already queued, then exit
 
 
@@ -51,15 +50,6 @@ class _Pending:
     request: ChatRequest
     future: asyncio.Future[ChatReply]
     loop: asyncio.AbstractEventLoop
-
-
-@dataclass
-class _LoadedModel:
-    torch: Any
-    model: Any
-    tokenizer: Any
-    eos_ids: frozenset[int]
-    pad_id: int
 
 
 class _SeededSampler:
@@ -107,14 +97,14 @@ class TransformersBackend:
         trust_remote_code: bool = False,
     ) -> None:
         if importlib.util.find_spec("torch") is None:
-            raise MissingDependencyError(_INSTALL_TORCH)
+            raise MissingDependencyError(INSTALL_TORCH)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size={batch_size!r} is not usable; pass a whole number >= 1")
         if not max_batch_wait_s >= 0:
             raise ConfigError(f"max_batch_wait_s={max_batch_wait_s!r} is not usable; pass a number of seconds >= 0")
-        if dtype is not None and dtype not in _DTYPES:
-            raise ConfigError(f"dtype={dtype!r} is not supported; pass one of {', '.join(_DTYPES)}")
-        folder = _local_folder(model)
+        if dtype is not None and dtype not in DTYPES:
+            raise ConfigError(f"dtype={dtype!r} is not supported; pass one of {', '.join(DTYPES)}")
+        folder = local_folder(model)
         self.model_name = model
         self.identity = f"transformers:{folder if folder is not None else model}"
         self.batch_size = batch_size
@@ -131,7 +121,7 @@ class TransformersBackend:
         self._start_lock = threading.Lock()
         self._load_error: AttrPromptError | None = None
         self._loaded_or_failed = threading.Event()
-        self._loaded: _LoadedModel | None = None
+        self._loaded: LoadedModel | None = None
         self._closed = False
 
     async def load(self) -> None:
@@ -183,12 +173,19 @@ class TransformersBackend:
 
     def _run(self) -> None:
         try:
-            self._loaded = self._load()
+            self._loaded = load_chat_model(
+                self._source,
+                model_name=self.model_name,
+                is_local=self._is_local,
+                device_map=self._device_map,
+                dtype=self._dtype,
+                trust_remote_code=self._trust_remote_code,
+            )
         except AttrPromptError as err:
             self._load_error = err
         except Exception as err:  # an unexpected loader failure must still reach the awaiting requests
             self._load_error = EndpointPermanentError(
-                f"cannot load model {self.model_name!r}: {_one_line(err)}", cause="load_failed"
+                f"cannot load model {self.model_name!r}: {one_line(err)}", cause="load_failed"
             )
             self._load_error.__cause__ = err
         finally:
@@ -240,7 +237,7 @@ class TransformersBackend:
             failure: AttrPromptError = err
         except Exception as err:  # a bug or a model quirk: stop the build with a readable line
             failure = EndpointPermanentError(
-                f"generation failed in {self.model_name}: {type(err).__name__}: {_one_line(err)}", cause="local_error"
+                f"generation failed in {self.model_name}: {type(err).__name__}: {one_line(err)}", cause="local_error"
             )
             failure.__cause__ = err
         else:
@@ -254,7 +251,7 @@ class TransformersBackend:
         assert self._loaded is not None
         loaded = self._loaded
         torch, model, tokenizer = loaded.torch, loaded.model, loaded.tokenizer
-        from transformers import LogitsProcessorList  # already imported by _load: no cost
+        from transformers import LogitsProcessorList  # already imported by load_chat_model: no cost
 
         prompts = [self._render(request) for request in requests]
         encoded = tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt").to(model.device)
@@ -299,7 +296,7 @@ class TransformersBackend:
             )
         except Exception as err:  # jinja raise_exception(), e.g. "System role not supported"
             raise ConfigError(
-                f"the chat template of {self.model_name} rejected the messages: {_one_line(err)}; "
+                f"the chat template of {self.model_name} rejected the messages: {one_line(err)}; "
                 "change the recipe's messages (e.g. drop the system prompt) or pass another chat model"
             ) from err
 
@@ -317,61 +314,6 @@ class TransformersBackend:
             served_by=self.identity,
         )
 
-    # -- loading -------------------------------------------------------------------------------
-
-    def _load(self) -> _LoadedModel:
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as err:
-            raise MissingDependencyError(f"{_INSTALL_TORCH} ({_one_line(err)})") from err
-        options = {"trust_remote_code": self._trust_remote_code}
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(self._source, **options)
-            if not getattr(tokenizer, "chat_template", None):
-                raise ConfigError(
-                    f"model {self.model_name!r} has no chat template; pass a chat/instruct model "
-                    "(one whose tokenizer defines chat_template)"
-                )
-            device_map = self._device_map
-            if device_map is None and torch.cuda.is_available():
-                device_map = "auto"  # accelerate spreads the weights over the GPUs
-            model = AutoModelForCausalLM.from_pretrained(
-                self._source, dtype=self._dtype, device_map=device_map, **options
-            )
-        except AttrPromptError:
-            raise
-        except torch.OutOfMemoryError as err:
-            raise ConfigError(
-                f"not enough GPU memory to load model={self.model_name!r}; pass dtype='bfloat16', a smaller model, "
-                "or device_map='auto' with CPU offload"
-            ) from err
-        except (OSError, ValueError, KeyError) as err:
-            raise self._not_loadable(err) from err
-        model.eval()
-        tokenizer.padding_side = "left"  # generation continues from the right edge of every row
-        eos = model.generation_config.eos_token_id
-        eos = tokenizer.eos_token_id if eos is None else eos
-        eos_ids = frozenset([eos] if isinstance(eos, int) else (eos or []))
-        candidates = (tokenizer.pad_token_id, model.generation_config.pad_token_id, min(eos_ids, default=None))
-        pad_id = next((token for token in candidates if token is not None), None)
-        if pad_id is None:
-            raise ConfigError(f"model {self.model_name!r} defines neither a pad nor an EOS token; pass a chat model")
-        tokenizer.pad_token_id = pad_id  # padding is masked out, so any id will do
-        return _LoadedModel(torch, model, tokenizer, eos_ids, pad_id)
-
-    def _not_loadable(self, err: Exception) -> AttrPromptError:
-        reason = _one_line(err)
-        if self._is_local:
-            return ConfigError(
-                f"model={self.model_name!r}: cannot load a chat model from this folder ({reason}); pass a folder "
-                "written by save_pretrained (config.json, weights, tokenizer files)"
-            )
-        return MissingDependencyError(
-            f"model={self.model_name!r} is neither a local folder nor loadable from the Hugging Face cache "
-            f"({reason}); pass a local folder holding the model, or download it once with network access"
-        )
-
     def _release(self) -> None:
         if self._loaded is None:
             return
@@ -380,30 +322,6 @@ class TransformersBackend:
         gc.collect()  # the weights are only freed once nothing refers to the model any more
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def _local_folder(model: str) -> Path | None:
-    """The model's folder when ``model`` names one; raises when it looks like a path that is missing."""
-    if not isinstance(model, str) or not model.strip():
-        raise ConfigError(f"model={model!r} is not usable; pass a Hugging Face model id or a local folder")
-    path = Path(model).expanduser()
-    if path.is_dir():
-        # Checked here because transformers 5 builds an empty GPT-2 tokenizer rather than fail without them.
-        missing = [name for name in ("config.json", "tokenizer_config.json") if not (path / name).is_file()]
-        if missing:
-            raise ConfigError(
-                f"model={model!r}: this folder has no {' or '.join(missing)}; pass a folder where both the model "
-                "and its tokenizer were written with save_pretrained"
-            )
-        return path.resolve()
-    # "org/name" is a Hub id; anything else with a path shape is a folder the user expected to exist.
-    looks_like_path = path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1 or "\\" in model
-    if path.exists() or looks_like_path:
-        problem = "is a file, not a folder" if path.exists() else "does not exist"
-        raise ConfigError(
-            f"model={model!r}: {problem}; pass a folder written by save_pretrained, or a Hugging Face model id"
-        )
-    return None
 
 
 def _settle(item: _Pending, reply: ChatReply | None, error: BaseException | None) -> None:
@@ -421,9 +339,3 @@ def _settle(item: _Pending, reply: ChatReply | None, error: BaseException | None
         item.loop.call_soon_threadsafe(resolve)
     except RuntimeError:  # the loop is closed: nobody is waiting any more
         pass
-
-
-def _one_line(err: BaseException, *, limit: int = 200) -> str:
-    """A library's multi-line message squeezed into the one line our errors promise."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
