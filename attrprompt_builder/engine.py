@@ -14,13 +14,11 @@ plain generator the ``datasets`` builder consumes.
 from __future__ import annotations
 
 import asyncio
-import math
 import queue
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from .dispatch import Dispatcher
 from .errors import BudgetExceededError, QuotaNotMetError
@@ -29,6 +27,7 @@ from .journal import Journal, request_key
 from .llm import Backend, ChatReply, ChatRequest
 from .progress import BuildProgress
 from .prompts import PromptRenderer
+from .quotas import Candidate, ClassQuota, keep_rate
 from .sampling import AttributeDraw, AttributeSampler, request_seed
 from .settings import RunSettings
 from .stats import BuildStats
@@ -36,39 +35,6 @@ from .stats import BuildStats
 __all__ = ["GenerationRun"]
 
 _DONE = object()
-
-# Draws sent beyond a class's remaining need, in expectation of drops. A class stops needing them
-# once its quota is met, so this also bounds the paid-but-unused replies per class (they stay in
-# the journal for a later, larger build).
-SPECULATIVE_DRAWS_PER_CLASS = 4
-
-
-@dataclass
-class _Candidate:
-    index: int
-    draw: AttributeDraw
-    prompt: str
-    text: str
-
-
-@dataclass
-class _ClassState:
-    label: str
-    position: int
-    quota: int
-    next_index: int = 0
-    next_decide: int = 0
-    outstanding: int = 0  # dispatched, not yet finally decided
-    kept: int = 0
-    finalized: int = 0
-    results: dict[int, tuple[AttributeDraw, ChatRequest, ChatReply | None]] = field(default_factory=dict)
-    candidates: list[_Candidate] = field(default_factory=list)
-    rows: list[dict] = field(default_factory=list)
-    emitted: int = 0
-
-    @property
-    def done(self) -> bool:
-        return self.kept >= self.quota
 
 
 class GenerationRun:
@@ -83,7 +49,7 @@ class GenerationRun:
         recipe = settings.recipe
         self.sampler = AttributeSampler(recipe, seed=settings.seed, strategy=settings.sampling)
         self.renderer = PromptRenderer(recipe, prompting=settings.prompting)
-        self.classes = [_ClassState(label, pos, settings.samples_per_class) for pos, label in enumerate(labels)]
+        self.classes = [ClassQuota(label, pos, settings.samples_per_class) for pos, label in enumerate(labels)]
         self._out: queue.SimpleQueue = queue.SimpleQueue()
         self._emit_ptr = 0
         self._stop_requested = threading.Event()
@@ -232,20 +198,10 @@ class GenerationRun:
                 return True
         return False
 
-    def _keep_rate(self) -> float:
-        finalized = sum(c.finalized for c in self.classes)
-        if finalized < 10:
-            return 1.0
-        return max(0.2, sum(c.kept for c in self.classes) / finalized)
-
-    def _next_job(self) -> tuple[_ClassState, ChatRequest, AttributeDraw] | None:
-        keep_rate = self._keep_rate()
+    def _next_job(self) -> tuple[ClassQuota, ChatRequest, AttributeDraw] | None:
+        rate = keep_rate(self.classes)
         for state in self.classes:
-            if state.done or state.next_index >= self.settings.max_draws_per_class:
-                continue
-            remaining = state.quota - state.kept
-            spare = min(SPECULATIVE_DRAWS_PER_CLASS, math.ceil(remaining * (1 - keep_rate) / keep_rate))
-            if state.outstanding >= remaining + spare:
+            if not state.wants_draw(rate, max_draws=self.settings.max_draws_per_class):
                 continue
             index = state.next_index
             state.next_index += 1
@@ -259,7 +215,7 @@ class GenerationRun:
             return state, ChatRequest(messages=messages, params=self.settings.params, seed=seed, key=key), draw
         return None
 
-    def _undo_job(self, state: _ClassState) -> None:
+    def _undo_job(self, state: ClassQuota) -> None:
         state.next_index -= 1
         state.outstanding -= 1
 
@@ -279,7 +235,7 @@ class GenerationRun:
         spent = f"{st.sent} replies paid, {st.total_tokens} tokens"
         return spent + (f", cost {st.cost:.4f}" if self.settings.priced else "")
 
-    async def _send(self, state: _ClassState, request: ChatRequest, draw: AttributeDraw, lane: object) -> None:
+    async def _send(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, lane: object) -> None:
         try:
             reply = await self.dispatcher.send(request, lane)
         except asyncio.CancelledError:
@@ -298,7 +254,7 @@ class GenerationRun:
             st.cost = self.settings.cost_of(st.prompt_tokens, st.completion_tokens)
         self._deliver(state, request, draw, reply)
 
-    def _deliver(self, state: _ClassState, request: ChatRequest, draw: AttributeDraw, reply: ChatReply | None) -> None:
+    def _deliver(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, reply: ChatReply | None) -> None:
         state.results[draw.index] = (draw, request, reply)
         while state.next_decide in state.results:
             draw, request, reply = state.results.pop(state.next_decide)
@@ -311,7 +267,7 @@ class GenerationRun:
         self.progress.update_counts(self.stats, self.dispatcher)
         self._changed.set()
 
-    def _screen(self, state: _ClassState, draw: AttributeDraw, request: ChatRequest, reply: ChatReply | None) -> None:
+    def _screen(self, state: ClassQuota, draw: AttributeDraw, request: ChatRequest, reply: ChatReply | None) -> None:
         if reply is None:
             self._drop(state, "failed")
             return
@@ -322,16 +278,16 @@ class GenerationRun:
         if verdict is not True:
             self._drop(state, verdict[1])
             return
-        state.candidates.append(_Candidate(draw.index, draw, request.prompt, text))
+        state.candidates.append(Candidate(draw.index, draw, request.prompt, text))
 
-    def _drop(self, state: _ClassState, reason: str) -> None:
+    def _drop(self, state: ClassQuota, reason: str) -> None:
         state.outstanding -= 1
         state.finalized += 1
         self.stats.dropped[reason] += 1
         self.stats.for_class(state.label).dropped[reason] += 1
         self.stats.for_class(state.label).attempts += 1
 
-    def _finalize_candidates(self, state: _ClassState, keep: list[bool | str]) -> None:
+    def _finalize_candidates(self, state: ClassQuota, keep: list[bool | str]) -> None:
         """Apply decisions (True, or the drop reason) to the first ``len(keep)`` candidates of a class."""
         decided, state.candidates = state.candidates[: len(keep)], state.candidates[len(keep) :]
         for candidate, verdict in zip(decided, keep):
@@ -375,7 +331,7 @@ class GenerationRun:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                batch: list[tuple[_ClassState, int]] = []
+                batch: list[tuple[ClassQuota, int]] = []
                 texts: list[str] = []
                 groups: list[str] = []
                 draws: list[AttributeDraw] = []

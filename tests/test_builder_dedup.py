@@ -6,8 +6,8 @@ import datasets
 import pytest
 
 from attrprompt_builder.dedup import MINILM_THRESHOLD
-from attrprompt_builder.engine import SPECULATIVE_DRAWS_PER_CLASS
 from attrprompt_builder.folder import build_dataset, make_builder
+from attrprompt_builder.quotas import SPECULATIVE_DRAWS_PER_CLASS
 
 
 @pytest.mark.slow

@@ -93,7 +93,7 @@ def test_speculative_draws_beyond_need_are_bounded_per_class(tgi):
     quotas, but no class over-pays by more than the cap, even the classes that never drop a reply."""
     import hashlib
 
-    from attrprompt_builder.engine import SPECULATIVE_DRAWS_PER_CLASS
+    from attrprompt_builder.quotas import SPECULATIVE_DRAWS_PER_CLASS
 
     compose = tgi.compose
 

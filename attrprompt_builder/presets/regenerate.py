@@ -5,7 +5,8 @@
 The paper's files are LLM output: numbered or bulleted lines, stray quotes, blank lines, a few
 repeated values, files for classes that are not in ``label.txt``. This script turns them into one
 validated recipe YAML per dataset, deterministically, so the committed presets can be checked
-against their source (``--check``) instead of being trusted.
+against their source (``--check``) instead of being trusted. What differs between datasets (folders,
+dimensions, prompt wording) is data: ``sources.yml``, read by ``sources.py``.
 """
 
 from __future__ import annotations
@@ -14,20 +15,20 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import AttrPromptError, ConfigError, RecipeError
 from ..recipe import Recipe, dump_yaml, parse_recipe
+from .sources import PER_CLASS, SHARED, PresetSpec, load_sources
 
 __all__ = [
     "DEFAULT_OUT",
     "DEFAULT_SOURCE",
     "PRESETS",
     "PresetBuild",
-    "PresetSpec",
     "build_preset",
     "clean_value",
     "main",
@@ -45,9 +46,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent
 PAPER_REPO = "yueyu1030/AttrPrompt"
 PAPER_COMMIT = "3a05ffdcced6cacfd338e89ea8d0cd64ff449fa7"
 MODEL_FOLDER = Path("attrprompt") / "gpt-3.5-turbo"
-SHARED, PER_CLASS, LABEL_MAP = "shared", "per_class", "label_map"
 CATCH_ALL = "Others {{ dimension }} for {{ label_text }}."
-LENGTH_REQUIREMENT = "Should be in length between {{ length }} words and {{ length | int + 50 }} words."
 LICENSE_NOTE = (
     "License `other`: the attribute values are Apache-2.0 (from the paper, see `source`); the text you "
     "generate with this preset follows the terms of the model you run."
@@ -87,149 +86,14 @@ def clean_value(line: str) -> str:
             return value
 
 
-@dataclass(frozen=True)
-class PresetSpec:
-    """How one paper dataset becomes a preset; the whole per-dataset difference lives here."""
-
-    folder: str  # under datasets/
-    pretty_name: str
-    summary: str  # what the task is, for the description
-    domain: str
-    dimensions: tuple[tuple[str, str], ...]  # (attribute name, SHARED | PER_CLASS | LABEL_MAP), prompt order
-    intro: str  # first line of the attributed prompt
-    requirements: tuple[str, ...]  # one numbered line each
-    simple: str  # the SimPrompt baseline
-    exclusion: str | None = None  # last requirement, only where similar classes exist
-    label_text: str = "spaced"  # "spaced": name with "_" -> " "; "original": the label.txt line
-    multi_label: bool = False
-    note: str = ""
+PRESETS: Mapping[str, PresetSpec]  # sources.yml, read on first use (see __getattr__)
 
 
-_WRITER = "Suppose you are a writer for {{ domain }}. Please give an example of a synthetic "
-_SIMPLE = _WRITER + "{{ domain }} about {{ label_text }}."
-_SIMPLE_POLARITY = _WRITER + "{{ label_text }} {{ domain }}."
-_NEWS_DIMENSIONS = (("subtopics", PER_CLASS), ("length", SHARED), ("style", SHARED), ("location", SHARED))
-_NEWS_REQUIREMENTS = (
-    "Should focus on '{{ subtopics }}'.",
-    LENGTH_REQUIREMENT,
-    "The writing style of the news should be '{{ style }}'.",
-    "The location of the news should be in {{ location }}.",
-)
-_EXCLUSION = "and irrelevant to: {{ similar_classes | join(', ') }}."
-
-PRESETS: dict[str, PresetSpec] = {
-    "agnews": PresetSpec(
-        folder="agnews", pretty_name="AttrPrompt: AG News", summary="news topic classification (AG News)",
-        domain="news", dimensions=_NEWS_DIMENSIONS, requirements=_NEWS_REQUIREMENTS, simple=_SIMPLE,
-        intro="Give a synthetic sample of news on {{ label_text }} following the requirements below:",
-    ),
-    "nyt": PresetSpec(
-        folder="nyt", pretty_name="AttrPrompt: NYT",
-        summary="fine-grained news topic classification (New York Times)",
-        domain="news", dimensions=_NEWS_DIMENSIONS, requirements=_NEWS_REQUIREMENTS, simple=_SIMPLE,
-        intro="Give a synthetic sample of news in NYT on {{ label_text }} following the requirements below:",
-        note="The paper released no similar-class lists for NYT, so its prompts have no exclusion line.",
-    ),
-    "sst2": PresetSpec(
-        folder="sst-2", pretty_name="AttrPrompt: SST-2", summary="movie review sentiment (SST-2)",
-        domain="movie review", simple=_SIMPLE_POLARITY,
-        dimensions=(("genre", SHARED), ("subtopics", PER_CLASS), ("length", SHARED), ("style", SHARED)),
-        intro="Write a {{ label_text }} review for a movie, following the requirements below:",
-        requirements=(
-            "The overall rating should be {{ label_text }}.",
-            "The review should discuss about a {{ genre }} movie.",
-            "The review should focus on '{{ subtopics }}'.",
-            LENGTH_REQUIREMENT,
-            "The style of the review should be '{{ style }}'.",
-        ),
-        note=(
-            "The paper's code also drew a location attribute for SST-2, but no location values were "
-            "released, so this preset omits it."
-        ),
-    ),
-    "yelp": PresetSpec(
-        folder="yelp", pretty_name="AttrPrompt: Yelp", summary="restaurant review sentiment (Yelp)",
-        domain="restaurant review", simple=_SIMPLE_POLARITY,
-        dimensions=(("cuisine", SHARED), ("subtopics", PER_CLASS), ("length", SHARED), ("style", SHARED)),
-        intro="Write a {{ label_text }} review for a restaurant, following the requirements below:",
-        requirements=(
-            "The overall review should be {{ label_text }}.",
-            "Should be a '{{ cuisine }}' restaurant.",
-            "Should focus on '{{ subtopics }}'.",
-            LENGTH_REQUIREMENT,
-            "The style of the review should be '{{ style }}'.",
-        ),
-    ),
-    "amazon": PresetSpec(
-        folder="amazon", pretty_name="AttrPrompt: Amazon", summary="product review category classification (Amazon)",
-        domain="product review",
-        dimensions=(
-            ("product_name", PER_CLASS), ("brands", PER_CLASS), ("length", SHARED), ("experience", SHARED),
-            ("style", SHARED),
-        ),
-        intro="Write a review for {{ label_text }} product in Amazon, following the requirements below:",
-        requirements=(
-            "The review should be about the product of '{{ product_name }}'.",
-            "The brand of the {{ label_text }} product should be '{{ brands }}'.",
-            LENGTH_REQUIREMENT,
-            "Should describe the usage experience: {{ experience }}",  # the values end with "."
-            "The review should focus on '{{ style }}'.",
-        ),
-        exclusion="The review must be relevant to {{ label_text }} " + _EXCLUSION,
-        simple=_WRITER + "{{ domain }} about a product of {{ label_text }}.",
-    ),
-    "reddit": PresetSpec(
-        folder="reddit", pretty_name="AttrPrompt: Reddit", summary="subreddit classification (Reddit)",
-        domain="web forum post", simple=_SIMPLE,
-        dimensions=(("experience", PER_CLASS), ("resource", PER_CLASS), ("length", SHARED), ("style", SHARED)),
-        intro=(
-            "Give a synthetic sample of post in reddit on {{ label_text }} community following the "
-            "requirements below:"
-        ),
-        requirements=(
-            "Should focus on '{{ experience }}'.",
-            LENGTH_REQUIREMENT,
-            "The writing style of the post should be '{{ style }}'.",
-            "Should mention the resource of {{ resource }}",  # most values are sentences ending with "."
-        ),
-        exclusion=(
-            "The post must be relevant to {{ label_text }} community and irrelevant to the following "
-            "communities: {{ similar_classes | join(', ') }}."
-        ),
-    ),
-    "stackexchange": PresetSpec(
-        folder="stackexchange", pretty_name="AttrPrompt: StackExchange",
-        summary="question topic classification (StackExchange game development)",
-        domain="question post", simple=_SIMPLE, label_text="original",
-        dimensions=(("scenario", PER_CLASS), ("depth", SHARED), ("length", SHARED), ("style", SHARED)),
-        intro=(
-            "Give a synthetic sample of question post in stackexchange on {{ label_text }} following the "
-            "requirements below:"
-        ),
-        requirements=(
-            "Should focus on the scenario of '{{ scenario }}'.",
-            LENGTH_REQUIREMENT,
-            "The question should be in {{ depth }}",  # the values end with "."
-            "The writing style of the question should be '{{ style }}'.",
-        ),
-        exclusion="The post must be relevant to {{ label_text }} " + _EXCLUSION,
-    ),
-    "arxiv": PresetSpec(
-        folder="arxiv", pretty_name="AttrPrompt: arXiv", summary="multi-label paper subject classification (arXiv)",
-        domain="paper abstract", label_text="original", multi_label=True,
-        dimensions=(("subtopics", LABEL_MAP), ("technique", PER_CLASS), ("length", SHARED), ("style", SHARED)),
-        intro="Write an abstract of a {{ labels_text | join(', ') }} paper in arXiv, following the requirements below:",
-        requirements=(
-            "The paper abstract should focus on '{{ subtopics }}'.",
-            LENGTH_REQUIREMENT,
-            "The paper should use the techniques relevant to {{ technique }}.",
-            "The style of the paper should be '{{ style }}'.",
-        ),
-        exclusion="The paper must be relevant to {{ labels_text | join(', ') }} " + _EXCLUSION,
-        simple=_WRITER + "{{ domain }} about {{ labels_text | join(', ') }}.",
-        note="One drawn subtopic fixes the sample's label set (the paper's subtopic -> labels map).",
-    ),
-}
+def __getattr__(name: str) -> Any:
+    # Lazy, so a broken sources.yml reaches main() as its one-line error instead of an import traceback.
+    if name == "PRESETS":
+        return load_sources()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -352,7 +216,7 @@ def _attributed_template(spec: PresetSpec) -> str:
 
 def build_preset(name: str, *, source: Path) -> PresetBuild:
     """Read the paper's files for preset ``name`` and validate them into a recipe."""
-    spec = PRESETS[name]
+    spec = load_sources()[name]
     root = source / "datasets" / spec.folder
     if not root.is_dir():
         raise ConfigError(
@@ -389,19 +253,14 @@ def build_preset(name: str, *, source: Path) -> PresetBuild:
     unused = sorted(p.name for p in base.iterdir() if p.is_dir() and p not in used_folders)
     reader.notes.extend(f"{name}: ignored folder {folder}/ (not a dimension of this preset)" for folder in unused)
     dims = ", ".join(dim for dim, _ in spec.dimensions)
+    summary = (
+        f"AttrPrompt preset for {spec.summary}, {len(names)} classes: attributed prompts drawing {dims} from the "
+        "values gpt-3.5-turbo produced for the AttrPrompt paper."
+    )
     data: dict[str, Any] = {
         "name": name,
         "pretty_name": spec.pretty_name,
-        "description": " ".join(
-            part
-            for part in (
-                f"AttrPrompt preset for {spec.summary}, {len(names)} classes: attributed prompts drawing "
-                f"{dims} from the values gpt-3.5-turbo produced for the AttrPrompt paper.",
-                spec.note,
-                LICENSE_NOTE,
-            )
-            if part
-        ),
+        "description": " ".join(part for part in (summary, spec.note, LICENSE_NOTE) if part),
         "domain": spec.domain,
         "language": "en",
         "license": "other",
@@ -448,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "(the folder holding datasets/ and LICENSE)"
             )
         stale: list[str] = []
-        for name in sorted(PRESETS):
+        for name in sorted(load_sources()):
             build = build_preset(name, source=args.source)
             for note in build.notes:
                 print(note)
