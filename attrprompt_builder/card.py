@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import numpy as np
 from huggingface_hub import DatasetCard, DatasetCardData
@@ -23,6 +22,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from . import metrics
 from .errors import ConfigError
 from .recipe import Recipe, load_recipe
+from .redaction import display_name, host_only, redact
 from .stats import BuildStats
 
 if TYPE_CHECKING:
@@ -76,35 +76,6 @@ _KIND_TEXT = {
     "label_map": "each value fixes the sample's label set",
 }
 _ENDPOINT_KEYS = ("endpoint_host", "endpoint", "endpoint_url", "base_url")
-_TOKEN_RE = re.compile(
-    r"\b(?:hf|sk|api|key)_[A-Za-z0-9_-]{4,}|\bsk-[A-Za-z0-9_-]{4,}|\bBearer\s+\S+", re.IGNORECASE
-)
-_URL_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]*@")
-
-
-def redact(text: str) -> str:
-    """``text`` without URL credentials (``user:pass@``) or token-like strings."""
-    return _TOKEN_RE.sub("[redacted]", _URL_USERINFO_RE.sub(r"\1", text))
-
-
-def _host_only(value: str) -> str:
-    """The host (and port) of an endpoint URL or host string: never its credentials, path or query."""
-    parts = urlsplit(value if "://" in value else f"//{value}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    host = parts.hostname or ""
-    return redact(f"{host}:{port}" if port else host)
-
-
-def _display_name(value: Any) -> str:
-    """A model or embedder name for the card: a local folder shows only its last two path parts."""
-    text = redact(str(value))
-    if text.startswith(("/", "~", "\\")) or re.match(r"^[A-Za-z]:[\\/]", text):
-        parts = [part for part in re.split(r"[\\/]+", text) if part]
-        return "local folder …/" + "/".join(parts[-2:])
-    return text
 
 
 def size_category(rows: int) -> str:
@@ -167,13 +138,13 @@ def card_data(dataset: datasets.Dataset, recipe: Recipe, *, download_size: int |
 def _generation_rows(generation: dict[str, Any], recipe: Recipe) -> list[tuple[str, str]]:
     shown = dict(generation)
     endpoint = next((shown[key] for key in _ENDPOINT_KEYS if shown.get(key)), None)
-    shown["endpoint_host"] = _host_only(str(endpoint)) if endpoint else None
+    shown["endpoint_host"] = host_only(str(endpoint)) if endpoint else None
     for key in ("temperature", "top_p", "max_new_tokens"):
         if shown.get(key) is None:
             shown[key] = f"{getattr(recipe.generation, key)} (recipe default)"
     for key in ("model", "embedder"):
         if shown.get(key):
-            shown[key] = _display_name(shown[key])
+            shown[key] = display_name(shown[key])
     return [
         (title, _md(redact(str(shown[key])))) for key, title in _GENERATION_FIELDS if shown.get(key) is not None
     ]
@@ -244,7 +215,7 @@ def _similarity(texts: list[str], keys: list[Any], embedder: metrics.EmbedderLik
     embeddings = np.concatenate([embedder.encode(sample[start : start + _ENCODE_BATCH]) for start in batches])
     stats = metrics.pairwise_similarity(embeddings, [keys[i] for i in indices])
     return {
-        "embedder": _md(_display_name(getattr(embedder, "name", type(embedder).__name__))),
+        "embedder": _md(display_name(getattr(embedder, "name", type(embedder).__name__))),
         "rows": stats.n, "total": len(texts), "subsampled": stats.n < len(texts), "max_rows": APS_MAX_ROWS,
         "overall": _fmt(stats.overall), "within": _fmt(stats.within), "across": _fmt(stats.across),
         "per_class": [(_md(label), _fmt(value)) for label, value in stats.per_class.items()],
@@ -273,7 +244,7 @@ def _build(stats: BuildStats | None, generation: dict[str, Any]) -> dict[str, An
         "retries": [(_md(cause), count) for cause, count in stats.retries.most_common()],
         "failures": [(_md(cause), count) for cause, count in stats.failures.most_common()],
         "dedup_threshold": generation.get("dedup_threshold"),
-        "dedup_embedder": _md(_display_name(embedder)) if embedder else None,
+        "dedup_embedder": _md(display_name(embedder)) if embedder else None,
         "dedup_examples": [{
             "label": _md(example.get("label", "")), "similarity": _fmt(example.get("similarity")),
             "kept": _md(str(example.get("kept", ""))[:_EXAMPLE_CHARS]),
@@ -348,7 +319,7 @@ def build_card(
         "description": recipe.description, "language": recipe.language, "license": recipe.license,
         "source": recipe.source, "num_rows": len(dataset), "num_classes": len(recipe.labels),
         "multi_label": recipe.multi_label,
-        "model": _md(_display_name(generation.get("model", "an unnamed model"))),
+        "model": _md(display_name(generation.get("model", "an unnamed model"))),
         "prompting": generation.get("prompting") or ("attributed" if present else "simple"),
         "dimension_names": ", ".join(_md(dimension) for dimension in present),
         "generation_rows": _generation_rows(generation, recipe),

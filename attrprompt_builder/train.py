@@ -15,26 +15,34 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, LargeList, List, Value, load_dataset
+from datasets import Dataset
 
 from .errors import ConfigError, MissingDependencyError
+from .train_data import (
+    DataArg,
+    encode_labels,
+    first_line,
+    label_schema,
+    load_data,
+    load_eval,
+    row_label_names,
+    select_split,
+    stratified_holdout,
+    texts_of,
+)
 
 __all__ = ["HELD_OUT_SOURCE", "classification_metrics", "format_metrics", "train_classifier"]
 
 HELD_OUT_SOURCE = "held-out 10% of the synthetic data"
-HELD_OUT_FRACTION = 0.1
 METRICS_FILE = "metrics.json"  # inside output_dir
 DATA_METRICS_FILE = "train_metrics.json"  # inside a local data folder when there is no output_dir
-_EVAL_SPLIT_FALLBACKS = ("validation", "test")
 _SCORE_NAMES = ("accuracy", "micro_f1", "macro_f1", "subset_accuracy", "eval_loss", "train_loss")
-_FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 
-DataArg = str | Path | Dataset | DatasetDict
 Metrics = dict[str, float | int | str]
 
 
@@ -71,32 +79,32 @@ def train_classifier(
     """
     _check_options(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                    max_length=max_length, threshold=threshold)
-    train_ds = _select_split(_load(data, field="data"), field="data", preferred=("train",))
-    label_column, multi_label, label_names = _label_schema(train_ds, field="data")
-    train_texts = _texts(train_ds, field="data")
+    train_ds = select_split(load_data(data, field="data"), field="data", preferred=("train",))
+    label_column, multi_label, label_names = label_schema(train_ds, field="data")
+    train_texts = texts_of(train_ds, field="data")
     if not multi_label and len(label_names) < 2:
         raise ConfigError(f"data: column '{label_column}' has {len(label_names)} class(es) {label_names}; "
                           "a classifier needs at least 2")
     label2id = {name: index for index, name in enumerate(label_names)}
-    train_targets = _encode(_row_label_names(train_ds, label_column, multi_label, field="data"), label2id,
+    train_targets = encode_labels(row_label_names(train_ds, label_column, multi_label, field="data"), label2id,
                             multi_label=multi_label, field="data")
 
     if eval_data is None:
-        train_index, eval_index = _stratified_holdout(train_targets, multi_label=multi_label, seed=seed)
+        train_index, eval_index = stratified_holdout(train_targets, multi_label=multi_label, seed=seed)
         eval_texts = [train_texts[i] for i in eval_index]
         eval_targets = train_targets[eval_index]
         train_texts = [train_texts[i] for i in train_index]
         train_targets = train_targets[train_index]
         eval_source = HELD_OUT_SOURCE
     else:
-        eval_ds, eval_source = _load_eval(eval_data, data=data, eval_split=eval_split)
-        eval_column, eval_multi, _ = _label_schema(eval_ds, field="eval_data")
+        eval_ds, eval_source = load_eval(eval_data, data=data, eval_split=eval_split)
+        eval_column, eval_multi, _ = label_schema(eval_ds, field="eval_data")
         if eval_multi != multi_label:
             kinds = ("single-label", "multi-label")
             raise ConfigError(f"eval_data: its '{eval_column}' column is {kinds[eval_multi]} but data is "
                               f"{kinds[multi_label]}; pass an eval set of the same kind")
-        eval_texts = _texts(eval_ds, field="eval_data")
-        eval_targets = _encode(_row_label_names(eval_ds, eval_column, multi_label, field="eval_data"), label2id,
+        eval_texts = texts_of(eval_ds, field="eval_data")
+        eval_targets = encode_labels(row_label_names(eval_ds, eval_column, multi_label, field="eval_data"), label2id,
                                multi_label=multi_label, field="eval_data")
 
     metrics = _fit(
@@ -176,144 +184,6 @@ def _check_options(*, model: str, epochs: float, batch_size: int, learning_rate:
     for name, value, ok, fix in checks:
         if not ok:
             raise ConfigError(f"{name}: {value!r} is not usable; {fix}")
-
-
-def _load(source: DataArg, *, field: str) -> Dataset | DatasetDict:
-    if isinstance(source, (Dataset, DatasetDict)):
-        return source
-    path = Path(source)
-    builder = _FILE_BUILDERS.get(path.suffix.lower()) if path.is_file() else None
-    try:
-        return load_dataset(builder, data_files=str(path)) if builder else load_dataset(str(source))
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{field}: cannot load {str(source)!r} as a dataset ({_first_line(err)}); pass a generated "
-                          "folder, a dataset folder or file, or a reachable Hub dataset id") from err
-
-
-def _select_split(loaded: Dataset | DatasetDict, *, field: str, preferred: Sequence[str]) -> Dataset:
-    if isinstance(loaded, Dataset):
-        return loaded
-    split = next((name for name in preferred if name in loaded), None)
-    if split is None and len(loaded) == 1:
-        split = next(iter(loaded))
-    if split is None:
-        raise ConfigError(f"{field}: no split named {' or '.join(map(repr, preferred))} among {sorted(loaded)}; "
-                          "pick one (eval_split=) or pass a folder with one split")
-    return loaded[split]
-
-
-def _load_eval(eval_data: DataArg, *, data: DataArg, eval_split: str) -> tuple[Dataset, str]:
-    preferred = (eval_split, *(name for name in _EVAL_SPLIT_FALLBACKS if name != eval_split))
-    loaded = _load(eval_data, field="eval_data")
-    eval_ds = _select_split(loaded, field="eval_data", preferred=preferred)
-    if isinstance(eval_data, (Dataset, DatasetDict)):
-        return eval_ds, "eval_data (a Dataset given in code)"
-    split = str(eval_ds.split) if eval_ds.split is not None else "?"
-    local = isinstance(data, (str, Path)) and Path(data).exists()
-    if local and Path(data).resolve() == Path(eval_data).resolve() and split == "train":
-        raise ConfigError(f"eval_data: {str(eval_data)!r} is the training data; pass a held-out set labelled "
-                          "by people, or omit eval_data to hold out 10% of the training rows")
-    return eval_ds, f"{eval_data} (split {split})"
-
-
-def _label_schema(ds: Dataset, *, field: str) -> tuple[str, bool, list[str]]:
-    """The label column, whether it is multi-label, and the class names in id order."""
-    if len(ds) == 0:
-        raise ConfigError(f"{field}: the split has no rows; pass a dataset with examples")
-    column = "labels" if "labels" in ds.column_names else "label"
-    if column not in ds.column_names or "text" not in ds.column_names:
-        raise ConfigError(f"{field}: needs a 'text' column and a 'label' (or multi-label 'labels') column, "
-                          f"found {ds.column_names}; rename the columns")
-    feature = ds.features[column]
-    multi_label = isinstance(feature, (List, LargeList))
-    inner = feature.feature if multi_label else feature
-    if isinstance(inner, ClassLabel):
-        return column, multi_label, list(inner.names)
-    if isinstance(inner, Value) and inner.dtype in ("string", "large_string"):
-        values = ds[column]
-        names = {name for row in values for name in row or ()} if multi_label else set(values)
-        return column, multi_label, sorted(name for name in names if name is not None)
-    raise ConfigError(f"{field}: column '{column}' is {feature} without class names; cast it to "
-                      "ClassLabel(names=[...]) (or strings) so labels can be matched by name")
-
-
-def _row_label_names(ds: Dataset, column: str, multi_label: bool, *, field: str) -> list[Any]:
-    """Each row's label name (or list of names, multi-label), read through the column's own ClassLabel."""
-    feature = ds.features[column]
-    inner = feature.feature if multi_label else feature
-    values = list(ds[column])
-    missing = [i for i, value in enumerate(values) if value is None or (not multi_label and value == -1)]
-    if missing:
-        raise ConfigError(f"{field}: {len(missing)} row(s) have no label (first: row {missing[0]}); "
-                          "drop or label them")
-    if not isinstance(inner, ClassLabel):
-        return values
-    names = inner.names
-    if multi_label:
-        return [[names[i] for i in row] for row in values]
-    return [names[i] for i in values]
-
-
-def _encode(row_names: list[Any], label2id: dict[str, int], *, multi_label: bool, field: str) -> np.ndarray:
-    """Class ids (single-label) or float multi-hot rows, using the training label ids."""
-    seen = {name for row in row_names for name in row} if multi_label else set(row_names)
-    unknown = sorted(seen - label2id.keys())
-    if unknown:
-        by_case = {name.lower(): name for name in label2id}
-        hint = "".join(f"; did you mean {by_case[name.lower()]!r} for {name!r}?" for name in unknown
-                       if name.lower() in by_case)
-        raise ConfigError(f"{field}: label name(s) {unknown} are not among the training labels "
-                          f"{sorted(label2id)}{hint}; relabel or drop those rows")
-    if not multi_label:
-        return np.array([label2id[name] for name in row_names], dtype=np.int64)
-    targets = np.zeros((len(row_names), len(label2id)), dtype=np.float32)
-    for row, names in enumerate(row_names):
-        targets[row, [label2id[name] for name in names]] = 1.0
-    return targets
-
-
-def _texts(ds: Dataset, *, field: str) -> list[str]:
-    texts = list(ds["text"])
-    bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
-    if bad:
-        raise ConfigError(f"{field}: {len(bad)} row(s) have a 'text' that is not a string (first: row {bad[0]}); "
-                          "drop or fix them")
-    return texts
-
-
-def _stratified_holdout(targets: np.ndarray, *, multi_label: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic stratified split: (train rows, eval rows), eval about 10% of the rows.
-
-    Strata are the classes (single-label) or label combinations, with combinations seen only once
-    pooled together (multi-label). Each stratum gives its proportional share (largest remainder)
-    and always keeps at least one row for training.
-    """
-    keys = [tuple(np.flatnonzero(row)) for row in targets] if multi_label else [int(t) for t in targets]
-    strata: dict[Any, list[int]] = {}
-    for row, key in enumerate(keys):
-        strata.setdefault(key, []).append(row)
-    if multi_label:
-        singles = [rows[0] for rows in strata.values() if len(rows) == 1]
-        strata = {key: rows for key, rows in strata.items() if len(rows) > 1}
-        if singles:
-            strata["rare combinations"] = singles
-    groups = [rows for rows in strata.values() if len(rows) >= 2]
-    if not groups:
-        raise ConfigError(f"data: {len(targets)} row(s) are too few to hold out an eval split; pass eval_data")
-    wanted = max(1, round(HELD_OUT_FRACTION * len(targets)))
-    quotas = [HELD_OUT_FRACTION * len(rows) for rows in groups]
-    take = [min(math.floor(quota), len(rows) - 1) for quota, rows in zip(quotas, groups)]
-    by_remainder = sorted(range(len(groups)), key=lambda g: -(quotas[g] - math.floor(quotas[g])))
-    for g in by_remainder * 2:  # second pass when capped strata could not take their share
-        if sum(take) >= wanted:
-            break
-        if take[g] < len(groups[g]) - 1:
-            take[g] += 1
-    rng = np.random.default_rng(seed)
-    held_out = [row for rows, k in zip(groups, take) for row in rng.permutation(rows)[:k]]
-    eval_index = np.array(sorted(held_out), dtype=np.int64)
-    train_index = np.setdiff1d(np.arange(len(targets)), eval_index)
-    return train_index, eval_index
 
 
 def _metrics_path(data: DataArg, output_dir: str | Path | None) -> Path | None:
@@ -402,11 +272,6 @@ def _load_model(model: str, *, label_names: list[str], multi_label: bool) -> tup
             "cache (offline or unreachable Hub); pass a model folder, or download it once with network access"
         ) from err
     except ValueError as err:
-        raise ConfigError(f"model: {model!r} cannot be loaded as a sequence classifier ({_first_line(err)}); "
+        raise ConfigError(f"model: {model!r} cannot be loaded as a sequence classifier ({first_line(err)}); "
                           "pass an encoder such as a BERT-style model") from err
     return tokenizer, classifier
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

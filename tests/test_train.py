@@ -198,21 +198,21 @@ def test_without_eval_data_holds_out_ten_percent(tmp_path: Path, minilm: str) ->
 
 
 def test_held_out_split_is_stratified_and_deterministic() -> None:
-    from attrprompt_builder.train import _stratified_holdout
+    from attrprompt_builder.train_data import stratified_holdout
 
     targets = np.repeat(np.arange(3), 24)
-    train_index, eval_index = _stratified_holdout(targets, multi_label=False, seed=0)
+    train_index, eval_index = stratified_holdout(targets, multi_label=False, seed=0)
     assert len(eval_index) == 7 and len(train_index) == 65
     assert set(train_index).isdisjoint(eval_index)
     assert sorted(np.bincount(targets[eval_index]).tolist()) == [2, 2, 3]
-    again = _stratified_holdout(targets, multi_label=False, seed=0)[1]
+    again = stratified_holdout(targets, multi_label=False, seed=0)[1]
     assert again.tolist() == eval_index.tolist()
-    assert _stratified_holdout(targets, multi_label=False, seed=1)[1].tolist() != eval_index.tolist()
+    assert stratified_holdout(targets, multi_label=False, seed=1)[1].tolist() != eval_index.tolist()
 
     # Multi-label strata are label combinations; combinations seen once are pooled, none is emptied.
     combos = [[1, 0, 0]] * 20 + [[1, 0, 1]] * 10 + [[0, 1, 0]] * 9 + [[0, 1, 1]]
     multi = np.array(combos, dtype=np.float32)
-    train_index, eval_index = _stratified_holdout(multi, multi_label=True, seed=0)
+    train_index, eval_index = stratified_holdout(multi, multi_label=True, seed=0)
     assert len(eval_index) == 4 and len(train_index) == 36
     held = [tuple(row) for row in multi[eval_index].astype(int).tolist()]
     assert held.count((1, 0, 0)) == 2 and held.count((1, 0, 1)) == 1 and held.count((0, 1, 0)) == 1
