@@ -133,10 +133,15 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         # A fresh run id per build, so stats of an interrupted earlier run are not mixed in.
         self._run_id = f"{self.config_id}/{uuid.uuid4().hex[:12]}"
         Journal(self.journal_path).close()  # created (WAL, schema) here, before num_proc workers open it
-        labels = list(self.config.recipe.label_names)  # the one list datasets shards over for num_proc
+        labels = list(self.config.recipe.label_names)
+        # datasets splits this list over num_proc workers. Dropping cross-class duplicates compares
+        # every class with the classes before it, so those builds keep all classes in one shard.
+        cross_class = self.config.drop_cross_class_duplicates and self.config.resolved_dedup_threshold() is not None
+        label_shards = [labels] if cross_class else [[label] for label in labels]
         return [
             datasets.SplitGenerator(
-                name=datasets.Split.TRAIN, gen_kwargs={"labels": labels, "settings": self.run_settings(self._run_id)}
+                name=datasets.Split.TRAIN,
+                gen_kwargs={"label_shards": label_shards, "settings": self.run_settings(self._run_id)},
             )
         ]
 
@@ -148,7 +153,8 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
             return get_token()
         return self.token if isinstance(self.token, str) and self.token else None
 
-    def _generate_examples(self, labels: list[str], settings: RunSettings):
+    def _generate_examples(self, label_shards: list[list[str]], settings: RunSettings):
+        labels = [label for shard in label_shards for label in shard]  # one run: its classes share the endpoint
         backends = make_backends(settings.backend, token=self._endpoint_token())
         run = GenerationRun(settings, labels, backends=backends, worker=f"{os.getpid()}-{labels[0]}")
         for position, row_index, row in run.rows():

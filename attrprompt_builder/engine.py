@@ -114,6 +114,8 @@ class GenerationRun:
             seed=s.seed,
         )
         self.dedup = s.make_dedup_filter()
+        # Dropping cross-class duplicates makes a class's rows depend on the other classes' rows.
+        self._classes_in_order = self.dedup is not None and s.drop_cross_class_duplicates
         self.progress = BuildProgress(total=len(self.classes) * s.samples_per_class, desc=s.progress_desc, priced=s.priced)
         try:
             for backend in self.backends:
@@ -346,6 +348,10 @@ class GenerationRun:
                         texts += [c.text for c in state.candidates[:take]]
                         draws += [c.draw for c in state.candidates[:take]]
                         groups += [state.label] * take
+                    if self._classes_in_order and not state.done:
+                        # Later classes are judged against this class's final rows, not whichever
+                        # rows it had kept when their replies happened to arrive.
+                        break
                 if not texts:
                     return
                 decisions = await loop.run_in_executor(None, self.dedup.check, texts, groups, draws)

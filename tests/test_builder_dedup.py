@@ -45,6 +45,50 @@ def test_dedup_decisions_do_not_depend_on_concurrency(tgi, tmp_path, minilm_path
     assert run("one", 1) == run("sixteen", 16)
 
 
+_SHARED = "The service was slow and the food arrived cold, but the staff apologised and brought dessert on the house."
+_REPEATED = "Honestly one of the dullest evenings I have spent in a cinema, and the popcorn was stale too."
+
+
+@pytest.mark.slow
+def test_dropping_cross_class_duplicates_keeps_the_earlier_class_whatever_the_timing(tgi, tmp_path, minilm_path):
+    """The shared text reaches the second class (positive) in its first wave but the first class
+    (negative) only in a refill: with drop_cross_class_duplicates the first class keeps it anyway,
+    and the rows are the same at any concurrency and num_proc."""
+    from attrprompt_builder.presets import load_preset
+    from attrprompt_builder.prompts import PromptRenderer
+    from attrprompt_builder.sampling import AttributeSampler
+
+    recipe = load_preset("sst2")
+    sampler, renderer = AttributeSampler(recipe, seed=0), PromptRenderer(recipe)
+
+    def prompt(label: str, index: int) -> str:
+        return "\n".join(message["content"] for message in renderer.messages(sampler.draw(label, index)))
+
+    scripted = {prompt("negative", i): f"{_REPEATED} ({'!' * (i - 4)})" for i in range(5, 10)}  # 4 drops, 4 refills
+    scripted[prompt("negative", 10)] = _SHARED  # the first refill
+    scripted[prompt("positive", 0)] = _SHARED.replace("the staff", "staff")
+    compose = tgi.compose
+    tgi.compose = lambda request, behaviour: (
+        (scripted[request.prompt], "scripted") if request.prompt in scripted else compose(request, behaviour)
+    )
+
+    def run(tag: str, concurrency: int, num_proc: int | None = None) -> tuple[list[dict], object]:
+        builder = datasets.load_dataset_builder(
+            "attrprompt", "sst2", endpoint=tgi.url, samples_per_class=10, embedder=minilm_path, max_concurrency=concurrency,
+            drop_cross_class_duplicates=True, journal_dir=str(tmp_path / "journal"), cache_dir=str(tmp_path / tag),
+        )  # fmt: skip
+        builder.download_and_prepare(num_proc=num_proc)
+        return builder.as_dataset(split="train").to_list(), builder.stats
+
+    rows, stats = run("sixteen", 16)
+    assert stats.dropped["cross_class_duplicate"] == 1
+    assert stats.dropped["near_duplicate"] + stats.dropped["exact_duplicate"] == 4
+    assert [row["label"] for row in rows if row["text"].startswith("The service was slow")] == [0]
+    # one shared journal: later runs reuse the same replies, arriving in other orders
+    assert run("one", 1)[0] == rows
+    assert run("two-workers", 16, num_proc=2)[0] == rows
+
+
 def test_a_class_that_cannot_fill_its_quota_ends_the_build_with_reasons(tgi, minilm_path):
     """One class only ever gets the same reply: dedup drops the copies until its draw cap is reached."""
     from attrprompt_builder.errors import QuotaNotMetError
