@@ -133,15 +133,13 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         # A fresh run id per build, so stats of an interrupted earlier run are not mixed in.
         self._run_id = f"{self.config_id}/{uuid.uuid4().hex[:12]}"
         Journal(self.journal_path).close()  # created (WAL, schema) here, before num_proc workers open it
+        settings = self.run_settings(self._run_id)
         labels = list(self.config.recipe.label_names)
-        # datasets splits this list over num_proc workers. Dropping cross-class duplicates compares
-        # every class with the classes before it, so those builds keep all classes in one shard.
-        cross_class = self.config.drop_cross_class_duplicates and self.config.resolved_dedup_threshold() is not None
-        label_shards = [labels] if cross_class else [[label] for label in labels]
+        # datasets splits this list over num_proc workers
+        label_shards = [labels] if settings.decides_classes_in_order else [[label] for label in labels]
         return [
             datasets.SplitGenerator(
-                name=datasets.Split.TRAIN,
-                gen_kwargs={"label_shards": label_shards, "settings": self.run_settings(self._run_id)},
+                name=datasets.Split.TRAIN, gen_kwargs={"label_shards": label_shards, "settings": settings}
             )
         ]
 

@@ -37,7 +37,10 @@ def _add_generation_options(parser: argparse.ArgumentParser, *, for_generate: bo
     parser.add_argument("--top-p", type=float, default=None, help="default: the recipe's (1.0)")
     parser.add_argument("--dedup-threshold", default="auto", help="cosine threshold, 'auto' (default) or 'off'")
     parser.add_argument("--embedder", default=None, help="dedup embedder: model folder/Hub id, or 'ngram'")
-    parser.add_argument("--drop-cross-class-duplicates", action="store_true")
+    parser.add_argument(
+        "--drop-cross-class-duplicates", action="store_true",
+        help="drop a reply that near-duplicates another class's row (the earlier class keeps it) instead of flagging it",
+    )
     parser.add_argument("--ascii-squeeze", action="store_true", help="the paper's ASCII-only cleaning")
     parser.add_argument("--max-requests", type=int, default=None)
     parser.add_argument("--max-tokens", type=int, default=None)

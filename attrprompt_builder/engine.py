@@ -114,8 +114,7 @@ class GenerationRun:
             seed=s.seed,
         )
         self.dedup = s.make_dedup_filter()
-        # Dropping cross-class duplicates makes a class's rows depend on the other classes' rows.
-        self._classes_in_order = self.dedup is not None and s.drop_cross_class_duplicates
+        self._classes_in_order = s.decides_classes_in_order
         self.progress = BuildProgress(total=len(self.classes) * s.samples_per_class, desc=s.progress_desc, priced=s.priced)
         try:
             for backend in self.backends:

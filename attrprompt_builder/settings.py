@@ -96,6 +96,12 @@ class RunSettings:
         return self.backend.model or ""
 
     @property
+    def decides_classes_in_order(self) -> bool:
+        """Dropping cross-class duplicates makes a class's rows depend on the classes before it: each class
+        is decided only once those are complete, and all classes run in one shard."""
+        return self.dedup_threshold is not None and self.drop_cross_class_duplicates
+
+    @property
     def priced(self) -> bool:
         return self.price_in is not None or self.price_out is not None
 
