@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from .discover_report import RETRIES
@@ -26,8 +27,7 @@ __all__ = ["Asker", "Question"]
 Question = tuple[str, SamplingParams, tuple[str, ...], Callable[[str], Any]]
 
 # A greedy (temperature 0) question asked again would get the same unusable reply: retries sample.
-# Only discover's yes/no questions are greedy, hence their token limit (``discover.YES_NO_PARAMS``).
-_RETRY_YES_NO_PARAMS = SamplingParams(temperature=0.7, top_p=1.0, max_new_tokens=48)
+_RETRY_TEMPERATURE = 0.7
 
 
 def _seed(*parts: object) -> int:
@@ -51,7 +51,7 @@ class Asker:
         messages = ({"role": "user", "content": prompt},)
         text = ""
         for attempt in range(RETRIES + 1):
-            used = _RETRY_YES_NO_PARAMS if attempt and params.temperature == 0 else params
+            used = replace(params, temperature=_RETRY_TEMPERATURE) if attempt and params.temperature == 0 else params
             seed = _seed(self.seed, *key, attempt)
             spec = self.spec
             key_of = request_key(messages, model=spec.model or "", backend=spec.identity, params=used, seed=seed)
