@@ -27,6 +27,7 @@ __all__ = [
     "Label",
     "RESERVED_NAMES",
     "Recipe",
+    "invalid_yaml",
     "load_recipe",
     "parse_recipe",
 ]
@@ -229,11 +230,16 @@ def load_recipe(path: str | Path) -> Recipe:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise RecipeError(f"{path}: invalid YAML{where}: {problem}; fix the syntax") from err
+        raise invalid_yaml(path, err) from err
     return parse_recipe(data, origin=str(path))
+
+
+def invalid_yaml(path: str | Path, err: yaml.YAMLError) -> RecipeError:
+    """One line saying where the YAML of ``path`` breaks, without PyYAML's multi-line context."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(err, "problem", None) or "invalid YAML"
+    return RecipeError(f"{path}: invalid YAML{where}: {problem}; fix the syntax")
 
 
 def parse_recipe(data: Any, *, origin: str = "<recipe>") -> Recipe:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..errors import RecipeError
+from ..recipe import invalid_yaml
 
 __all__ = ["LABEL_MAP", "PER_CLASS", "PresetSpec", "SHARED", "SOURCES_FILE", "load_sources"]
 
@@ -80,9 +81,7 @@ def load_sources(path: Path = SOURCES_FILE) -> Mapping[str, PresetSpec]:
     except OSError as err:
         raise RecipeError(f"{path}: cannot read the preset sources ({err.strerror}); restore the file") from err
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise RecipeError(f"{path}: invalid YAML{at}: {getattr(err, 'problem', None) or err}; fix the syntax") from err
+        raise invalid_yaml(path, err) from err
     _require(str(path), data, valid=isinstance(data, dict), fix="a mapping of preset name -> fields")
     fields = {field.name: field.default is dataclasses.MISSING for field in dataclasses.fields(PresetSpec)}
     specs: dict[str, PresetSpec] = {}
