@@ -151,7 +151,7 @@ class _Steps:
             others = {k: v for k, v in self.texts.items() if k != label}
             prompt = SIMILAR_PROMPT.format(domain=self.domain, classes=self.classes, count=count,
                                            label=self.texts[label])
-            parse = lambda reply, others=others: match_labels(parse_list(reply), others)[0][:count]
+            parse = lambda reply, others=others: match_labels(parse_list(reply), others)[0][:count]  # noqa: E731
             questions.append((prompt, LIST_PARAMS, ("similar", label), parse))
         answers = await self.asker.ask_all(questions)
         for name, (dependent, reply) in zip(names, answers):
@@ -185,7 +185,7 @@ class _Steps:
                     unrelated = UNRELATED_CLAUSE.format(label=self.texts[label], similar=similar) if similar else ""
                     prompt = CLASS_VALUES_PROMPT.format(count=count, dimension=words, domain=self.domain,
                                                         label=self.texts[label], unrelated=unrelated)
-                parse = lambda reply: parse_list(reply, limit=count)
+                parse = lambda reply: parse_list(reply, limit=count)  # noqa: E731
                 questions.append((prompt, LIST_PARAMS, ("values", name, label or "*"), parse))
                 targets.append((name, label))
         values: dict[str, dict[str | None, list[str]]] = {name: {} for name in names}

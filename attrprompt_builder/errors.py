@@ -24,6 +24,7 @@ __all__ = [
     "RecipeError",
     "ReplyFormatError",
     "RequestTimeoutError",
+    "one_line",
 ]
 
 
@@ -105,3 +106,9 @@ class BudgetExceededError(GenerationStoppedError):
 
 class QuotaNotMetError(GenerationStoppedError):
     """A class hit its attempt cap before collecting ``samples_per_class`` kept rows."""
+
+
+def one_line(err: BaseException, *, limit: int = 200) -> str:
+    """A library's (often multi-line) message squeezed into the one line our errors promise."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

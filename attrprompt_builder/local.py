@@ -36,9 +36,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AttrPromptError, ConfigError, EndpointPermanentError, MissingDependencyError
+from .errors import AttrPromptError, ConfigError, EndpointPermanentError, MissingDependencyError, one_line
 from .llm import ChatReply, ChatRequest, SamplingParams
-from .local_model import DTYPES, INSTALL_TORCH, LoadedModel, load_chat_model, local_folder, one_line
+from .local_model import DTYPES, INSTALL_TORCH, LoadedModel, load_chat_model, local_folder
 
 __all__ = ["TransformersBackend"]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AttrPromptError, ConfigError, MissingDependencyError
+from .errors import AttrPromptError, ConfigError, MissingDependencyError, one_line
 
-__all__ = ["DTYPES", "INSTALL_TORCH", "LoadedModel", "load_chat_model", "local_folder", "one_line"]
+__all__ = ["DTYPES", "INSTALL_TORCH", "LoadedModel", "load_chat_model", "local_folder"]
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 INSTALL_TORCH = "the transformers backend needs torch: pip install 'attrprompt-builder[local]'"
@@ -116,9 +116,3 @@ def local_folder(model: str) -> Path | None:
             f"model={model!r}: {problem}; pass a folder written by save_pretrained, or a Hugging Face model id"
         )
     return None
-
-
-def one_line(err: BaseException, *, limit: int = 200) -> str:
-    """A library's multi-line message squeezed into the one line our errors promise."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -23,7 +23,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCa
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
 
-from .errors import ConfigError, EndpointPermanentError, EndpointTransientError, EndpointUnreachableError
+from .errors import ConfigError, EndpointPermanentError, EndpointTransientError, EndpointUnreachableError, one_line
 
 __all__ = ["collect_publish_files", "publish"]
 
@@ -120,9 +120,8 @@ def _check_card(readme: Path, shards: list[str]) -> None:
     try:
         card = DatasetCard(readme.read_text(encoding="utf-8"))
     except (ValueError, yaml.YAMLError) as err:
-        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(
-            f"{readme}: the YAML header does not parse ({detail}); rerun `attrprompt card {readme.parent}`"
+            f"{readme}: the YAML header does not parse ({one_line(err)}); rerun `attrprompt card {readme.parent}`"
         ) from err
     # A configs pattern that matches nothing makes load_dataset fail on the Hub, after the upload.
     for config in card.data.to_dict().get("configs") or []:

@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from .errors import ConfigError, MissingDependencyError
+from .errors import ConfigError, MissingDependencyError, one_line
 from .train_data import (
     DataArg,
     encode_labels,
-    first_line,
     label_schema,
     load_data,
     load_eval,
@@ -272,6 +271,6 @@ def _load_model(model: str, *, label_names: list[str], multi_label: bool) -> tup
             "cache (offline or unreachable Hub); pass a model folder, or download it once with network access"
         ) from err
     except ValueError as err:
-        raise ConfigError(f"model: {model!r} cannot be loaded as a sequence classifier ({first_line(err)}); "
+        raise ConfigError(f"model: {model!r} cannot be loaded as a sequence classifier ({one_line(err)}); "
                           "pass an encoder such as a BERT-style model") from err
     return tokenizer, classifier

@@ -16,13 +16,12 @@ from typing import Any
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, LargeList, List, Value, load_dataset
 
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 
 __all__ = [
     "DataArg",
     "HELD_OUT_FRACTION",
     "encode_labels",
-    "first_line",
     "label_schema",
     "load_data",
     "load_eval",
@@ -47,7 +46,7 @@ def load_data(source: DataArg, *, field: str) -> Dataset | DatasetDict:
     try:
         return load_dataset(builder, data_files=str(path)) if builder else load_dataset(str(source))
     except (OSError, ValueError) as err:
-        raise ConfigError(f"{field}: cannot load {str(source)!r} as a dataset ({first_line(err)}); pass a generated "
+        raise ConfigError(f"{field}: cannot load {str(source)!r} as a dataset ({one_line(err)}); pass a generated "
                           "folder, a dataset folder or file, or a reachable Hub dataset id") from err
 
 
@@ -175,8 +174,3 @@ def stratified_holdout(targets: np.ndarray, *, multi_label: bool, seed: int) -> 
     eval_index = np.array(sorted(held_out), dtype=np.int64)
     train_index = np.setdiff1d(np.arange(len(targets)), eval_index)
     return train_index, eval_index
-
-
-def first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
