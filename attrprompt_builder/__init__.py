@@ -13,34 +13,33 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from .builder import AttrPromptBuilder
-from .config import AttrPromptConfig
-from .errors import AttrPromptError
-from .plugin import register
-from .presets import PRESET_NAMES, load_preset
-from .recipe import Recipe, load_recipe, parse_recipe
+from attrprompt_builder.version import __version__
+from attrprompt_builder.dataset.builder import AttrPromptBuilder
+from attrprompt_builder.dataset.config import AttrPromptConfig
+from attrprompt_builder.errors import AttrPromptError
+from attrprompt_builder.dataset.plugin import register
+from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
+from attrprompt_builder.recipe.model import Recipe, load_recipe, parse_recipe
 
 # Heavier entry points (FAISS, transformers, matplotlib) load on first use, as in huggingface_hub.
 _LAZY = {
     "compare_folders": "compare",
-    "deduplicate": "dedup",
-    "discover_recipe": "discover",
-    "generate_folder": "folder",
-    "publish": "publishing",
-    "train_classifier": "train",
-    "write_card": "card",
+    "deduplicate": "filters.dedup.filter",
+    "discover_recipe": "discover.steps",
+    "generate_folder": "dataset.folder",
+    "publish": "dataset.publish",
+    "train_classifier": "train.classifier",
+    "write_card": "card.render",
 }
 
 if TYPE_CHECKING:
-    from .card import write_card
-    from .compare import compare_folders
-    from .dedup import deduplicate
-    from .discover import discover_recipe
-    from .folder import generate_folder
-    from .publishing import publish
-    from .train import train_classifier
+    from attrprompt_builder.card.render import write_card
+    from attrprompt_builder.compare import compare_folders
+    from attrprompt_builder.filters.dedup.filter import deduplicate
+    from attrprompt_builder.discover.steps import discover_recipe
+    from attrprompt_builder.dataset.folder import generate_folder
+    from attrprompt_builder.dataset.publish import publish
+    from attrprompt_builder.train.classifier import train_classifier
 
 __all__ = [
     "AttrPromptBuilder",

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import AttrPromptError
+from attrprompt_builder.errors import AttrPromptError
 
 __all__ = ["main"]
 
@@ -64,7 +64,7 @@ def _threshold(value: str) -> float | str | None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .folder import generate_folder
+    from attrprompt_builder.dataset.folder import generate_folder
 
     endpoint = args.endpoint[0] if args.endpoint and len(args.endpoint) == 1 else args.endpoint
     folder = generate_folder(
@@ -103,7 +103,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from .presets import PRESET_NAMES, load_preset
+    from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
 
     print(f"{'preset':<15}{'classes':>8}{'dimensions':>12}  kind         domain")
     for name in PRESET_NAMES:
@@ -114,15 +114,15 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _load(preset_or_recipe: str):
-    from .presets import is_preset, load_preset
-    from .recipe import load_recipe
+    from attrprompt_builder.recipe.presets import is_preset, load_preset
+    from attrprompt_builder.recipe.model import load_recipe
 
     return load_preset(preset_or_recipe) if is_preset(preset_or_recipe) else load_recipe(Path(preset_or_recipe))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .prompts import PromptRenderer
-    from .sampling import AttributeSampler
+    from attrprompt_builder.generation.prompts import PromptRenderer
+    from attrprompt_builder.generation.sampling import AttributeSampler
 
     recipe = _load(args.preset_or_recipe)
     labels = [args.label] if args.label else recipe.label_names
@@ -140,7 +140,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from .estimate import estimate, format_estimate
+    from attrprompt_builder.generation.estimate import estimate, format_estimate
 
     recipe = _load(args.preset_or_recipe)
     result = estimate(
@@ -160,8 +160,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
-    from .card import write_card
-    from .folder import card_embedder
+    from attrprompt_builder.card.render import write_card
+    from attrprompt_builder.dataset.folder import card_embedder
 
     path = write_card(Path(args.folder), embedder=card_embedder(args.embedder))
     print(f"wrote {path}")
@@ -169,7 +169,7 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    from .publishing import publish
+    from attrprompt_builder.dataset.publish import publish
 
     url = publish(
         args.folder, args.repo_id, private=args.private, token=args.token, revision=args.revision, commit_message=args.message
@@ -179,7 +179,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import format_metrics, train_classifier
+    from attrprompt_builder.train.classifier import format_metrics, train_classifier
 
     metrics = train_classifier(
         args.folder, model=args.model, eval_data=args.eval, epochs=args.epochs, output_dir=args.output
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=float, default=3.0)
     train.add_argument("--output", default=None)
     train.set_defaults(func=_cmd_train)
-    _add_lazy(sub, "discover", "ask an LLM for a recipe's dimensions and values (the paper's 4 steps)", "discover")
+    _add_lazy(sub, "discover", "ask an LLM for a recipe's dimensions and values (the paper's 4 steps)", "discover.steps")
     _add_lazy(sub, "compare", "compare generated dataset folders side by side", "compare")
     return parser
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import metrics
-from .errors import ConfigError, MissingDependencyError
+from attrprompt_builder.card import metrics
+from attrprompt_builder.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     import datasets
 
-    from .recipe import Recipe
+    from attrprompt_builder.recipe.model import Recipe
 
 __all__ = [
     "CompareReport",
@@ -70,7 +70,7 @@ def load_folder(folder: str | Path) -> tuple[datasets.Dataset, Recipe | None]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .recipe import load_recipe
+    from attrprompt_builder.recipe.model import load_recipe
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -94,7 +94,7 @@ def load_folder(folder: str | Path) -> tuple[datasets.Dataset, Recipe | None]:
 def _summarize(
     name: str, path: Path, dataset: datasets.Dataset, recipe: Recipe | None, embedder: Any
 ) -> DatasetSummary:
-    from .card import APS_MAX_ROWS
+    from attrprompt_builder.card.render import APS_MAX_ROWS
 
     texts = [str(text or "") for text in metrics.column(dataset, "text")]
     rows = metrics.row_labels(dataset)
@@ -152,7 +152,7 @@ def compare_folders(
     loaded = [load_folder(path) for path in paths]
     model = None
     if not (isinstance(embedder, str) and embedder == "none"):
-        from .embed import load_embedder
+        from attrprompt_builder.filters.dedup.embedders import load_embedder
 
         model = load_embedder(embedder)
     summaries = []
@@ -248,7 +248,7 @@ def format_report(report: CompareReport) -> str:
 
 
 def _plot(report: CompareReport, path: Path) -> Path:
-    from .plots import load_pyplot
+    from attrprompt_builder.card.plots import load_pyplot
 
     plt = load_pyplot()
     if plt is None:

@@ -1,7 +1,7 @@
 """A loopback TGI server that answers attribute-discovery questions like a sloppy chat model.
 
 ``ScriptedLLM`` is ``tgi_server.TGIServer`` with a different ``compose``: the prompts of
-``attrprompt_builder.discover`` get list and yes/no replies in deliberately messy shapes (preambles,
+``attrprompt_builder.discover.steps`` get list and yes/no replies in deliberately messy shapes (preambles,
 bold, bullets, JSON in fences, comma lines, duplicates, names that are no label, a first reply that
 says nothing usable); every other prompt (generation) gets the base server's prose. Replies depend
 only on the prompt and how often it was asked, so what the journal replays is what was paid for.

@@ -13,7 +13,7 @@ from huggingface_hub import DatasetCard
 from test_cli import attrprompt
 from test_publish import _LOAD, _run
 
-from attrprompt_builder.presets import load_preset
+from attrprompt_builder.recipe.presets import load_preset
 
 
 @pytest.mark.slow

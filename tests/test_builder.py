@@ -12,7 +12,7 @@ import pytest
 import attrprompt_builder
 from attrprompt_builder import AttrPromptBuilder
 from attrprompt_builder.errors import ConfigError
-from attrprompt_builder.presets import load_preset
+from attrprompt_builder.recipe.presets import load_preset
 
 NO_DEDUP = {"dedup_threshold": None}
 
@@ -185,7 +185,7 @@ def test_plugin_registration_is_idempotent_and_checks_datasets_internals():
     assert datasets.inspect.dataset_module_factory is not None
     assert {"module_path", "hash", "builder_kwargs"} <= set(datasets.load.DatasetModule.__dataclass_fields__)
     module = datasets.load.dataset_module_factory("attrprompt")
-    assert module.module_path == "attrprompt_builder.builder"
+    assert module.module_path == "attrprompt_builder.dataset.builder"
     assert datasets.get_dataset_config_names("attrprompt") == list(attrprompt_builder.PRESET_NAMES)
 
 

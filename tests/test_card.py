@@ -13,13 +13,13 @@ import datasets
 import pytest
 from huggingface_hub import DatasetCard
 
-from attrprompt_builder import metrics
-from attrprompt_builder.card import build_card, redact, size_category, write_card
-from attrprompt_builder.embed import load_embedder
+from attrprompt_builder.card import metrics
+from attrprompt_builder.card.render import build_card, redact, size_category, write_card
+from attrprompt_builder.filters.dedup.embedders import load_embedder
 from attrprompt_builder.errors import ConfigError
-from attrprompt_builder.plots import write_plots
-from attrprompt_builder.recipe import Recipe, parse_recipe
-from attrprompt_builder.stats import BuildStats
+from attrprompt_builder.card.plots import write_plots
+from attrprompt_builder.recipe.model import Recipe, parse_recipe
+from attrprompt_builder.generation.stats import BuildStats
 
 LOCATIONS = ["Paris", "Lagos", "Lima", "New York", "Oslo | Norway"]
 SECRET_ENDPOINT = "http://user:hf_SECRETtoken123@llm.example:8080/v1?api_key=sk-QUERYSECRET"
@@ -170,8 +170,8 @@ def test_write_card_renders_metadata_statistics_and_plots(generated_folder: Path
 
 
 def test_build_card_subsamples_aps_and_says_so() -> None:
-    from attrprompt_builder.card import APS_MAX_ROWS
-    from attrprompt_builder.embed import NgramEmbedder
+    from attrprompt_builder.card.render import APS_MAX_ROWS
+    from attrprompt_builder.filters.dedup.embedders import NgramEmbedder
 
     big = datasets.concatenate_datasets([news_dataset()] * (APS_MAX_ROWS // len(ROWS) + 1))
     card = build_card(big, news_recipe(), generation={"model": "m"}, stats=None, embedder=NgramEmbedder())
@@ -233,7 +233,7 @@ def test_plots_are_skipped_with_one_line_without_matplotlib(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an absent package looks like to import
-    with caplog.at_level(logging.WARNING, logger="attrprompt_builder.plots"):
+    with caplog.at_level(logging.WARNING, logger="attrprompt_builder.card.plots"):
         figures = write_plots(tmp_path, label_counts={"a": 1}, lengths_by_class={"a": [3]}, coverage={})
     assert figures == {}
     assert len(caplog.records) == 1 and "matplotlib is not installed" in caplog.records[0].getMessage()

@@ -12,7 +12,7 @@ import datasets
 import pytest
 from huggingface_hub import DatasetCard
 
-from attrprompt_builder.presets import PRESET_NAMES
+from attrprompt_builder.recipe.presets import PRESET_NAMES
 
 
 def attrprompt(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value
 from vectors_by_text import VectorsByText, at_angle, run
 
-from attrprompt_builder.dedup import (
+from attrprompt_builder.filters.dedup.filter import (
     MINILM_THRESHOLD,
     NGRAM_THRESHOLD,
     DedupDecision,
@@ -22,9 +22,9 @@ from attrprompt_builder.dedup import (
     deduplicate,
     default_threshold,
 )
-from attrprompt_builder.embed import NgramEmbedder, load_embedder
+from attrprompt_builder.filters.dedup.embedders import NgramEmbedder, load_embedder
 from attrprompt_builder.errors import ConfigError
-from attrprompt_builder.faiss_index import GrowingIndex
+from attrprompt_builder.filters.dedup.index import GrowingIndex
 
 # -- keep-first semantics ---------------------------------------------------------------------
 

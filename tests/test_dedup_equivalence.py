@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from vectors_by_text import VectorsByText, run
 
-from attrprompt_builder.dedup import NearDuplicateFilter
+from attrprompt_builder.filters.dedup.filter import NearDuplicateFilter
 
 _END_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ \u2018\u2019\u201c\u201d\u00ab\u00bb\u2026\u2013\u2014"
 
@@ -142,7 +142,7 @@ def test_approximate_index_finds_the_brute_force_duplicates():
 
 
 def test_exact_key_shortcut_matches_the_documented_rule():
-    from attrprompt_builder.dedup import _text_key
+    from attrprompt_builder.filters.dedup.filter import _text_key
 
     rng = np.random.default_rng(5)
     alphabet = list("ab .,!?-'\"Z") + ["\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x7f", "\u00a0", "\u2003", "\u2019", "\u2014", "\x85", "\u00c9"]

@@ -11,7 +11,7 @@ import yaml
 from scripted_llm import NEWS_LABELS, RELATED_MARKER, WORLD_RELATED, ScriptedLLM
 
 import attrprompt_builder  # noqa: F401  registers the "attrprompt" dataset
-from attrprompt_builder.discover import (
+from attrprompt_builder.discover.steps import (
     DiscoveryError,
     add_discover_arguments,
     discover_recipe,
@@ -19,8 +19,8 @@ from attrprompt_builder.discover import (
     run_discover,
 )
 from attrprompt_builder.errors import ConfigError
-from attrprompt_builder.folder import generate_folder
-from attrprompt_builder.recipe import load_recipe
+from attrprompt_builder.dataset.folder import generate_folder
+from attrprompt_builder.recipe.model import load_recipe
 
 
 @pytest.fixture

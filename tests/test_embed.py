@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attrprompt_builder.embed import (
+from attrprompt_builder.filters.dedup.embedders import (
     Embedder,
     NgramEmbedder,
     TransformerEmbedder,

@@ -12,8 +12,8 @@ import pytest
 from tiny_model import build_tiny_chat_model
 
 from attrprompt_builder.errors import ConfigError, EndpointPermanentError, MissingDependencyError
-from attrprompt_builder.llm import Backend, ChatReply, ChatRequest, SamplingParams
-from attrprompt_builder.local import TransformersBackend
+from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest, SamplingParams
+from attrprompt_builder.client.transformers_backend import TransformersBackend
 
 pytestmark = pytest.mark.usefixtures("offline_models")  # conftest: HF_HUB_OFFLINE=1, also in hub constants
 

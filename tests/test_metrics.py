@@ -8,8 +8,8 @@ import datasets
 import numpy as np
 import pytest
 
-from attrprompt_builder import metrics
-from attrprompt_builder.recipe import Recipe, parse_recipe
+from attrprompt_builder.card import metrics
+from attrprompt_builder.recipe.model import Recipe, parse_recipe
 
 LABELS = ["sports", "business"]
 

@@ -30,6 +30,6 @@ def test_every_module_has_a_sorted_all():
 
 
 def test_lazy_exports_still_work_after_their_modules_are_imported():
-    importlib.import_module("attrprompt_builder.publishing")
-    importlib.import_module("attrprompt_builder.dedup")
+    importlib.import_module("attrprompt_builder.dataset.publish")
+    importlib.import_module("attrprompt_builder.filters.dedup.filter")
     assert callable(attrprompt_builder.publish) and callable(attrprompt_builder.deduplicate)

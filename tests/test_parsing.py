@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from attrprompt_builder.parsing import (
+from attrprompt_builder.discover.answers import (
     clean_item,
     dimension_name,
     match_labels,

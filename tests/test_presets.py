@@ -12,9 +12,9 @@ import pytest
 from jinja2 import meta
 
 from attrprompt_builder.errors import ConfigError, RecipeError
-from attrprompt_builder.presets import PRESET_NAMES, is_preset, load_preset, preset_path
-from attrprompt_builder.presets.regenerate import PAPER_COMMIT, PRESETS, build_preset, clean_value, main
-from attrprompt_builder.recipe import load_recipe, template_environment
+from attrprompt_builder.recipe.presets import PRESET_NAMES, is_preset, load_preset, preset_path
+from attrprompt_builder.recipe.presets.regenerate import PAPER_COMMIT, PRESETS, build_preset, clean_value, main
+from attrprompt_builder.recipe.model import load_recipe, template_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # CI tests an installed copy, so find the paper's files beside this checkout, not beside the package.
@@ -169,7 +169,7 @@ def test_regenerate_check_passes_on_the_committed_files(capsys: pytest.CaptureFi
 @pytest.mark.slow  # a fresh interpreter imports the whole package (datasets, transformers)
 def test_regenerate_module_entry_point_checks() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "attrprompt_builder.presets.regenerate", "--check", "--source", str(SOURCE)],
+        [sys.executable, "-m", "attrprompt_builder.recipe.presets.regenerate", "--check", "--source", str(SOURCE)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -28,7 +28,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 import attrprompt_builder
 from attrprompt_builder.errors import ConfigError, EndpointUnreachableError
-from attrprompt_builder.publishing import collect_publish_files, publish
+from attrprompt_builder.dataset.publish import collect_publish_files, publish
 
 # The subprocesses import the same attrprompt_builder as this process: the installed one in CI, the
 # working tree in a dev checkout.
@@ -55,7 +55,7 @@ logging.basicConfig(level=logging.DEBUG)  # the token must stay out of even the 
 from huggingface_hub.utils import logging as hf_logging
 hf_logging.set_verbosity_debug()
 from attrprompt_builder.errors import AttrPromptError
-from attrprompt_builder.publishing import publish
+from attrprompt_builder.dataset.publish import publish
 args = json.loads(sys.argv[1])
 try:
     url = publish(args.pop("folder"), args.pop("repo_id"), token=os.environ.get("PUBLISH_TOKEN"), **args)

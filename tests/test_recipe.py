@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from attrprompt_builder.errors import RecipeError
-from attrprompt_builder.recipe import load_recipe, parse_recipe
+from attrprompt_builder.recipe.model import load_recipe, parse_recipe
 
 BASE = {
     "name": "tickets",
@@ -122,8 +122,8 @@ def test_multi_label_needs_one_label_map(tmp_path):
 
 
 def test_the_readme_recipe_example_is_valid_and_renders_cleanly():
-    from attrprompt_builder.prompts import PromptRenderer
-    from attrprompt_builder.sampling import AttributeSampler
+    from attrprompt_builder.generation.prompts import PromptRenderer
+    from attrprompt_builder.generation.sampling import AttributeSampler
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     block = readme.split("## Recipes", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]

@@ -20,9 +20,9 @@ from attrprompt_builder.errors import (
     EndpointUnreachableError,
     QuotaNotMetError,
 )
-from attrprompt_builder.folder import build_dataset, make_builder
-from attrprompt_builder.journal import Journal
-from attrprompt_builder.resilience import AdaptiveLimiter, CircuitBreaker, RetryPolicy
+from attrprompt_builder.dataset.folder import build_dataset, make_builder
+from attrprompt_builder.client.journal import Journal
+from attrprompt_builder.client.resilience import AdaptiveLimiter, CircuitBreaker, RetryPolicy
 
 NO_DEDUP = {"dedup_threshold": None}
 CHAT = "/v1/chat/completions"
@@ -93,7 +93,7 @@ def test_speculative_draws_beyond_need_are_bounded_per_class(tgi):
     quotas, but no class over-pays by more than the cap, even the classes that never drop a reply."""
     import hashlib
 
-    from attrprompt_builder.quotas import SPECULATIVE_DRAWS_PER_CLASS
+    from attrprompt_builder.generation.quotas import SPECULATIVE_DRAWS_PER_CLASS
 
     compose = tgi.compose
 
@@ -214,7 +214,7 @@ def test_hf_token_never_reaches_a_users_endpoint(tgi, tmp_path, monkeypatch):
     secret = "hf_SECRETdoNotLeak1234"
     monkeypatch.setenv("HF_TOKEN", secret)
     out = tmp_path / "out"
-    from attrprompt_builder.folder import generate_folder
+    from attrprompt_builder.dataset.folder import generate_folder
 
     generate_folder("sst2", out, endpoint=tgi.url, samples_per_class=2, journal_dir=str(tmp_path / "j"), card=False, **NO_DEDUP)
     assert tgi.count(CHAT) == 4

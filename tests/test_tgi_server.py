@@ -110,7 +110,7 @@ def test_reply_length_follows_the_prompt(prompt: str, low: int, high: int) -> No
 
 
 def test_replies_look_like_prose_and_mention_quoted_values() -> None:
-    from attrprompt_builder.filters import is_refusal
+    from attrprompt_builder.filters.screening import is_refusal
 
     for seed in range(200):
         text = reply_text(PROMPT, seed=seed)
@@ -129,7 +129,7 @@ def test_max_tokens_truncates_with_finish_reason_length(server: TGIServer) -> No
 
 
 def test_refusal_rate_one_gives_refusals_the_filters_catch(server: TGIServer) -> None:
-    from attrprompt_builder.filters import is_refusal
+    from attrprompt_builder.filters.screening import is_refusal
 
     server.refusal_rate = 1.0
     replies = [text_of(ask(server.url, seed=seed)) for seed in range(8)]

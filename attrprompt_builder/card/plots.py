@@ -1,0 +1,159 @@
+"""PNG figures for the dataset card: label distribution, lengths, class x value coverage.
+
+matplotlib is optional (the ``plots`` extra): it is imported lazily with the Agg backend, and
+when it is missing ``write_plots`` logs one line and returns no figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attrprompt_builder.card.metrics import ClassCoverage
+
+__all__ = [
+    "Figure",
+    "MAX_HEATMAP_CLASSES",
+    "MAX_HEATMAP_VALUES",
+    "coverage_figure",
+    "label_bar_chart",
+    "length_histogram",
+    "load_pyplot",
+    "write_plots",
+]
+
+logger = logging.getLogger(__name__)
+
+# Past these sizes a heatmap's cells and tick labels are unreadable: draw a per-class bar chart
+# of the share of values covered instead.
+MAX_HEATMAP_CLASSES = 30
+MAX_HEATMAP_VALUES = 40
+_MAX_HISTOGRAM_CLASSES = 10
+_MAX_ANNOTATED_CELLS = 300
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A written PNG: ``path`` is relative to the folder it was written to."""
+
+    title: str
+    path: str
+
+
+def load_pyplot() -> Any | None:
+    """``matplotlib.pyplot`` on the Agg backend, or ``None`` when matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt: Any, figure: Any, folder: Path, filename: str) -> str:
+    figure.tight_layout()
+    figure.savefig(folder / filename, dpi=100)
+    plt.close(figure)
+    return filename
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def label_bar_chart(plt: Any, counts: Mapping[str, int], folder: Path) -> str:
+    """Rows per label, one horizontal bar each."""
+    labels = list(counts)
+    height = max(2.5, 0.28 * len(labels) + 1.0)
+    figure, axes = plt.subplots(figsize=(7, height))
+    axes.barh(range(len(labels)), [counts[label] for label in labels], color="#4C72B0")
+    axes.set_yticks(range(len(labels)), [_short(label) for label in labels], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("rows")
+    axes.set_title("Label distribution")
+    return _save(plt, figure, folder, "label_distribution.png")
+
+
+def length_histogram(plt: Any, lengths_by_class: Mapping[str, Sequence[int]], folder: Path) -> str:
+    """Words per text, stacked by class (all classes in one bar when there are many)."""
+    figure, axes = plt.subplots(figsize=(7, 4))
+    populated = {label: list(values) for label, values in lengths_by_class.items() if values}
+    if len(populated) <= _MAX_HISTOGRAM_CLASSES:
+        axes.hist(list(populated.values()), bins=30, stacked=True, label=[_short(k, 25) for k in populated])
+        axes.legend(fontsize=7)
+    else:
+        axes.hist([v for values in populated.values() for v in values], bins=30, color="#4C72B0")
+    axes.set_xlabel("words per text")
+    axes.set_ylabel("rows")
+    axes.set_title("Text length" + (" by class" if len(populated) <= _MAX_HISTOGRAM_CLASSES else ""))
+    return _save(plt, figure, folder, "length_histogram.png")
+
+
+def coverage_figure(plt: Any, dimension: str, coverage: Sequence[ClassCoverage], folder: Path) -> str:
+    """Class x value counts as a heatmap when it fits, else the share of each class's values drawn."""
+    filename = f"coverage_{re.sub(r'[^A-Za-z0-9_.-]', '_', dimension)}.png"
+    widest = max((len(c.counts) for c in coverage), default=0)
+    if len(coverage) <= MAX_HEATMAP_CLASSES and widest <= MAX_HEATMAP_VALUES:
+        # Class-dependent lists differ per class, so columns are value slots (list order), and
+        # each row's cells are that class's own values.
+        import numpy as np
+
+        grid = np.full((len(coverage), widest), np.nan)
+        for row, item in enumerate(coverage):
+            grid[row, : len(item.counts)] = list(item.counts.values())
+        figure, axes = plt.subplots(figsize=(min(16, max(6, 2 + 0.3 * widest)), max(2.5, 0.4 * len(coverage) + 1.2)))
+        image = axes.imshow(grid, aspect="auto", cmap="viridis", vmin=0)
+        figure.colorbar(image, ax=axes, label="rows")
+        annotate_all = len(coverage) * widest <= _MAX_ANNOTATED_CELLS
+        brightest = np.nanmax(grid) if widest else 0
+        for row, item in enumerate(coverage):
+            for col, count in enumerate(item.counts.values()):
+                if count == 0 or annotate_all:
+                    # viridis is light at the top of its range: dark text there, light text below.
+                    colour = "red" if count == 0 else ("black" if count > 0.6 * brightest else "white")
+                    axes.text(col, row, str(count), ha="center", va="center", color=colour, fontsize=7)
+        axes.set_yticks(range(len(coverage)), [_short(c.label, 25) for c in coverage], fontsize=8)
+        step = max(1, widest // 20)
+        axes.set_xticks(range(0, widest, step), [str(i + 1) for i in range(0, widest, step)], fontsize=7)
+        axes.set_xlabel("value: position in the class's own list (red 0 = never drawn)")
+        axes.set_title(f"{dimension}: rows per class and value")
+    else:
+        figure, axes = plt.subplots(figsize=(7, max(2.5, 0.22 * len(coverage) + 1.2)))
+        axes.barh(range(len(coverage)), [100 * c.share_covered for c in coverage], color="#55A868")
+        axes.set_yticks(range(len(coverage)), [_short(c.label, 30) for c in coverage], fontsize=7)
+        axes.invert_yaxis()
+        axes.set_xlim(0, 100)
+        axes.margins(y=0.01)
+        axes.set_xlabel("% of the class's values drawn at least once")
+        axes.set_title(f"{dimension}: value coverage per class")
+    return _save(plt, figure, folder, filename)
+
+
+def write_plots(
+    folder: Path,
+    *,
+    label_counts: Mapping[str, int],
+    lengths_by_class: Mapping[str, Sequence[int]],
+    coverage: Mapping[str, Sequence[ClassCoverage]],
+) -> dict[str, Figure]:
+    """Write every figure into ``folder``; keys are ``labels``, ``lengths`` and ``coverage:<dim>``."""
+    plt = load_pyplot()
+    if plt is None:
+        logger.warning("matplotlib is not installed: the card has no plots (pip install 'attrprompt-builder[plots]')")
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "labels": Figure("Label distribution", label_bar_chart(plt, label_counts, folder)),
+        "lengths": Figure("Text length", length_histogram(plt, lengths_by_class, folder)),
+    }
+    for dimension, items in coverage.items():
+        figures[f"coverage:{dimension}"] = Figure(
+            f"{dimension} coverage", coverage_figure(plt, dimension, items, folder)
+        )
+    return figures

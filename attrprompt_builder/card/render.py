@@ -1,0 +1,381 @@
+"""The dataset card (README.md) of a generated dataset: Hub metadata, provenance and measurements.
+
+``build_card`` measures the dataset with ``metrics`` and renders ``cards/dataset_card.md`` through
+``huggingface_hub.DatasetCard.from_template``; ``write_card`` does it for a folder written by
+``attrprompt generate``. Nothing from the generation record reaches the card unfiltered: the
+endpoint is reduced to its host and token-like strings are redacted.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from attrprompt_builder.card import metrics
+from attrprompt_builder.errors import ConfigError
+from attrprompt_builder.recipe.model import Recipe, load_recipe
+from attrprompt_builder.redaction import display_name, host_only, redact
+from attrprompt_builder.generation.stats import BuildStats
+
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = [
+    "APS_MAX_ROWS",
+    "CITATION_BIBTEX",
+    "INGF_N",
+    "build_card",
+    "card_data",
+    "redact",
+    "size_category",
+    "write_card",
+]
+
+# MiniLM embeds roughly 15-30 texts a second on two CPU cores; 2000 rows (~2M pairs) pin the mean
+# similarity to about +-0.002, which more rows would not change at the precision shown.
+APS_MAX_ROWS = 2000
+_ENCODE_BATCH = 256
+CITATION_BIBTEX = """@inproceedings{yu2023large,
+  title     = {Large Language Model as Attributed Training Data Generator: A Tale of Diversity and Bias},
+  author    = {Yu, Yue and Zhuang, Yuchen and Zhang, Jieyu and Meng, Yu and Ratner, Alexander and
+               Krishna, Ranjay and Shen, Jiaming and Zhang, Chao},
+  booktitle = {Advances in Neural Information Processing Systems 36 (NeurIPS 2023), Datasets and Benchmarks Track},
+  year      = {2023},
+  eprint    = {2306.15895},
+  archivePrefix = {arXiv},
+  url       = {https://arxiv.org/abs/2306.15895}
+}"""
+INGF_N = 3
+_VALUE_SEPARATOR = "; "  # attribute values often contain commas (style descriptions)
+_EXAMPLE_CHARS = 200
+_COLLAPSE_OVER = 12  # lists longer than this go inside <details>
+# The Hub's size_categories, bucket k holding rows < 10 ** (k + 3).
+_SIZE_NAMES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
+               "1B<n<10B", "10B<n<100B", "100B<n<1T")
+# (key, row title) in display order: a key of the generation record not listed here is never shown.
+_GENERATION_FIELDS = (
+    ("model", "Model"), ("backend", "Backend"), ("endpoint_host", "Endpoint host"), ("temperature", "Temperature"),
+    ("top_p", "top_p"), ("max_new_tokens", "max_new_tokens"), ("seed", "Seed"),
+    ("samples_per_class", "Samples per class"), ("sampling", "Attribute sampling"), ("prompting", "Prompting"),
+    ("dedup_threshold", "Dedup threshold (cosine)"), ("embedder", "Dedup embedder"), ("date", "Date"),
+    ("package_version", "attrprompt-builder version"), ("price_in", "Price per 1k prompt tokens"),
+    ("price_out", "Price per 1k completion tokens"),
+)
+_MARKDOWN_ESCAPES = (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("`", "\\`"))
+_KIND_TEXT = {
+    "shared": "shared by all classes",
+    "per_class": "one list per class",
+    "label_map": "each value fixes the sample's label set",
+}
+_ENDPOINT_KEYS = ("endpoint_host", "endpoint", "endpoint_url", "base_url")
+
+
+def size_category(rows: int) -> str:
+    """The Hub's ``size_categories`` bucket for a row count."""
+    return next((name for k, name in enumerate(_SIZE_NAMES) if rows < 10 ** (k + 3)), "n>1T")
+
+
+def _md(value: Any) -> str:
+    """A value made safe for one Markdown table cell or list item (generated text included)."""
+    text = " ".join(str(value).split())
+    for raw, escaped in _MARKDOWN_ESCAPES:
+        text = text.replace(raw, escaped)
+    return text
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def _fence(text: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def card_data(dataset: datasets.Dataset, recipe: Recipe, *, download_size: int | None = None) -> DatasetCardData:
+    """Hub metadata, with the ``configs`` and ``dataset_info`` blocks ``push_to_hub`` writes."""
+    from datasets import DatasetInfo, SplitDict, SplitInfo
+    from datasets.info import DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+
+    data = DatasetCardData(
+        # The Hub lists license ids in lower case (apache-2.0, cc-by-4.0); SPDX ids are upper case.
+        license=recipe.license.lower(),
+        language=[recipe.language],
+        annotations_creators=["machine-generated"],
+        language_creators=["machine-generated"],
+        multilinguality="monolingual",
+        size_categories=[size_category(len(dataset))],
+        source_datasets=["original"],
+        task_categories=["text-classification"],
+        task_ids=["multi-label-classification" if recipe.multi_label else "multi-class-classification"],
+        pretty_name=recipe.pretty_name or recipe.name,
+        tags=["synthetic", "attrprompt", "llm-generated"],
+    )
+    splits = SplitDict()
+    splits.add(SplitInfo(name="train", num_bytes=dataset.data.nbytes, num_examples=len(dataset)))
+    info = DatasetInfo(
+        features=dataset.features, splits=splits, dataset_size=dataset.data.nbytes, download_size=download_size or 0
+    )
+    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
+    data_files = [{"split": "train", "path": "data/train-*"}]
+    MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(data)
+    return data
+
+
+def _generation_rows(generation: dict[str, Any], recipe: Recipe) -> list[tuple[str, str]]:
+    shown = dict(generation)
+    endpoint = next((shown[key] for key in _ENDPOINT_KEYS if shown.get(key)), None)
+    shown["endpoint_host"] = host_only(str(endpoint)) if endpoint else None
+    for key in ("temperature", "top_p", "max_new_tokens"):
+        if shown.get(key) is None:
+            shown[key] = f"{getattr(recipe.generation, key)} (recipe default)"
+    for key in ("model", "embedder"):
+        if shown.get(key):
+            shown[key] = display_name(shown[key])
+    return [
+        (title, _md(redact(str(shown[key])))) for key, title in _GENERATION_FIELDS if shown.get(key) is not None
+    ]
+
+
+def _value_list(values: Iterable[str]) -> str:
+    return _VALUE_SEPARATOR.join(_md(value) for value in values)
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return _VALUE_SEPARATOR.join(f"{_md(value)} ({count})" for value, count in counts.items())
+
+
+def _dimensions(recipe: Recipe, present: list[str]) -> list[dict[str, Any]]:
+    result = []
+    for attribute in recipe.attributes:
+        if attribute.kind == "shared":
+            groups = [("all classes", recipe.values_for(attribute.name, recipe.label_names[0]))]
+        else:
+            groups = [(label, recipe.values_for(attribute.name, label)) for label in recipe.label_names]
+        size = sum(len(values) for _, values in groups)
+        result.append({
+            "name": _md(attribute.name), "kind": _KIND_TEXT[attribute.kind], "used": attribute.name in present,
+            "size": size, "collapsed": size > _COLLAPSE_OVER,
+            "groups": [{"label": _md(label), "value_list": _value_list(values)} for label, values in groups],
+        })
+    return result
+
+
+def _value_counts(dataset: datasets.Dataset, recipe: Recipe) -> list[dict[str, Any]]:
+    result = []
+    for dimension, counts in metrics.attribute_value_counts(dataset, recipe).items():
+        attribute = recipe.attribute(dimension)
+        never = [v for v in attribute.values or () if v not in counts] if attribute.kind == "shared" else []
+        result.append({
+            "name": _md(dimension), "distinct": len(counts), "collapsed": len(counts) > _COLLAPSE_OVER,
+            "rows": [(_md(value), count, _share(count, len(dataset))) for value, count in counts.items()],
+            "never_drawn": _value_list(never),
+        })
+    return result
+
+
+def _class_coverage(dimension: str, items: list[metrics.ClassCoverage], plot: str | None) -> dict[str, Any]:
+    classes = []
+    for item in items:
+        covered = len(item.counts) - len(item.never_drawn)
+        classes.append({
+            "label": _md(item.label), "covered": covered, "total": len(item.counts),
+            "share": _share(covered, len(item.counts)), "never_drawn": _value_list(item.never_drawn),
+            "counts": _counted(item.counts), "unexpected": _counted(item.unexpected),
+        })
+    return {"name": _md(dimension), "classes": classes, "plot": plot}
+
+
+def _combination(combos: metrics.CombinationCoverage) -> dict[str, Any] | None:
+    if not combos.possible:
+        return None
+    rows = [(_md(label), seen, total, _share(seen, total)) for label, (seen, total) in combos.per_class.items()]
+    return {"seen": combos.seen, "possible": combos.possible, "share": f"{100 * combos.share:.4g}%", "rows": rows}
+
+
+def _similarity(texts: list[str], keys: list[Any], embedder: metrics.EmbedderLike) -> dict[str, Any]:
+    from datasets.utils import tqdm
+
+    indices = metrics.subsample_indices(len(texts), APS_MAX_ROWS, seed=0)
+    sample = [texts[i] for i in indices]
+    batches = tqdm(range(0, len(sample), _ENCODE_BATCH), desc="Embedding for APS", unit="batch")
+    embeddings = np.concatenate([embedder.encode(sample[start : start + _ENCODE_BATCH]) for start in batches])
+    stats = metrics.pairwise_similarity(embeddings, [keys[i] for i in indices])
+    return {
+        "embedder": _md(display_name(getattr(embedder, "name", type(embedder).__name__))),
+        "rows": stats.n, "total": len(texts), "subsampled": stats.n < len(texts), "max_rows": APS_MAX_ROWS,
+        "overall": _fmt(stats.overall), "within": _fmt(stats.within), "across": _fmt(stats.across),
+        "per_class": [(_md(label), _fmt(value)) for label, value in stats.per_class.items()],
+    }
+
+
+def _diversity(texts: list[str], keys: list[Any], embedder: metrics.EmbedderLike | None) -> dict[str, Any]:
+    return {
+        "vocabulary": metrics.vocabulary_size(texts),
+        "distinct_1": _fmt(metrics.distinct_n(texts, 1), 4), "distinct_2": _fmt(metrics.distinct_n(texts, 2), 4),
+        "ingf": _fmt(metrics.ingf(texts, INGF_N)), "ingf_n": INGF_N,
+        "aps": _similarity(texts, keys, embedder) if embedder is not None and len(texts) >= 2 else None,
+    }
+
+
+def _build(stats: BuildStats | None, generation: dict[str, Any]) -> dict[str, Any] | None:
+    if stats is None:
+        return None
+    embedder = generation.get("embedder")
+    priced = stats.cost or generation.get("price_in") is not None or generation.get("price_out") is not None
+    return {
+        "sent": stats.sent, "reused": stats.reused, "kept": stats.kept, "cross_class_flags": stats.cross_class_flags,
+        "refusals": stats.dropped.get("refusal", 0),
+        "duplicates": sum(stats.dropped.get(r, 0) for r in ("near_duplicate", "exact_duplicate", "cross_class_duplicate")),
+        "dropped": [(_md(reason), count) for reason, count in stats.dropped.most_common()],
+        "retries": [(_md(cause), count) for cause, count in stats.retries.most_common()],
+        "failures": [(_md(cause), count) for cause, count in stats.failures.most_common()],
+        "dedup_threshold": generation.get("dedup_threshold"),
+        "dedup_embedder": _md(display_name(embedder)) if embedder else None,
+        "dedup_examples": [{
+            "label": _md(example.get("label", "")), "similarity": _fmt(example.get("similarity")),
+            "kept": _md(str(example.get("kept", ""))[:_EXAMPLE_CHARS]),
+            "dropped": _md(str(example.get("dropped", ""))[:_EXAMPLE_CHARS]),
+        } for example in stats.dedup_examples],
+        "dedup_by_value": [
+            (_md(dimension), _counted(dict(counts.most_common())))
+            for dimension, counts in stats.dedup_removed_by_value.items()
+            if counts
+        ],
+        "per_class": [
+            (_md(label), s.kept, s.attempts, sum(s.dropped.values())) for label, s in stats.per_class.items()
+        ],
+        "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
+        "total_tokens": stats.total_tokens, "wall_time": f"{stats.wall_time_s:.0f} s",
+        "cost": f"{stats.cost:.4f}" if priced else None,
+    }
+
+
+def _load_template() -> str:
+    try:
+        resource = importlib.resources.files("attrprompt_builder.cards") / "dataset_card.md"
+    except ModuleNotFoundError:  # a source checkout that is not installed: cards/ sits beside the package
+        resource = Path(__file__).resolve().parent.parent / "cards" / "dataset_card.md"
+    return resource.read_text(encoding="utf-8")
+
+
+def build_card(
+    dataset: datasets.Dataset,
+    recipe: Recipe,
+    *,
+    generation: dict[str, Any],
+    stats: BuildStats | None,
+    embedder: metrics.EmbedderLike | None = None,
+    plots_dir: Path | None = None,
+    recipe_link: str | None = None,
+    download_size: int | None = None,
+) -> DatasetCard:
+    """Measure ``dataset`` and render its card.
+
+    ``plots_dir`` is the folder the card will be saved in: PNGs go there, linked by file name.
+    ``recipe_link`` links a recipe file there instead of inlining the recipe. Without an
+    ``embedder`` the card says that APS was not computed.
+    """
+    texts = [str(text or "") for text in metrics.column(dataset, "text")]
+    rows = metrics.row_labels(dataset)
+    label_counts = metrics.label_distribution(rows, recipe.label_names)
+    lengths = metrics.word_counts(texts)
+    lengths_by_class: dict[str, list[int]] = {label: [] for label in recipe.label_names}
+    for labels, length in zip(rows, lengths, strict=True):
+        for label in labels:
+            lengths_by_class.setdefault(label, []).append(length)
+    present = metrics.attribute_dimensions(dataset, recipe)
+    coverage = {
+        dimension: metrics.class_value_coverage(dataset, recipe, dimension, rows=rows)
+        for dimension in present
+        if recipe.attribute(dimension).class_dependent
+    }
+    figures = {}
+    if plots_dir is not None:
+        from attrprompt_builder.card.plots import write_plots
+
+        figures = write_plots(
+            plots_dir, label_counts=label_counts, lengths_by_class=lengths_by_class, coverage=coverage
+        )
+    figure_paths = {key: figure.path for key, figure in figures.items()}
+    # APS groups pairs by label; for multi-label data "same label" means the same label set.
+    keys: list[Any] = [labels if recipe.multi_label else labels[0] for labels in rows]
+    recipe_yaml = recipe.to_yaml().rstrip("\n")
+    context = {
+        "pretty_name": _md(recipe.pretty_name or recipe.name), "name": recipe.name, "domain": _md(recipe.domain),
+        "description": recipe.description, "language": recipe.language, "license": recipe.license,
+        "source": recipe.source, "num_rows": len(dataset), "num_classes": len(recipe.labels),
+        "multi_label": recipe.multi_label,
+        "model": _md(display_name(generation.get("model", "an unnamed model"))),
+        "prompting": generation.get("prompting") or ("attributed" if present else "simple"),
+        "dimension_names": ", ".join(_md(dimension) for dimension in present),
+        "generation_rows": _generation_rows(generation, recipe),
+        "templates": [
+            (kind, text, _fence(text))
+            for kind, text in (("attributed", recipe.attributed_template), ("simple", recipe.simple_template))
+        ],
+        "recipe_link": recipe_link, "recipe_yaml": None if recipe_link else recipe_yaml,
+        "recipe_fence": _fence(recipe_yaml),
+        "columns": [(_md(name), _md(repr(feature))) for name, feature in dataset.features.items()],
+        "label_column": "labels" if "labels" in dataset.column_names else "label",
+        "dimensions": _dimensions(recipe, present),
+        "labels": [(_md(label), count, _share(count, len(dataset))) for label, count in label_counts.items()],
+        "labels_per_row": sorted(Counter(len(labels) for labels in rows).items()) if recipe.multi_label else None,
+        "length": metrics.summarize_word_counts(lengths),
+        "length_rows": [(_md(label), metrics.summarize_word_counts(v)) for label, v in lengths_by_class.items()],
+        "value_counts": _value_counts(dataset, recipe),
+        "class_coverage": [
+            _class_coverage(dimension, items, figure_paths.get(f"coverage:{dimension}"))
+            for dimension, items in coverage.items()
+        ],
+        "combination": _combination(metrics.combination_coverage(dataset, recipe, rows=rows)),
+        "diversity": _diversity(texts, keys, embedder), "build": _build(stats, generation),
+        "figures": figure_paths, "citation_bibtex": CITATION_BIBTEX,
+    }
+    data = card_data(dataset, recipe, download_size=download_size)
+    return DatasetCard.from_template(data, template_str=_load_template(), **context)
+
+
+def write_card(folder: Path, *, embedder: metrics.EmbedderLike | None = None) -> Path:
+    """Read a folder written by ``attrprompt generate``; write its README.md and PNGs; return the card path."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    shards = sorted((folder / "data").glob("*.parquet"))
+    if not shards:
+        raise ConfigError(f"{folder}: no data/*.parquet files; pass the folder `attrprompt generate` wrote")
+    for required in ("recipe.yaml", "generation.json"):
+        if not (folder / required).is_file():
+            raise ConfigError(f"{folder}: {required} is missing; pass the folder `attrprompt generate` wrote")
+    # Reading the shards with pyarrow keeps the features (stored in the schema) and writes no cache.
+    dataset = datasets.Dataset(pa.concat_tables([pq.read_table(shard) for shard in shards]))
+    recipe = load_recipe(folder / "recipe.yaml")
+    try:
+        record = json.loads((folder / "generation.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ConfigError(
+            f"{folder / 'generation.json'}: invalid JSON ({err.msg}); regenerate the folder or fix the file"
+        ) from err
+    stats = BuildStats.from_dict(record["stats"]) if record.get("stats") else None
+    card = build_card(
+        dataset, recipe, generation=record.get("generation") or {}, stats=stats, embedder=embedder,
+        plots_dir=folder, recipe_link="recipe.yaml", download_size=sum(shard.stat().st_size for shard in shards),
+    )
+    path = folder / "README.md"
+    card.save(path)
+    return path

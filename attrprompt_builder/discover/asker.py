@@ -1,0 +1,86 @@
+"""How attribute discovery sends its questions: journaled like generation requests, retried when unusable.
+
+Kept apart from the four steps in ``discover`` because it is the part that spends money: every
+reply is recorded in a journal under a key built like a generation request's (backend, model,
+params, seed), so rerunning discovery re-sends nothing already paid. A reply that parses to nothing
+(or is a refusal) is asked again, at most ``RETRIES`` times, each time with a new derived seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from attrprompt_builder.discover.report import RETRIES
+from attrprompt_builder.client.dispatch import Dispatcher
+from attrprompt_builder.filters.screening import is_refusal
+from attrprompt_builder.client.journal import Journal, request_key
+from attrprompt_builder.client.types import ChatRequest, SamplingParams
+from attrprompt_builder.generation.plan import BackendSpec
+
+__all__ = ["Asker", "Question"]
+
+#: (prompt, params, journal key parts, reply parser). ``key[0]`` names the step in the journal label.
+Question = tuple[str, SamplingParams, tuple[str, ...], Callable[[str], Any]]
+
+# A greedy (temperature 0) question asked again would get the same unusable reply: retries sample.
+_RETRY_TEMPERATURE = 0.7
+
+
+def _seed(*parts: object) -> int:
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (2**31)  # OpenAI-compatible servers want a signed 32-bit seed
+
+
+class Asker:
+    """Sends questions through the generation client, journaling every reply before it is used."""
+
+    def __init__(
+        self, spec: BackendSpec, dispatcher: Dispatcher, journal: Journal, *, seed: int, progress: Any
+    ) -> None:
+        self.spec, self.dispatcher, self.journal, self.seed, self.progress = spec, dispatcher, journal, seed, progress
+        self.sent = self.reused = 0
+
+    async def ask(
+        self, prompt: str, params: SamplingParams, key: tuple[str, ...], parse: Callable[[str], Any]
+    ) -> tuple[Any, str]:
+        """(the parsed reply, or None when ``RETRIES`` retries gave nothing usable; the last reply text)."""
+        messages = ({"role": "user", "content": prompt},)
+        text = ""
+        for attempt in range(RETRIES + 1):
+            used = replace(params, temperature=_RETRY_TEMPERATURE) if attempt and params.temperature == 0 else params
+            seed = _seed(self.seed, *key, attempt)
+            spec = self.spec
+            key_of = request_key(messages, model=spec.model or "", backend=spec.identity, params=used, seed=seed)
+            request = ChatRequest(messages=messages, params=used, seed=seed, key=key_of)
+            reply = self.journal.get(request.key)
+            if reply is not None:
+                self.reused += 1
+            else:
+                reply = await self.dispatcher.send(request)
+                if reply is not None:
+                    self.journal.record(request, reply, label=f"discover:{key[0]}", index=attempt)
+                    self.sent += 1
+            text = reply.text if reply is not None else ""
+            result = None if is_refusal(text) else parse(text)  # "Sorry, I can't" is no one-item list
+            if result is not None and result != []:
+                break
+        else:
+            result = None
+        self.progress.update(1)
+        return result, text
+
+    async def ask_all(self, questions: list[Question]) -> list[tuple[Any, str]]:
+        self.progress.total = (self.progress.total or 0) + len(questions)
+        self.progress.refresh()
+        tasks = [asyncio.ensure_future(self.ask(*question)) for question in questions]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:  # a fatal error (bad token, dead endpoint) stops the questions still waiting
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise

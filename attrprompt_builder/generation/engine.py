@@ -1,0 +1,379 @@
+"""The generation engine: per-class quotas over a deterministic stream of samples.
+
+For each class the engine walks sample indices 0, 1, 2, ...: draw attributes, render the prompt,
+take the reply from the journal or send the request, commit the reply to the journal, then decide
+in index order whether to keep it (filters, then near-duplicate check). It draws further indices
+until the class has exactly ``samples_per_class`` kept rows. Decisions happen in index order, so
+the kept rows do not depend on concurrency, timing or ``num_proc``; rows leave the engine class by
+class, in index order.
+
+The async work runs on its own thread with its own event loop; ``GenerationRun.rows()`` is the
+plain generator the ``datasets`` builder consumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+from attrprompt_builder.client.dispatch import Dispatcher
+from attrprompt_builder.errors import BudgetExceededError, QuotaNotMetError
+from attrprompt_builder.filters.screening import ascii_squeeze, check_reply, normalise_whitespace
+from attrprompt_builder.client.journal import Journal, request_key
+from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
+from attrprompt_builder.generation.progress import BuildProgress
+from attrprompt_builder.generation.prompts import PromptRenderer
+from attrprompt_builder.generation.quotas import Candidate, ClassQuota, keep_rate
+from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler, request_seed
+from attrprompt_builder.generation.plan import RunSettings
+from attrprompt_builder.generation.stats import BuildStats
+
+__all__ = ["GenerationRun"]
+
+_DONE = object()
+
+
+class GenerationRun:
+    """Generate the rows of some classes of one build (one ``datasets`` shard group)."""
+
+    def __init__(self, settings: RunSettings, labels: list[str], *, backends: list[Backend], worker: str) -> None:
+        self.settings = settings
+        self.labels = labels
+        self.backends = backends
+        self.worker = worker
+        self.stats = BuildStats()
+        recipe = settings.recipe
+        self.sampler = AttributeSampler(recipe, seed=settings.seed, strategy=settings.sampling)
+        self.renderer = PromptRenderer(recipe, prompting=settings.prompting)
+        self.classes = [ClassQuota(label, pos, settings.samples_per_class) for pos, label in enumerate(labels)]
+        self._out: queue.SimpleQueue = queue.SimpleQueue()
+        self._emit_ptr = 0
+        self._stop_requested = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- the consumer side (builder thread) ----------------------------------------------------
+    def rows(self) -> Iterator[tuple[int, int, dict]]:
+        """Yield ``(class position, row index within class, row)`` in class-major order."""
+        thread = threading.Thread(target=self._thread_main, name=f"attrprompt-{self.worker}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                try:
+                    item = self._out.get(timeout=0.2)  # a timeout keeps Ctrl-C responsive
+                except queue.Empty:
+                    continue
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        except BaseException as err:
+            self.request_stop()
+            thread.join(timeout=30)
+            if isinstance(err, KeyboardInterrupt):
+                print(
+                    f"interrupted: every paid reply so far is saved in the journal ({self.settings.journal_path}); "
+                    "run the same command again to resume without paying for them",
+                    file=sys.stderr,
+                )
+            raise
+        thread.join()
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(lambda: None)
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as err:  # handed to the consumer thread, which re-raises it
+            self._out.put(err)
+        else:
+            self._out.put(_DONE)
+
+    # -- the async side -----------------------------------------------------------------------
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        s = self.settings
+        started = time.monotonic()
+        self._changed = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._fatal: BaseException | None = None
+        self._budget_reason: str | None = None
+        self.journal = Journal(s.journal_path)
+        self.dispatcher = Dispatcher(
+            self.backends,
+            max_concurrency=s.max_concurrency,
+            policy=s.retry_policy,
+            max_errors=s.max_errors,
+            seed=s.seed,
+        )
+        self.dedup = s.make_dedup_filter()
+        self._classes_in_order = s.decides_classes_in_order
+        self.progress = BuildProgress(total=len(self.classes) * s.samples_per_class, desc=s.progress_desc, priced=s.priced)
+        try:
+            for backend in self.backends:
+                load = getattr(backend, "load", None)
+                if load is not None:  # a local model: load (and fail) before the clock of any request starts
+                    await load()
+            await self._dispatch_loop()
+            await self._drain()
+            if self._fatal is not None:
+                raise self._fatal
+            if self._budget_reason is not None and not all(c.done for c in self.classes):
+                kept = sum(c.kept for c in self.classes)
+                raise BudgetExceededError(
+                    f"stopped: {self._budget_reason} reached ({self._spent()}); {kept} rows kept so far and every paid reply is in the journal "
+                    f"({s.journal_path}); raise the cap and rerun the same command to continue"
+                )
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for backend in self.backends:
+                await backend.aclose()
+            self._finish_stats(started)
+            self.progress.update_counts(self.stats, self.dispatcher, force=True)
+            self.progress.close()
+            self.journal.close()
+
+    def _finish_stats(self, started: float) -> None:
+        stats = self.stats
+        stats.retries.update(self.dispatcher.retries)
+        stats.failures.update(self.dispatcher.failures)
+        stats.wall_time_s = time.monotonic() - started
+        if self.dedup is not None:
+            self.dedup.update_build_stats(stats)
+        self.journal.save_stats(self.settings.run_id, self.worker, stats)
+
+    async def _dispatch_loop(self) -> None:
+        hits = 0
+        while self._fatal is None and not self._stop_requested.is_set():
+            if all(c.done for c in self.classes):
+                return
+            job = self._next_job()
+            if job is None:
+                if self._stranded():
+                    return
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=0.5)
+                except TimeoutError:
+                    pass
+                continue
+            state, request, draw = job
+            cached = self.journal.get(request.key)
+            if cached is not None:
+                self.stats.reused += 1
+                self._deliver(state, request, draw, cached)
+                hits += 1
+                if hits % 64 == 0:
+                    await asyncio.sleep(0)
+                continue
+            self._budget_reason = self._budget_reached()
+            if self._budget_reason is not None:
+                self._undo_job(state)
+                return
+            lane = await self.dispatcher.acquire()
+            task = asyncio.create_task(self._send(state, request, draw, lane))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _stranded(self) -> bool:
+        """True when nothing is in flight and no class can draw again: quotas cannot be met."""
+        if self._tasks or any(c.candidates for c in self.classes if not c.done):
+            return False
+        for state in self.classes:
+            if not state.done and state.next_index >= self.settings.max_draws_per_class:
+                reasons = ", ".join(f"{r}: {n}" for r, n in self.stats.for_class(state.label).dropped.most_common())
+                self._fatal = QuotaNotMetError(
+                    f"class {state.label!r}: only {state.kept} of {state.quota} rows kept after "
+                    f"{state.next_index} draws ({reasons or 'no reason recorded'}); raise max_draws_per_class or "
+                    "check what the endpoint replies (`attrprompt show` prints the prompts)"
+                )
+                return True
+        return False
+
+    def _next_job(self) -> tuple[ClassQuota, ChatRequest, AttributeDraw] | None:
+        rate = keep_rate(self.classes)
+        for state in self.classes:
+            if not state.wants_draw(rate, max_draws=self.settings.max_draws_per_class):
+                continue
+            index = state.next_index
+            state.next_index += 1
+            state.outstanding += 1
+            draw = self.sampler.draw(state.label, index)
+            messages = self.renderer.messages(draw)
+            seed = request_seed(self.settings.seed, state.label, index)
+            key = request_key(
+                messages, model=self.settings.model_key, backend=self.settings.backend_identity, params=self.settings.params, seed=seed
+            )
+            return state, ChatRequest(messages=messages, params=self.settings.params, seed=seed, key=key), draw
+        return None
+
+    def _undo_job(self, state: ClassQuota) -> None:
+        state.next_index -= 1
+        state.outstanding -= 1
+
+    def _budget_reached(self) -> str | None:
+        """The cap that stops dispatching (in-flight requests count: they will be paid)."""
+        s, st = self.settings, self.stats
+        if s.max_requests is not None and st.sent + self.dispatcher.in_flight >= s.max_requests:
+            return f"max_requests={s.max_requests}"
+        if s.max_tokens is not None and st.total_tokens >= s.max_tokens:
+            return f"max_tokens={s.max_tokens}"
+        if s.max_cost is not None and st.cost >= s.max_cost:
+            return f"max_cost={s.max_cost:g}"
+        return None
+
+    def _spent(self) -> str:
+        st = self.stats
+        spent = f"{st.sent} replies paid, {st.total_tokens} tokens"
+        return spent + (f", cost {st.cost:.4f}" if self.settings.priced else "")
+
+    async def _send(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, lane: object) -> None:
+        try:
+            reply = await self.dispatcher.send(request, lane)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as err:
+            if self._fatal is None:
+                self._fatal = err
+            self._changed.set()
+            return
+        if reply is not None:
+            self.journal.record(request, reply, label=state.label, index=draw.index)  # before it is used
+            st = self.stats
+            st.sent += 1
+            st.prompt_tokens += reply.prompt_tokens
+            st.completion_tokens += reply.completion_tokens
+            st.cost = self.settings.cost_of(st.prompt_tokens, st.completion_tokens)
+        self._deliver(state, request, draw, reply)
+
+    def _deliver(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, reply: ChatReply | None) -> None:
+        state.results[draw.index] = (draw, request, reply)
+        while state.next_decide in state.results:
+            draw, request, reply = state.results.pop(state.next_decide)
+            state.next_decide += 1
+            self._screen(state, draw, request, reply)
+        if self.dedup is None:
+            self._finalize_candidates(state, [True] * len(state.candidates))
+        else:
+            self._schedule_dedup()
+        self.progress.update_counts(self.stats, self.dispatcher)
+        self._changed.set()
+
+    def _screen(self, state: ClassQuota, draw: AttributeDraw, request: ChatRequest, reply: ChatReply | None) -> None:
+        if reply is None:
+            self._drop(state, "failed")
+            return
+        text = normalise_whitespace(reply.text)
+        if self.settings.ascii_squeeze:
+            text = ascii_squeeze(text)
+        verdict = check_reply(text)
+        if verdict is not True:
+            self._drop(state, verdict[1])
+            return
+        state.candidates.append(Candidate(draw.index, draw, request.prompt, text))
+
+    def _drop(self, state: ClassQuota, reason: str) -> None:
+        state.outstanding -= 1
+        state.finalized += 1
+        self.stats.dropped[reason] += 1
+        self.stats.for_class(state.label).dropped[reason] += 1
+        self.stats.for_class(state.label).attempts += 1
+
+    def _finalize_candidates(self, state: ClassQuota, keep: list[bool | str]) -> None:
+        """Apply decisions (True, or the drop reason) to the first ``len(keep)`` candidates of a class."""
+        decided, state.candidates = state.candidates[: len(keep)], state.candidates[len(keep) :]
+        for candidate, verdict in zip(decided, keep):
+            if state.done:  # a surplus reply: paid and journaled, not needed
+                state.outstanding -= 1
+                continue
+            if verdict is not True:
+                self._drop(state, str(verdict))
+                continue
+            state.outstanding -= 1
+            state.finalized += 1
+            state.kept += 1
+            self.stats.kept += 1
+            class_stats = self.stats.for_class(state.label)
+            class_stats.kept += 1
+            class_stats.attempts += 1
+            state.rows.append(self.settings.make_row(candidate.draw, candidate.text, candidate.prompt))
+        self._emit()
+
+    def _emit(self) -> None:
+        while self._emit_ptr < len(self.classes):
+            state = self.classes[self._emit_ptr]
+            for row in state.rows:
+                self._out.put((state.position, state.emitted, row))
+                state.emitted += 1
+                self.progress.advance()
+            state.rows.clear()
+            if not state.done:
+                return
+            self._emit_ptr += 1
+
+    # -- near-duplicate stage -------------------------------------------------------------------
+    def _schedule_dedup(self) -> None:
+        if not getattr(self, "_dedup_running", False) and any(c.candidates for c in self.classes):
+            self._dedup_running = True
+            task = asyncio.create_task(self._dedup_worker())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _dedup_worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                batch: list[tuple[ClassQuota, int]] = []
+                texts: list[str] = []
+                groups: list[str] = []
+                draws: list[AttributeDraw] = []
+                for state in self.classes:
+                    if state.done and state.candidates:  # surplus replies: paid and journaled, not needed
+                        state.outstanding -= len(state.candidates)
+                        state.candidates.clear()
+                    # More candidates than open slots cannot all be kept; the rest wait for the next batch.
+                    take = min(len(state.candidates), state.quota - state.kept)
+                    if take > 0:
+                        batch.append((state, take))
+                        texts += [c.text for c in state.candidates[:take]]
+                        draws += [c.draw for c in state.candidates[:take]]
+                        groups += [state.label] * take
+                    if self._classes_in_order and not state.done:
+                        # Later classes are judged against this class's final rows, not whichever
+                        # rows it had kept when their replies happened to arrive.
+                        break
+                if not texts:
+                    return
+                decisions = await loop.run_in_executor(None, self.dedup.check, texts, groups, draws)
+                offset = 0
+                for state, take in batch:
+                    verdicts = [d.keep or d.reason for d in decisions[offset : offset + take]]
+                    offset += take
+                    self._finalize_candidates(state, verdicts)
+                self.progress.update_counts(self.stats, self.dispatcher)
+                self._changed.set()
+        except BaseException as err:
+            if self._fatal is None and not isinstance(err, asyncio.CancelledError):
+                self._fatal = err
+            raise
+        finally:
+            self._dedup_running = False
+
+    async def _drain(self) -> None:
+        """Wait for in-flight requests (their replies are paid: journal them), briefly if stopping."""
+        deadline = time.monotonic() + (5.0 if self._stop_requested.is_set() else 3600.0)
+        while self._tasks and time.monotonic() < deadline:
+            if self._fatal is not None and not self._stop_requested.is_set():
+                return
+            await asyncio.wait(set(self._tasks), timeout=0.2)
+            if self._stop_requested.is_set():
+                deadline = min(deadline, time.monotonic() + 5.0)

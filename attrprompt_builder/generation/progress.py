@@ -1,0 +1,47 @@
+"""One progress bar per build: kept rows against the target, with sent/retried/refused counts and tokens."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from datasets.utils import tqdm
+
+from attrprompt_builder.generation.stats import BuildStats
+
+if TYPE_CHECKING:
+    from attrprompt_builder.client.dispatch import Dispatcher
+
+__all__ = ["BuildProgress"]
+
+
+class BuildProgress:
+    """A tqdm bar (silenced by ``datasets.disable_progress_bars()``) whose postfix is refreshed at most twice a second."""
+
+    def __init__(self, *, total: int, desc: str, priced: bool) -> None:
+        self._bar = tqdm(total=total, desc=desc, unit="row", dynamic_ncols=True)
+        self._priced = priced
+        self._last_postfix = 0.0
+
+    def advance(self, n: int = 1) -> None:
+        self._bar.update(n)
+
+    def update_counts(self, stats: BuildStats, dispatcher: Dispatcher, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_postfix < 0.5:
+            return
+        self._last_postfix = now
+        postfix = {
+            "sent": stats.sent,
+            "reused": stats.reused,
+            "retried": sum(dispatcher.retries.values()),
+            "refused": stats.dropped.get("refusal", 0),
+            "dup": stats.dropped.get("near_duplicate", 0) + stats.dropped.get("exact_duplicate", 0),
+            "tokens": stats.total_tokens,
+        }
+        if self._priced:
+            postfix["cost"] = f"{stats.cost:.4f}"
+        self._bar.set_postfix(postfix, refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()

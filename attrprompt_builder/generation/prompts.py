@@ -1,0 +1,57 @@
+"""Render a recipe's prompt template for one attribute draw."""
+
+from __future__ import annotations
+
+import re
+
+from attrprompt_builder.recipe.model import Recipe, template_environment
+from attrprompt_builder.generation.sampling import AttributeDraw
+
+__all__ = ["PROMPTING_MODES", "PromptRenderer"]
+
+PROMPTING_MODES = ("attributed", "simple")
+
+
+def _normalise_class_name(text: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", text).strip().lower()
+
+
+class PromptRenderer:
+    """Turns an ``AttributeDraw`` into the user message sent to the LLM.
+
+    ``prompting="attributed"`` uses the recipe's attributed template (the AttrPrompt method);
+    ``prompting="simple"`` the class-conditional baseline (SimPrompt), which sees no attribute.
+    Templates are compiled once per renderer, not per row.
+    """
+
+    def __init__(self, recipe: Recipe, *, prompting: str = "attributed") -> None:
+        if prompting not in PROMPTING_MODES:
+            raise ValueError(f"unknown prompting mode {prompting!r}")
+        self.recipe = recipe
+        self.prompting = prompting
+        source = recipe.attributed_template if prompting == "attributed" else recipe.simple_template
+        self._template = template_environment().from_string(source)
+
+    def similar_classes(self, draw: AttributeDraw) -> list[str]:
+        # A multi-label sample must not be told to avoid one of its own labels.
+        own = {_normalise_class_name(name) for name in draw.labels}
+        own |= {_normalise_class_name(self.recipe.label_text[name]) for name in draw.labels}
+        similar = self.recipe.similar.get(draw.label, ())
+        return [name for name in similar if _normalise_class_name(name) not in own]
+
+    def render(self, draw: AttributeDraw) -> str:
+        recipe = self.recipe
+        context: dict[str, object] = {
+            "label": draw.label,
+            "label_text": recipe.label_text[draw.label],
+            "labels": list(draw.labels),
+            "labels_text": [recipe.label_text[name] for name in draw.labels],
+            "domain": recipe.domain,
+        }
+        if self.prompting == "attributed":
+            context["similar_classes"] = self.similar_classes(draw)
+            context.update(draw.values)
+        return self._template.render(**context).strip()
+
+    def messages(self, draw: AttributeDraw) -> tuple[dict[str, str], ...]:
+        return ({"role": "user", "content": self.render(draw)},)

@@ -1,0 +1,249 @@
+"""Recipes: the YAML description of a generation task, validated on load.
+
+A recipe names the labels, the attribute dimensions (class-independent, per class, or, for
+multi-label tasks, one dimension whose values fix the label set), the similar classes, the two
+prompt templates (attributed and simple) and the sampling defaults. Every validation failure is a
+single ``RecipeError`` line: ``<file>: <field>: <problem>; <fix>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from attrprompt_builder.errors import RecipeError
+
+__all__ = [
+    "Attribute",
+    "GenerationDefaults",
+    "Label",
+    "RESERVED_NAMES",
+    "Recipe",
+    "invalid_yaml",
+    "load_recipe",
+    "parse_recipe",
+]
+
+# Column names the builder writes itself; attributes may not shadow them.
+RESERVED_NAMES = frozenset(
+    {"text", "label", "labels", "prompt", "label_text", "labels_text", "domain", "similar_classes"}
+)
+
+
+def template_environment() -> SandboxedEnvironment:
+    """The one Jinja environment recipes are parsed and rendered with."""
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+@dataclass(frozen=True)
+class Label:
+    """A class: ``name`` is the ClassLabel name, ``text`` is how prompts refer to it."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One attribute dimension.
+
+    Exactly one of ``values`` (class-independent), ``per_class`` (class-dependent) or
+    ``label_map`` (multi-label: value -> the labels it implies) is set.
+    """
+
+    name: str
+    values: tuple[str, ...] | None = None
+    per_class: dict[str, tuple[str, ...]] | None = None
+    label_map: dict[str, tuple[str, ...]] | None = None
+    catch_all: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.label_map is not None:
+            return "label_map"
+        return "per_class" if self.per_class is not None else "shared"
+
+    @property
+    def class_dependent(self) -> bool:
+        return self.kind != "shared"
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """Sampling defaults of a recipe (the paper's: temperature 1.0, top_p 1.0)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    domain: str
+    license: str
+    labels: tuple[Label, ...]
+    attributes: tuple[Attribute, ...]
+    attributed_template: str
+    simple_template: str
+    similar: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    generation: GenerationDefaults = GenerationDefaults()
+    multi_label: bool = False
+    language: str = "en"
+    pretty_name: str | None = None
+    description: str | None = None
+    source: str | None = None
+    origin: str = "<recipe>"
+
+    @cached_property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    @cached_property
+    def label_text(self) -> dict[str, str]:
+        return {label.name: label.text for label in self.labels}
+
+    @cached_property
+    def attribute_names(self) -> list[str]:
+        return [attribute.name for attribute in self.attributes]
+
+    def attribute(self, name: str) -> Attribute:
+        for attribute in self.attributes:
+            if attribute.name == name:
+                return attribute
+        raise KeyError(name)
+
+    @cached_property
+    def _value_lists(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        lists: dict[tuple[str, str], tuple[str, ...]] = {}
+        env = template_environment()
+        for attribute in self.attributes:
+            catch_all = env.from_string(attribute.catch_all) if attribute.catch_all else None
+            for label in self.labels:
+                if attribute.kind == "shared":
+                    values = attribute.values or ()
+                elif attribute.kind == "per_class":
+                    values = (attribute.per_class or {}).get(label.name, ())
+                else:
+                    values = tuple(v for v, implied in (attribute.label_map or {}).items() if label.name in implied)
+                if catch_all is not None:
+                    extra = catch_all.render(label=label.name, label_text=label.text, dimension=attribute.name)
+                    if extra not in values:
+                        values = (*values, extra)
+                lists[(attribute.name, label.name)] = values
+        return lists
+
+    def values_for(self, attribute: str, label: str) -> tuple[str, ...]:
+        """The values a sample of ``label`` draws ``attribute`` from (catch-all included)."""
+        return self._value_lists[(attribute, label)]
+
+    @cached_property
+    def label_map_attribute(self) -> Attribute | None:
+        return next((a for a in self.attributes if a.kind == "label_map"), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as plain data; ``parse_recipe(recipe.to_dict())`` gives an equal recipe."""
+        data: dict[str, Any] = {"name": self.name}
+        if self.pretty_name:
+            data["pretty_name"] = self.pretty_name
+        if self.description:
+            data["description"] = self.description
+        data.update(domain=self.domain, language=self.language, license=self.license)
+        if self.multi_label:
+            data["multi_label"] = True
+        data["labels"] = [
+            label.name if label.text == default_label_text(label.name) else {"name": label.name, "text": label.text}
+            for label in self.labels
+        ]
+        attributes = []
+        for attribute in self.attributes:
+            item: dict[str, Any] = {"name": attribute.name}
+            if attribute.kind == "shared":
+                item["values"] = list(attribute.values or ())
+            elif attribute.kind == "per_class":
+                item["per_class"] = {k: list(v) for k, v in (attribute.per_class or {}).items()}
+            else:
+                item["label_map"] = {k: list(v) for k, v in (attribute.label_map or {}).items()}
+            if attribute.catch_all:
+                item["catch_all"] = attribute.catch_all
+            attributes.append(item)
+        data["attributes"] = attributes
+        if self.similar:
+            data["similar"] = {k: list(v) for k, v in self.similar.items()}
+        data["prompts"] = {"attributed": self.attributed_template, "simple": self.simple_template}
+        data["generation"] = {
+            "temperature": self.generation.temperature,
+            "top_p": self.generation.top_p,
+            "max_new_tokens": self.generation.max_new_tokens,
+        }
+        if self.source:
+            data["source"] = self.source
+        return data
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.to_dict())
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes prompts and labels (not where the recipe was read from)."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def default_label_text(name: str) -> str:
+    return name.replace("_", " ")
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    """Writes multi-line strings (prompt templates) as readable ``|`` blocks."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_LiteralDumper.add_representer(str, _str_representer)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_LiteralDumper, sort_keys=False, allow_unicode=True, width=4096)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise RecipeError(f"{path}: file not found; pass a preset name or the path of a recipe YAML file") from err
+    except OSError as err:
+        raise RecipeError(f"{path}: cannot read the recipe ({err.strerror}); check the path and permissions") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise invalid_yaml(path, err) from err
+    return parse_recipe(data, origin=str(path))
+
+
+def invalid_yaml(path: str | Path, err: yaml.YAMLError) -> RecipeError:
+    """One line saying where the YAML of ``path`` breaks, without PyYAML's multi-line context."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(err, "problem", None) or "invalid YAML"
+    return RecipeError(f"{path}: invalid YAML{where}: {problem}; fix the syntax")
+
+
+def parse_recipe(data: Any, *, origin: str = "<recipe>") -> Recipe:
+    """Validate plain data (as loaded from YAML) into a ``Recipe``."""
+    from attrprompt_builder.recipe.validation import RecipeParser  # the validator needs the dataclasses defined here
+
+    return RecipeParser(origin).parse(data)
