@@ -13,20 +13,20 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from attrprompt_builder.version import __version__
 from attrprompt_builder.dataset.builder import AttrPromptBuilder
 from attrprompt_builder.dataset.config import AttrPromptConfig
-from attrprompt_builder.errors import AttrPromptError
 from attrprompt_builder.dataset.plugin import register
-from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
+from attrprompt_builder.errors import AttrPromptError
 from attrprompt_builder.recipe.model import Recipe, load_recipe, parse_recipe
+from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
+from attrprompt_builder.version import __version__
 
 # Heavier entry points (FAISS, transformers, matplotlib) load on first use, as in huggingface_hub.
 _LAZY = {
     "compare_folders": "compare",
-    "deduplicate": "filters.dedup.filter",
+    "deduplicate": "dataset.deduplicate",
     "discover_recipe": "discover.steps",
-    "generate_folder": "dataset.folder",
+    "generate_folder": "pipeline",
     "publish": "dataset.publish",
     "train_classifier": "train.classifier",
     "write_card": "card.render",
@@ -35,10 +35,10 @@ _LAZY = {
 if TYPE_CHECKING:
     from attrprompt_builder.card.render import write_card
     from attrprompt_builder.compare import compare_folders
-    from attrprompt_builder.filters.dedup.filter import deduplicate
-    from attrprompt_builder.discover.steps import discover_recipe
-    from attrprompt_builder.dataset.folder import generate_folder
+    from attrprompt_builder.dataset.deduplicate import deduplicate
     from attrprompt_builder.dataset.publish import publish
+    from attrprompt_builder.discover.steps import discover_recipe
+    from attrprompt_builder.pipeline import generate_folder
     from attrprompt_builder.train.classifier import train_classifier
 
 __all__ = [

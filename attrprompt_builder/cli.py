@@ -64,7 +64,7 @@ def _threshold(value: str) -> float | str | None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from attrprompt_builder.dataset.folder import generate_folder
+    from attrprompt_builder.pipeline import generate_folder
 
     endpoint = args.endpoint[0] if args.endpoint and len(args.endpoint) == 1 else args.endpoint
     folder = generate_folder(
@@ -114,8 +114,8 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _load(preset_or_recipe: str):
-    from attrprompt_builder.recipe.presets import is_preset, load_preset
     from attrprompt_builder.recipe.model import load_recipe
+    from attrprompt_builder.recipe.presets import is_preset, load_preset
 
     return load_preset(preset_or_recipe) if is_preset(preset_or_recipe) else load_recipe(Path(preset_or_recipe))
 
@@ -161,7 +161,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 def _cmd_card(args: argparse.Namespace) -> int:
     from attrprompt_builder.card.render import write_card
-    from attrprompt_builder.dataset.folder import card_embedder
+    from attrprompt_builder.pipeline import card_embedder
 
     path = write_card(Path(args.folder), embedder=card_embedder(args.embedder))
     print(f"wrote {path}")

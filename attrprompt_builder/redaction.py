@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["display_name", "host_only", "redact"]
+__all__ = ["display_name", "endpoint_identity", "host_only", "redact"]
 
 _TOKEN_RE = re.compile(
     r"\b(?:hf|sk|api|key)_[A-Za-z0-9_-]{4,}|\bsk-[A-Za-z0-9_-]{4,}|\bBearer\s+\S+", re.IGNORECASE
@@ -22,6 +22,15 @@ _URL_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]*@")
 def redact(text: str) -> str:
     """``text`` without URL credentials (``user:pass@``) or token-like strings."""
     return _TOKEN_RE.sub("[redacted]", _URL_USERINFO_RE.sub(r"\1", text))
+
+
+def endpoint_identity(url: str) -> str:
+    """A URL reduced to what identifies the server: no user, password, query or fragment (journal keys)."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme.lower(), host.lower(), parts.path.rstrip("/"), "", ""))
 
 
 def host_only(value: str) -> str:

@@ -50,8 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from dedup_threshold import MIXES, light_edit, real_paragraphs
 
+from attrprompt_builder.filters.dedup.embedders import (
+    Embedder,
+    TransformerEmbedder,
+    load_embedder,
+)
 from attrprompt_builder.filters.dedup.filter import NearDuplicateFilter
-from attrprompt_builder.filters.dedup.embedders import Embedder, TransformerEmbedder, load_embedder
 from attrprompt_builder.filters.dedup.index import DEFAULT_EXACT_LIMIT, GrowingIndex
 
 BATCH = 256  # texts per check(), the largest batch the builder sends

@@ -71,8 +71,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from attrprompt_builder.filters.dedup.filter import NearDuplicateFilter, deduplicate, default_threshold
+from attrprompt_builder.dataset.deduplicate import deduplicate
 from attrprompt_builder.filters.dedup.embedders import Embedder, load_embedder
+from attrprompt_builder.filters.dedup.filter import (
+    NearDuplicateFilter,
+    default_threshold,
+)
 
 _CODE_CHARS = set("()[]{}=<>_`*#|\\/@$%^~")
 _BULLET = re.compile(r"^([-*+#>|]|\d+[.)]|\.\.|:)\s*")

@@ -6,8 +6,8 @@ import datasets
 import pytest
 
 from attrprompt_builder.filters.dedup.filter import MINILM_THRESHOLD
-from attrprompt_builder.dataset.folder import build_dataset, make_builder
 from attrprompt_builder.generation.quotas import SPECULATIVE_DRAWS_PER_CLASS
+from attrprompt_builder.pipeline import build_dataset, make_builder
 
 
 @pytest.mark.slow
@@ -54,9 +54,9 @@ def test_dropping_cross_class_duplicates_keeps_the_earlier_class_whatever_the_ti
     """The shared text reaches the second class (positive) in its first wave but the first class
     (negative) only in a refill: with drop_cross_class_duplicates the first class keeps it anyway,
     and the rows are the same at any concurrency and num_proc."""
-    from attrprompt_builder.recipe.presets import load_preset
     from attrprompt_builder.generation.prompts import PromptRenderer
     from attrprompt_builder.generation.sampling import AttributeSampler
+    from attrprompt_builder.recipe.presets import load_preset
 
     recipe = load_preset("sst2")
     sampler, renderer = AttributeSampler(recipe, seed=0), PromptRenderer(recipe)

@@ -14,12 +14,12 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from attrprompt_builder.card import metrics
-from attrprompt_builder.card.render import build_card, redact, size_category, write_card
-from attrprompt_builder.filters.dedup.embedders import load_embedder
-from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.card.plots import write_plots
-from attrprompt_builder.recipe.model import Recipe, parse_recipe
+from attrprompt_builder.card.render import build_card, redact, size_category, write_card
+from attrprompt_builder.errors import ConfigError
+from attrprompt_builder.filters.dedup.embedders import load_embedder
 from attrprompt_builder.generation.stats import BuildStats
+from attrprompt_builder.recipe.model import Recipe, parse_recipe
 
 LOCATIONS = ["Paris", "Lagos", "Lima", "New York", "Oslo | Norway"]
 SECRET_ENDPOINT = "http://user:hf_SECRETtoken123@llm.example:8080/v1?api_key=sk-QUERYSECRET"

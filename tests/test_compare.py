@@ -11,10 +11,15 @@ import pytest
 from scripted_llm import NEWS_LABELS, ScriptedLLM
 
 from attrprompt_builder.card import metrics
-from attrprompt_builder.compare import add_compare_arguments, compare_folders, format_report, run_compare
+from attrprompt_builder.compare import (
+    add_compare_arguments,
+    compare_folders,
+    format_report,
+    run_compare,
+)
 from attrprompt_builder.discover.steps import discover_recipe
 from attrprompt_builder.errors import ConfigError
-from attrprompt_builder.dataset.folder import generate_folder
+from attrprompt_builder.pipeline import generate_folder
 
 
 def _folder(path: Path, texts: list[str], labels: list[int], **columns: list) -> Path:

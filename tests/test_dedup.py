@@ -14,16 +14,16 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value
 from vectors_by_text import VectorsByText, at_angle, run
 
+from attrprompt_builder.dataset.deduplicate import deduplicate
+from attrprompt_builder.errors import ConfigError
+from attrprompt_builder.filters.dedup.embedders import NgramEmbedder, load_embedder
 from attrprompt_builder.filters.dedup.filter import (
     MINILM_THRESHOLD,
     NGRAM_THRESHOLD,
     DedupDecision,
     NearDuplicateFilter,
-    deduplicate,
     default_threshold,
 )
-from attrprompt_builder.filters.dedup.embedders import NgramEmbedder, load_embedder
-from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.filters.dedup.index import GrowingIndex
 
 # -- keep-first semantics ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ from attrprompt_builder.discover.steps import (
     run_discover,
 )
 from attrprompt_builder.errors import ConfigError
-from attrprompt_builder.dataset.folder import generate_folder
+from attrprompt_builder.pipeline import generate_folder
 from attrprompt_builder.recipe.model import load_recipe
 
 

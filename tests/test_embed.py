@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attrprompt_builder.errors import ConfigError, MissingDependencyError
 from attrprompt_builder.filters.dedup.embedders import (
     Embedder,
     NgramEmbedder,
     TransformerEmbedder,
     load_embedder,
 )
-from attrprompt_builder.errors import ConfigError, MissingDependencyError
 
 CAT = "The cat sat quietly on the warm mat by the kitchen window all afternoon."
 CAT_EDITED = "The cat sat quietly on the warm mat by the window all afternoon!"

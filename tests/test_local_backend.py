@@ -11,9 +11,18 @@ from typing import Any
 import pytest
 from tiny_model import build_tiny_chat_model
 
-from attrprompt_builder.errors import ConfigError, EndpointPermanentError, MissingDependencyError
-from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest, SamplingParams
 from attrprompt_builder.client.transformers_backend import TransformersBackend
+from attrprompt_builder.client.types import (
+    Backend,
+    ChatReply,
+    ChatRequest,
+    SamplingParams,
+)
+from attrprompt_builder.errors import (
+    ConfigError,
+    EndpointPermanentError,
+    MissingDependencyError,
+)
 
 pytestmark = pytest.mark.usefixtures("offline_models")  # conftest: HF_HUB_OFFLINE=1, also in hub constants
 
@@ -82,12 +91,10 @@ def _greedy_one(model: Any, tokenizer: Any, request: ChatRequest) -> tuple[str, 
     return text, encoded["input_ids"].shape[1], len(tokens), finish_reason
 
 
-def test_identity_and_protocol(tiny_model_dir: Path) -> None:
+def test_protocol(tiny_model_dir: Path) -> None:
     backend = TransformersBackend(str(tiny_model_dir))
     assert isinstance(backend, Backend)
-    assert backend.kind == "transformers"
-    assert backend.model_name == str(tiny_model_dir)
-    assert backend.identity == f"transformers:{tiny_model_dir.resolve()}"
+    assert backend.model_name == str(tiny_model_dir)  # the name its error messages show
 
 
 def test_concurrent_requests_are_answered_in_batches(tiny_model_dir: Path) -> None:
@@ -98,7 +105,6 @@ def test_concurrent_requests_are_answered_in_batches(tiny_model_dir: Path) -> No
 
     assert len(replies) == len(TOPICS)
     assert all(reply.finish_reason in ("stop", "length") for reply in replies)
-    assert all(reply.served_by == backend.identity for reply in replies)
     assert len({reply.text for reply in replies}) > len(TOPICS) // 2
     # The model loads before the worker takes its first batch, so all 10 are queued by then: 4 + 4 + 2.
     assert backend.batches_run == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from attrprompt_builder.dataset.folder import build_dataset, make_builder
+from attrprompt_builder.pipeline import build_dataset, make_builder
 
 
 @pytest.fixture(scope="module")

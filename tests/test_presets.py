@@ -12,9 +12,20 @@ import pytest
 from jinja2 import meta
 
 from attrprompt_builder.errors import ConfigError, RecipeError
-from attrprompt_builder.recipe.presets import PRESET_NAMES, is_preset, load_preset, preset_path
-from attrprompt_builder.recipe.presets.regenerate import PAPER_COMMIT, PRESETS, build_preset, clean_value, main
 from attrprompt_builder.recipe.model import load_recipe, template_environment
+from attrprompt_builder.recipe.presets import (
+    PRESET_NAMES,
+    is_preset,
+    load_preset,
+    preset_path,
+)
+from attrprompt_builder.recipe.presets.regenerate import (
+    PAPER_COMMIT,
+    PRESETS,
+    build_preset,
+    clean_value,
+    main,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # CI tests an installed copy, so find the paper's files beside this checkout, not beside the package.

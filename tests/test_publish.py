@@ -27,8 +27,8 @@ from hub_server import HUB_USER, LoopbackHub
 from huggingface_hub import DatasetCard, DatasetCardData
 
 import attrprompt_builder
-from attrprompt_builder.errors import ConfigError, EndpointUnreachableError
 from attrprompt_builder.dataset.publish import collect_publish_files, publish
+from attrprompt_builder.errors import ConfigError, EndpointUnreachableError
 
 # The subprocesses import the same attrprompt_builder as this process: the installed one in CI, the
 # working tree in a dev checkout.

@@ -14,15 +14,19 @@ from pathlib import Path
 import datasets
 import pytest
 
+from attrprompt_builder.client.journal import Journal
+from attrprompt_builder.client.resilience import (
+    AdaptiveLimiter,
+    CircuitBreaker,
+    RetryPolicy,
+)
 from attrprompt_builder.errors import (
     BudgetExceededError,
     EndpointPermanentError,
     EndpointUnreachableError,
     QuotaNotMetError,
 )
-from attrprompt_builder.dataset.folder import build_dataset, make_builder
-from attrprompt_builder.client.journal import Journal
-from attrprompt_builder.client.resilience import AdaptiveLimiter, CircuitBreaker, RetryPolicy
+from attrprompt_builder.pipeline import build_dataset, make_builder
 
 NO_DEDUP = {"dedup_threshold": None}
 CHAT = "/v1/chat/completions"
@@ -214,7 +218,7 @@ def test_hf_token_never_reaches_a_users_endpoint(tgi, tmp_path, monkeypatch):
     secret = "hf_SECRETdoNotLeak1234"
     monkeypatch.setenv("HF_TOKEN", secret)
     out = tmp_path / "out"
-    from attrprompt_builder.dataset.folder import generate_folder
+    from attrprompt_builder.pipeline import generate_folder
 
     generate_folder("sst2", out, endpoint=tgi.url, samples_per_class=2, journal_dir=str(tmp_path / "j"), card=False, **NO_DEDUP)
     assert tgi.count(CHAT) == 4

@@ -6,10 +6,15 @@ from collections import Counter
 
 import pytest
 
-from attrprompt_builder.filters.screening import ascii_squeeze, check_reply, is_refusal, normalise_whitespace
-from attrprompt_builder.recipe.presets import load_preset
+from attrprompt_builder.filters.screening import (
+    ascii_squeeze,
+    check_reply,
+    is_refusal,
+    normalise_whitespace,
+)
 from attrprompt_builder.generation.prompts import PromptRenderer
 from attrprompt_builder.generation.sampling import AttributeSampler, request_seed
+from attrprompt_builder.recipe.presets import load_preset
 
 
 def test_draws_depend_only_on_seed_label_and_index():

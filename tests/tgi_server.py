@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tgi_behaviour import FAULT_KINDS, KNOBS, Behaviour, Dice, Latency, ReplyHistory, compose_reply
+from tgi_behaviour import (
+    FAULT_KINDS,
+    KNOBS,
+    Behaviour,
+    Dice,
+    Latency,
+    ReplyHistory,
+    compose_reply,
+)
 from tgi_cli import run
 from tgi_protocol import (
     DEFAULT_MODEL_ID,

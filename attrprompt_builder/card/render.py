@@ -21,9 +21,9 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from attrprompt_builder.card import metrics
 from attrprompt_builder.errors import ConfigError
+from attrprompt_builder.generation.stats import BuildStats
 from attrprompt_builder.recipe.model import Recipe, load_recipe
 from attrprompt_builder.redaction import display_name, host_only, redact
-from attrprompt_builder.generation.stats import BuildStats
 
 if TYPE_CHECKING:
     import datasets

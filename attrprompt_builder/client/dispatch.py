@@ -13,6 +13,12 @@ import random
 import time
 from collections import Counter
 
+from attrprompt_builder.client.resilience import (
+    AdaptiveLimiter,
+    CircuitBreaker,
+    RetryPolicy,
+)
+from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
 from attrprompt_builder.errors import (
     EndpointError,
     EndpointOverloadedError,
@@ -21,8 +27,6 @@ from attrprompt_builder.errors import (
     EndpointUnreachableError,
     GenerationStoppedError,
 )
-from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
-from attrprompt_builder.client.resilience import AdaptiveLimiter, CircuitBreaker, RetryPolicy
 
 __all__ = ["Dispatcher"]
 

@@ -18,8 +18,13 @@ from time import time
 
 import httpx2
 from huggingface_hub import AsyncInferenceClient
-from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, OfflineModeIsEnabled
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    InferenceTimeoutError,
+    OfflineModeIsEnabled,
+)
 
+from attrprompt_builder.client.types import ChatReply, ChatRequest
 from attrprompt_builder.errors import (
     ConfigError,
     EndpointOverloadedError,
@@ -29,8 +34,7 @@ from attrprompt_builder.errors import (
     ReplyFormatError,
     RequestTimeoutError,
 )
-from attrprompt_builder.client.journal import endpoint_identity
-from attrprompt_builder.client.types import ChatReply, ChatRequest
+from attrprompt_builder.redaction import endpoint_identity
 
 __all__ = ["EndpointBackend", "classify_http_error"]
 
@@ -93,8 +97,6 @@ def classify_http_error(status: int, response: httpx2.Response, *, where: str, o
 class EndpointBackend:
     """Chat completions against one endpoint URL, or HF Inference Providers when ``url`` is None."""
 
-    kind = "endpoint"
-
     def __init__(
         self,
         url: str | None,
@@ -107,10 +109,8 @@ class EndpointBackend:
         if url is None and not model:
             raise ConfigError("model: HF Inference Providers need a Hub model id; pass `model=` (or an `endpoint=` URL)")
         self.url = url
-        self.model_name = model or "tgi"
         self.own_endpoint = url is not None
-        self.identity = endpoint_identity(url) if url else f"hf-inference-providers/{provider or 'auto'}"
-        self.where = f"the endpoint {self.identity}" if url else f"HF Inference Providers ({provider or 'auto'})"
+        self.where = f"the endpoint {endpoint_identity(url)}" if url else f"HF Inference Providers ({provider or 'auto'})"
         self._payload_model = model
         self._token = token
         self._provider = provider
@@ -168,7 +168,6 @@ class EndpointBackend:
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             finish_reason=choice.finish_reason,
-            served_by=self.identity,
         )
 
     async def aclose(self) -> None:

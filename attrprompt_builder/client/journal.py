@@ -14,12 +14,11 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from attrprompt_builder.client.types import ChatReply, ChatRequest, SamplingParams
 from attrprompt_builder.generation.stats import BuildStats
 
-__all__ = ["Journal", "endpoint_identity", "request_key"]
+__all__ = ["Journal", "request_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
@@ -40,15 +39,6 @@ CREATE TABLE IF NOT EXISTS runs (
     PRIMARY KEY (run_id, worker)
 );
 """
-
-
-def endpoint_identity(url: str) -> str:
-    """A URL reduced to what identifies the server: no user, password, query or fragment."""
-    parts = urlsplit(url.strip())
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme.lower(), host.lower(), parts.path.rstrip("/"), "", ""))
 
 
 def request_key(

@@ -36,9 +36,21 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from attrprompt_builder.errors import AttrPromptError, ConfigError, EndpointPermanentError, MissingDependencyError, one_line
+from attrprompt_builder.client.transformers_loading import (
+    DTYPES,
+    INSTALL_TORCH,
+    LoadedModel,
+    load_chat_model,
+    local_folder,
+)
 from attrprompt_builder.client.types import ChatReply, ChatRequest, SamplingParams
-from attrprompt_builder.client.transformers_loading import DTYPES, INSTALL_TORCH, LoadedModel, load_chat_model, local_folder
+from attrprompt_builder.errors import (
+    AttrPromptError,
+    ConfigError,
+    EndpointPermanentError,
+    MissingDependencyError,
+    one_line,
+)
 
 __all__ = ["TransformersBackend"]
 
@@ -84,8 +96,6 @@ class _SeededSampler:
 class TransformersBackend:
     """A local ``Backend``: a transformers chat model answering batched requests in a worker thread."""
 
-    kind = "transformers"
-
     def __init__(
         self,
         model: str,
@@ -106,7 +116,6 @@ class TransformersBackend:
             raise ConfigError(f"dtype={dtype!r} is not supported; pass one of {', '.join(DTYPES)}")
         folder = local_folder(model)
         self.model_name = model
-        self.identity = f"transformers:{folder if folder is not None else model}"
         self.batch_size = batch_size
         #: ``model.generate`` calls so far (one per batch).
         self.batches_run = 0
@@ -251,7 +260,9 @@ class TransformersBackend:
         assert self._loaded is not None
         loaded = self._loaded
         torch, model, tokenizer = loaded.torch, loaded.model, loaded.tokenizer
-        from transformers import LogitsProcessorList  # already imported by load_chat_model: no cost
+        from transformers import (
+            LogitsProcessorList,  # already imported by load_chat_model: no cost
+        )
 
         prompts = [self._render(request) for request in requests]
         encoded = tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt").to(model.device)
@@ -311,7 +322,6 @@ class TransformersBackend:
             prompt_tokens=int(prompt_tokens),
             completion_tokens=len(completion),
             finish_reason=finish_reason,
-            served_by=self.identity,
         )
 
     def _release(self) -> None:

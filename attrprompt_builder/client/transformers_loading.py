@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attrprompt_builder.errors import AttrPromptError, ConfigError, MissingDependencyError, one_line
+from attrprompt_builder.errors import (
+    AttrPromptError,
+    ConfigError,
+    MissingDependencyError,
+    one_line,
+)
 
 __all__ = ["DTYPES", "INSTALL_TORCH", "LoadedModel", "load_chat_model", "local_folder"]
 

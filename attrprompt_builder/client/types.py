@@ -8,7 +8,7 @@ process). The engine owns retries, concurrency, the journal and the quotas; a ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Backend", "ChatReply", "ChatRequest", "SamplingParams"]
@@ -44,20 +44,14 @@ class ChatReply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
-    served_by: str = field(default="", compare=False)
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """An LLM the engine can send requests to concurrently."""
+    """An LLM the engine can send requests to concurrently.
 
-    #: Stable identity of what answers (endpoint URL without credentials, or local model id): part
-    #: of every request's journal key, so it must never contain a secret.
-    identity: str
-    #: Model name recorded in the dataset card.
-    model_name: str
-    #: "endpoint" or "transformers" (recorded in the card).
-    kind: str
+    What goes into journal keys is ``backends.BackendSpec.identity``, decided before any backend exists.
+    """
 
     async def complete(self, request: ChatRequest) -> ChatReply:
         """Answer one request or raise an ``EndpointError`` subclass."""

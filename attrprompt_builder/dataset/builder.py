@@ -14,14 +14,15 @@ try:
 except ImportError:  # datasets < 4 (the loading script's users): plain string keys
     Key = None
 
-from attrprompt_builder.version import __version__
+from attrprompt_builder.client.backends import make_backends
+from attrprompt_builder.client.journal import Journal
+from attrprompt_builder.client.resilience import RetryPolicy
 from attrprompt_builder.dataset.config import AttrPromptConfig
 from attrprompt_builder.generation.engine import GenerationRun
-from attrprompt_builder.client.journal import Journal
-from attrprompt_builder.recipe.presets import PRESET_NAMES
-from attrprompt_builder.client.resilience import RetryPolicy
-from attrprompt_builder.generation.plan import RunSettings, make_backends
+from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.stats import BuildStats
+from attrprompt_builder.recipe.presets import PRESET_NAMES
+from attrprompt_builder.version import __version__
 
 __all__ = ["AttrPromptBuilder", "CITATION"]
 

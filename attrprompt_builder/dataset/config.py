@@ -11,13 +11,13 @@ from typing import Any
 
 import datasets
 
-from attrprompt_builder.errors import ConfigError
+from attrprompt_builder.client.backends import BackendSpec
 from attrprompt_builder.client.types import SamplingParams
-from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
+from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.generation.prompts import PROMPTING_MODES
-from attrprompt_builder.recipe.model import Recipe, load_recipe
 from attrprompt_builder.generation.sampling import SAMPLING_STRATEGIES
-from attrprompt_builder.generation.plan import BackendSpec
+from attrprompt_builder.recipe.model import Recipe, load_recipe
+from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
 
 __all__ = ["AttrPromptConfig", "BACKENDS"]
 
@@ -205,7 +205,10 @@ class AttrPromptConfig(datasets.BuilderConfig):
             return None
         if self.dedup_threshold != "auto":
             return self.dedup_threshold  # type: ignore[return-value]
-        from attrprompt_builder.filters.dedup.filter import MINILM_THRESHOLD, NGRAM_THRESHOLD  # measured defaults (bench/dedup_threshold.py)
+        from attrprompt_builder.filters.dedup.filter import (  # measured defaults (bench/dedup_threshold.py)
+            MINILM_THRESHOLD,
+            NGRAM_THRESHOLD,
+        )
 
         return NGRAM_THRESHOLD if self.embedder == "ngram" else MINILM_THRESHOLD
 

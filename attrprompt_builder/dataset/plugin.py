@@ -19,8 +19,8 @@ import datasets
 import datasets.inspect
 import datasets.load
 
-from attrprompt_builder.version import __version__
 from attrprompt_builder.errors import AttrPromptError
+from attrprompt_builder.version import __version__
 
 __all__ = ["DATASET_NAME", "register"]
 

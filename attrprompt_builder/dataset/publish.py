@@ -19,11 +19,26 @@ from pathlib import Path
 import httpx2
 import pyarrow.parquet as pq
 import yaml
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, HfApi
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationDelete,
+    DatasetCard,
+    HfApi,
+)
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    HFValidationError,
+    OfflineModeIsEnabled,
+)
 from huggingface_hub.utils import validate_repo_id
 
-from attrprompt_builder.errors import ConfigError, EndpointPermanentError, EndpointTransientError, EndpointUnreachableError, one_line
+from attrprompt_builder.errors import (
+    ConfigError,
+    EndpointPermanentError,
+    EndpointTransientError,
+    EndpointUnreachableError,
+    one_line,
+)
 
 __all__ = ["collect_publish_files", "publish"]
 

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from attrprompt_builder.discover.report import RETRIES
+from attrprompt_builder.client.backends import BackendSpec
 from attrprompt_builder.client.dispatch import Dispatcher
-from attrprompt_builder.filters.screening import is_refusal
 from attrprompt_builder.client.journal import Journal, request_key
 from attrprompt_builder.client.types import ChatRequest, SamplingParams
-from attrprompt_builder.generation.plan import BackendSpec
+from attrprompt_builder.discover.report import RETRIES
+from attrprompt_builder.filters.screening import is_refusal
 
 __all__ = ["Asker", "Question"]
 

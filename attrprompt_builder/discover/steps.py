@@ -28,7 +28,19 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from attrprompt_builder.client.backends import make_backends
+from attrprompt_builder.client.dispatch import Dispatcher
+from attrprompt_builder.client.journal import Journal
+from attrprompt_builder.client.resilience import RetryPolicy
+from attrprompt_builder.client.types import SamplingParams
 from attrprompt_builder.dataset.config import AttrPromptConfig
+from attrprompt_builder.discover.answers import (
+    dimension_name,
+    match_labels,
+    parse_class_dependence,
+    parse_list,
+    parse_yes_no,
+)
 from attrprompt_builder.discover.asker import Asker, Question
 from attrprompt_builder.discover.report import (
     RETRIES,
@@ -38,14 +50,12 @@ from attrprompt_builder.discover.report import (
     recipe_data,
     recipe_yaml,
 )
-from attrprompt_builder.client.dispatch import Dispatcher
 from attrprompt_builder.errors import ConfigError, DiscoveryError
-from attrprompt_builder.client.journal import Journal
-from attrprompt_builder.client.types import SamplingParams
-from attrprompt_builder.discover.answers import dimension_name, match_labels, parse_class_dependence, parse_list, parse_yes_no
-from attrprompt_builder.recipe.model import RESERVED_NAMES, default_label_text, parse_recipe
-from attrprompt_builder.client.resilience import RetryPolicy
-from attrprompt_builder.generation.plan import make_backends
+from attrprompt_builder.recipe.model import (
+    RESERVED_NAMES,
+    default_label_text,
+    parse_recipe,
+)
 
 __all__ = [
     "DiscoveryError",

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 
 from attrprompt_builder.filters.dedup.filter import DedupDecision, NearDuplicateFilter
-from attrprompt_builder.recipe.model import Recipe
 from attrprompt_builder.generation.sampling import AttributeDraw
 from attrprompt_builder.generation.stats import BuildStats
+from attrprompt_builder.recipe.model import Recipe
 
 __all__ = ["DedupStage"]
 

@@ -21,15 +21,23 @@ import time
 from collections.abc import Iterator
 
 from attrprompt_builder.client.dispatch import Dispatcher
-from attrprompt_builder.errors import BudgetExceededError, QuotaNotMetError
-from attrprompt_builder.filters.screening import ascii_squeeze, check_reply, normalise_whitespace
 from attrprompt_builder.client.journal import Journal, request_key
 from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
+from attrprompt_builder.errors import BudgetExceededError, QuotaNotMetError
+from attrprompt_builder.filters.screening import (
+    ascii_squeeze,
+    check_reply,
+    normalise_whitespace,
+)
+from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.progress import BuildProgress
 from attrprompt_builder.generation.prompts import PromptRenderer
 from attrprompt_builder.generation.quotas import Candidate, ClassQuota, keep_rate
-from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler, request_seed
-from attrprompt_builder.generation.plan import RunSettings
+from attrprompt_builder.generation.sampling import (
+    AttributeDraw,
+    AttributeSampler,
+    request_seed,
+)
 from attrprompt_builder.generation.stats import BuildStats
 
 __all__ = ["GenerationRun"]

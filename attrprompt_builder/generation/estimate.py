@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 
 from attrprompt_builder.generation.prompts import PromptRenderer
-from attrprompt_builder.recipe.model import Recipe
 from attrprompt_builder.generation.sampling import AttributeSampler
+from attrprompt_builder.recipe.model import Recipe
 
 __all__ = ["Estimate", "estimate", "format_estimate"]
 

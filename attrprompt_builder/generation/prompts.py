@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from attrprompt_builder.recipe.model import Recipe, template_environment
 from attrprompt_builder.generation.sampling import AttributeDraw
+from attrprompt_builder.recipe.model import Recipe, template_environment
 
 __all__ = ["PROMPTING_MODES", "PromptRenderer"]
 

@@ -244,6 +244,8 @@ def invalid_yaml(path: str | Path, err: yaml.YAMLError) -> RecipeError:
 
 def parse_recipe(data: Any, *, origin: str = "<recipe>") -> Recipe:
     """Validate plain data (as loaded from YAML) into a ``Recipe``."""
-    from attrprompt_builder.recipe.validation import RecipeParser  # the validator needs the dataclasses defined here
+    from attrprompt_builder.recipe.validation import (
+        RecipeParser,  # the validator needs the dataclasses defined here
+    )
 
     return RecipeParser(origin).parse(data)

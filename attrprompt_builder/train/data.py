@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, LargeList, List, Value, load_dataset
+from datasets import (
+    ClassLabel,
+    Dataset,
+    DatasetDict,
+    LargeList,
+    List,
+    Value,
+    load_dataset,
+)
 
 from attrprompt_builder.errors import ConfigError, one_line
 

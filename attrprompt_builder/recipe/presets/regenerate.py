@@ -22,7 +22,12 @@ from typing import Any
 
 from attrprompt_builder.errors import AttrPromptError, ConfigError, RecipeError
 from attrprompt_builder.recipe.model import Recipe, dump_yaml, parse_recipe
-from attrprompt_builder.recipe.presets.sources import PER_CLASS, SHARED, PresetSpec, load_sources
+from attrprompt_builder.recipe.presets.sources import (
+    PER_CLASS,
+    SHARED,
+    PresetSpec,
+    load_sources,
+)
 
 __all__ = [
     "DEFAULT_OUT",
