@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SERVER = REPO / "tests" / "tgi_server.py"
+SERVER = REPO / "tests" / "support" / "tgi_server.py"
 
 
 def start_server(latency: tuple[float, float] | None) -> tuple[subprocess.Popen, str]:

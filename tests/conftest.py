@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-TESTS_DIR = Path(__file__).resolve().parent
-if str(TESTS_DIR) not in sys.path:  # helper modules (tgi_server, hub_server, tiny_model) live here
-    sys.path.insert(0, str(TESTS_DIR))
 
 # Never let a developer's real token or Hub cache leak into a test.
 _SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_ENDPOINT")
@@ -37,7 +32,7 @@ def clean_environment(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def tgi():
-    """A fresh loopback TGI-compatible server (tests/tgi_server.py) with default, fault-free behaviour."""
+    """A fresh loopback TGI-compatible server (tests/support/tgi_server.py) with default, fault-free behaviour."""
     from tgi_server import TGIServer
 
     server = TGIServer()

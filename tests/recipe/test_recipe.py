@@ -125,7 +125,7 @@ def test_the_readme_recipe_example_is_valid_and_renders_cleanly():
     from attrprompt_builder.generation.prompts import PromptRenderer
     from attrprompt_builder.generation.sampling import AttributeSampler
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     block = readme.split("## Recipes", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
     recipe = parse_recipe(yaml.safe_load(block), origin="README.md")
     renderer = PromptRenderer(recipe)

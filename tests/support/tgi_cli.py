@@ -1,4 +1,4 @@
-"""The command line of the loopback TGI server: ``python tests/tgi_server.py --port 0 ...``.
+"""The command line of the loopback TGI server: ``python tests/support/tgi_server.py --port 0 ...``.
 
 Parses the flags into ``TGIServer`` knobs, prints ``URL http://...`` once listening, and serves until
 SIGTERM or SIGINT. ``tgi_server.main`` passes its class in, so this module never imports ``tgi_server``

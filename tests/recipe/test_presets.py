@@ -27,7 +27,7 @@ from attrprompt_builder.recipe.presets.regenerate import (
     main,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # CI tests an installed copy, so find the paper's files beside this checkout, not beside the package.
 SOURCE = REPO_ROOT.parent / "shared" / "attrprompt-paper"
 needs_source = pytest.mark.skipif(not SOURCE.exists(), reason=f"AttrPrompt paper data not found at {SOURCE}")

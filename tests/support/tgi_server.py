@@ -6,7 +6,7 @@ Replies are English-looking prose that is a pure function of (prompt, seed, temp
 what the builder must survive: refusals, empty and near-duplicate replies, HTTP errors, HTML bodies,
 slow answers and dropped connections. Stdlib only, so bench/ scripts can import it or run it by path:
 
-    python tests/tgi_server.py --port 0 --faults 429=0.1,drop=0.02 --stats-file /tmp/stats.json
+    python tests/support/tgi_server.py --port 0 --faults 429=0.1,drop=0.02 --stats-file /tmp/stats.json
 
 This module routes requests and keeps the counters; ``tgi_behaviour`` decides faults and reply kinds,
 ``tgi_protocol`` speaks TGI's wire format, ``tgi_text`` writes the prose, ``tgi_cli`` parses the flags.

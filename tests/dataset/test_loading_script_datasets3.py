@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PYTHON = os.environ.get("ATTRPROMPT_DATASETS3_PYTHON")
-SCRIPT = Path(__file__).resolve().parents[1] / "loading_scripts" / "attrprompt.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "loading_scripts" / "attrprompt.py"
 
 _RUN = """
 import json, sys, datasets

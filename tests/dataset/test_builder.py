@@ -220,7 +220,7 @@ def test_unknown_preset_lists_the_choices():
 
 def test_loading_script_for_datasets_3_imports_and_builds(tgi, monkeypatch):
     # datasets 3.x copies the script into its modules cache and imports it; do the same here
-    script = Path(__file__).resolve().parents[1] / "loading_scripts" / "attrprompt.py"
+    script = Path(__file__).resolve().parents[2] / "loading_scripts" / "attrprompt.py"
     spec = importlib.util.spec_from_file_location("attrprompt_script", script)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "attrprompt_script", module)
