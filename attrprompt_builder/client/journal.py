@@ -14,9 +14,9 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from attrprompt_builder.client.types import ChatReply, ChatRequest, SamplingParams
-from attrprompt_builder.generation.stats import BuildStats
 
 __all__ = ["Journal", "request_key"]
 
@@ -104,28 +104,22 @@ class Journal:
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
 
-    def save_stats(self, run_id: str, worker: str, stats: BuildStats) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)",
-            (run_id, worker, json.dumps(stats.to_dict()), time.time()),
-        )
+    def save_stats(self, run_id: str, worker: str, stats: dict[str, Any]) -> None:
+        """Keep one worker's counts of a run (a JSON-able dict; the journal does not interpret it)."""
+        self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)", (run_id, worker, json.dumps(stats), time.time()))
 
-    def load_stats(self, run_id: str) -> BuildStats | None:
+    def load_stats(self, run_id: str) -> list[dict[str, Any]]:
+        """Every worker's counts saved for ``run_id``, in worker order (empty when none were saved)."""
         rows = self._db.execute("SELECT stats FROM runs WHERE run_id = ? ORDER BY worker", (run_id,)).fetchall()
-        if not rows:
-            return None
-        merged = BuildStats()
-        for (payload,) in rows:
-            merged.merge(BuildStats.from_dict(json.loads(payload)))
-        return merged
+        return [json.loads(payload) for (payload,) in rows]
 
-    def load_latest_stats(self, run_prefix: str) -> BuildStats | None:
-        """Stats of the most recent run whose id starts with ``run_prefix`` (a builder's config id)."""
+    def latest_run(self, run_prefix: str) -> str | None:
+        """The most recent run id that starts with ``run_prefix`` (a builder's config id)."""
         row = self._db.execute(
             "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY updated DESC LIMIT 1",
             (len(run_prefix), run_prefix),
         ).fetchone()
-        return self.load_stats(row[0]) if row else None
+        return row[0] if row else None
 
     def close(self) -> None:
         self._db.close()

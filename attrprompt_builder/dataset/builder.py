@@ -165,8 +165,8 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         """Counts of the build that produced this dataset (None before any build)."""
         journal = Journal(self.journal_path)
         try:
-            run_id = getattr(self, "_run_id", None)
-            return journal.load_stats(run_id) if run_id else journal.load_latest_stats(f"{self.config_id}/")
+            run_id = getattr(self, "_run_id", None) or journal.latest_run(f"{self.config_id}/")
+            return BuildStats.merged(journal.load_stats(run_id)) if run_id else None
         finally:
             journal.close()
 

@@ -157,7 +157,7 @@ class GenerationRun:
         stats.wall_time_s = time.monotonic() - started
         if self.dedup is not None:
             self.dedup.update_build_stats(stats)
-        self.journal.save_stats(self.settings.run_id, self.worker, stats)
+        self.journal.save_stats(self.settings.run_id, self.worker, stats.to_dict())
 
     async def _dispatch_loop(self) -> None:
         hits = 0

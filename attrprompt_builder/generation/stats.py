@@ -71,6 +71,16 @@ class BuildStats:
             self.dedup_removed_by_value.setdefault(dimension, Counter()).update(counts)
         return self
 
+    @classmethod
+    def merged(cls, records: list[dict[str, Any]]) -> BuildStats | None:
+        """One record from the per-worker records of a run (None when there are none)."""
+        if not records:
+            return None
+        total = cls()
+        for record in records:
+            total.merge(cls.from_dict(record))
+        return total
+
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it rebuilds a Counter from (key, count) pairs, counting the pairs.
         data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
