@@ -20,6 +20,7 @@ import numpy as np
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from attrprompt_builder.card import metrics
+from attrprompt_builder.dataset.schema import CITATION
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.generation.stats import BuildStats
 from attrprompt_builder.recipe.model import Recipe, load_recipe
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APS_MAX_ROWS",
-    "CITATION_BIBTEX",
     "INGF_N",
     "build_card",
     "card_data",
@@ -43,16 +43,6 @@ __all__ = [
 # similarity to about +-0.002, which more rows would not change at the precision shown.
 APS_MAX_ROWS = 2000
 _ENCODE_BATCH = 256
-CITATION_BIBTEX = """@inproceedings{yu2023large,
-  title     = {Large Language Model as Attributed Training Data Generator: A Tale of Diversity and Bias},
-  author    = {Yu, Yue and Zhuang, Yuchen and Zhang, Jieyu and Meng, Yu and Ratner, Alexander and
-               Krishna, Ranjay and Shen, Jiaming and Zhang, Chao},
-  booktitle = {Advances in Neural Information Processing Systems 36 (NeurIPS 2023), Datasets and Benchmarks Track},
-  year      = {2023},
-  eprint    = {2306.15895},
-  archivePrefix = {arXiv},
-  url       = {https://arxiv.org/abs/2306.15895}
-}"""
 INGF_N = 3
 _VALUE_SEPARATOR = "; "  # attribute values often contain commas (style descriptions)
 _EXAMPLE_CHARS = 200
@@ -343,7 +333,7 @@ def build_card(
         ],
         "combination": _combination(metrics.combination_coverage(dataset, recipe, rows=rows)),
         "diversity": _diversity(texts, keys, embedder), "build": _build(stats, generation),
-        "figures": figure_paths, "citation_bibtex": CITATION_BIBTEX,
+        "figures": figure_paths, "citation_bibtex": CITATION,
     }
     data = card_data(dataset, recipe, download_size=download_size)
     return DatasetCard.from_template(data, template_str=_load_template(), **context)

@@ -18,26 +18,17 @@ from attrprompt_builder.client.backends import make_backends
 from attrprompt_builder.client.journal import Journal
 from attrprompt_builder.client.resilience import RetryPolicy
 from attrprompt_builder.dataset.config import AttrPromptConfig
+from attrprompt_builder.dataset.schema import CITATION, features_for
 from attrprompt_builder.generation.engine import GenerationRun
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.stats import BuildStats
 from attrprompt_builder.recipe.presets import PRESET_NAMES
 from attrprompt_builder.version import __version__
 
-__all__ = ["AttrPromptBuilder", "CITATION"]
+__all__ = ["AttrPromptBuilder"]
 
 PRESET_VERSION = datasets.Version("1.0.0")
 
-CITATION = """\
-@inproceedings{yu2023large,
-  title     = {Large Language Model as Attributed Training Data Generator: A Tale of Diversity and Bias},
-  author    = {Yu, Yue and Zhuang, Yuchen and Zhang, Jieyu and Meng, Yu and Ratner, Alexander and
-               Krishna, Ranjay and Shen, Jiaming and Zhang, Chao},
-  booktitle = {Advances in Neural Information Processing Systems (Datasets and Benchmarks Track)},
-  year      = {2023},
-  url       = {https://arxiv.org/abs/2306.15895}
-}
-"""
 
 
 class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
@@ -66,23 +57,9 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         recipe = self.config.recipe
-        if recipe.multi_label:
-            # datasets < 4 spells List "Sequence"
-            list_feature = getattr(datasets, "List", None) or datasets.Sequence
-            label_feature = {"labels": list_feature(datasets.ClassLabel(names=recipe.label_names))}
-        else:
-            label_feature = {"label": datasets.ClassLabel(names=recipe.label_names)}
-        features = datasets.Features(
-            {
-                "text": datasets.Value("string"),
-                **label_feature,
-                **{name: datasets.Value("string") for name in recipe.attribute_names},
-                "prompt": datasets.Value("string"),
-            }
-        )
         return datasets.DatasetInfo(
             description=recipe.description or f"Synthetic {recipe.domain} classification data generated with AttrPrompt.",
-            features=features,
+            features=features_for(recipe),
             citation=CITATION,
             license=self.config.license or recipe.license,
         )
