@@ -28,7 +28,7 @@ from attrprompt_builder.errors import (
     GenerationStoppedError,
 )
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "Lane"]
 
 # Connection refused before any reply: a wrong URL or a server that is not up. Retry briefly only.
 _UNREACHABLE_ATTEMPTS = 3
@@ -37,7 +37,9 @@ _AVOID_AFTER = 3
 _AVOID_SECONDS = 2.0
 
 
-class _Lane:
+class Lane:
+    """One backend with its own concurrency limit and breaker; a reserved slot on it is what ``acquire`` returns."""
+
     def __init__(self, backend: Backend, max_concurrency: int, breaker_threshold: int) -> None:
         self.backend = backend
         self.limiter = AdaptiveLimiter(max_concurrency)
@@ -79,7 +81,7 @@ class Dispatcher:
         breaker_threshold: int = 30,
         seed: int = 0,
     ) -> None:
-        self.lanes = [_Lane(b, max_concurrency, breaker_threshold) for b in backends]
+        self.lanes = [Lane(b, max_concurrency, breaker_threshold) for b in backends]
         self.policy = policy
         self.max_errors = max_errors
         self.retries: Counter = Counter()
@@ -98,7 +100,7 @@ class Dispatcher:
     def in_flight(self) -> int:
         return sum(lane.limiter.in_flight for lane in self.lanes)
 
-    def _best_lane(self) -> _Lane | None:
+    def _best_lane(self) -> Lane | None:
         up = [lane for lane in self.lanes if lane.up]
         lanes = [lane for lane in up if not lane.avoided] or up
         if not lanes:
@@ -110,14 +112,14 @@ class Dispatcher:
         best = max(lanes, key=lambda lane: lane.spare(self.probing))
         return best if best.spare(self.probing) > 0 else None
 
-    async def acquire(self) -> _Lane:
+    async def acquire(self) -> Lane:
         """Reserve a slot for a new request on the lane with the most room (waits while all are full).
 
         While probing, a new request also waits until the probe (retries included) has finished.
         """
         return await self._acquire_lane(new_request=True)
 
-    async def _acquire_lane(self, *, new_request: bool = False) -> _Lane:
+    async def _acquire_lane(self, *, new_request: bool = False) -> Lane:
         def ready() -> bool:
             if new_request and self.probing and self._active:
                 return False
@@ -132,7 +134,7 @@ class Dispatcher:
                 self._active += 1
             return lane
 
-    async def _release(self, lane: _Lane, *, overloaded: bool = False, succeeded: bool = False) -> None:
+    async def _release(self, lane: Lane, *, overloaded: bool = False, succeeded: bool = False) -> None:
         async with self._capacity:
             lane.limiter.in_flight -= 1
             if overloaded:
@@ -141,7 +143,7 @@ class Dispatcher:
                 lane.limiter.on_success()
             self._capacity.notify_all()
 
-    async def send(self, request: ChatRequest, lane: _Lane | None = None) -> ChatReply | None:
+    async def send(self, request: ChatRequest, lane: Lane | None = None) -> ChatReply | None:
         """The reply, or None once ``policy.max_attempts`` attempts failed (the quota draws another sample).
 
         ``lane`` is a slot already reserved with ``acquire()`` for the first attempt.
@@ -158,7 +160,7 @@ class Dispatcher:
                 self._active -= 1
                 self._capacity.notify_all()
 
-    async def _send(self, request: ChatRequest, lane: _Lane | None) -> ChatReply | None:
+    async def _send(self, request: ChatRequest, lane: Lane | None) -> ChatReply | None:
         last: EndpointError | None = None
         for attempt in range(1, self.policy.max_attempts + 1):
             if lane is None:

@@ -16,8 +16,9 @@ from typing import Any
 
 from attrprompt_builder.client.backends import BackendSpec
 from attrprompt_builder.client.dispatch import Dispatcher
-from attrprompt_builder.client.journal import Journal, request_key
-from attrprompt_builder.client.types import ChatRequest, SamplingParams
+from attrprompt_builder.client.journal import Journal
+from attrprompt_builder.client.journaled import JournaledClient
+from attrprompt_builder.client.types import SamplingParams
 from attrprompt_builder.discover.report import RETRIES
 from attrprompt_builder.filters.screening import is_refusal
 
@@ -41,8 +42,18 @@ class Asker:
     def __init__(
         self, spec: BackendSpec, dispatcher: Dispatcher, journal: Journal, *, seed: int, progress: Any
     ) -> None:
-        self.spec, self.dispatcher, self.journal, self.seed, self.progress = spec, dispatcher, journal, seed, progress
-        self.sent = self.reused = 0
+        self.client = JournaledClient(spec, journal, dispatcher)
+        self.seed, self.progress = seed, progress
+
+    @property
+    def sent(self) -> int:
+        """Replies paid for in this run."""
+        return self.client.usage.sent
+
+    @property
+    def reused(self) -> int:
+        """Replies taken from the journal instead of being paid for again."""
+        return self.client.usage.reused
 
     async def ask(
         self, prompt: str, params: SamplingParams, key: tuple[str, ...], parse: Callable[[str], Any]
@@ -52,18 +63,8 @@ class Asker:
         text = ""
         for attempt in range(RETRIES + 1):
             used = replace(params, temperature=_RETRY_TEMPERATURE) if attempt and params.temperature == 0 else params
-            seed = _seed(self.seed, *key, attempt)
-            spec = self.spec
-            key_of = request_key(messages, model=spec.model or "", backend=spec.identity, params=used, seed=seed)
-            request = ChatRequest(messages=messages, params=used, seed=seed, key=key_of)
-            reply = self.journal.get(request.key)
-            if reply is not None:
-                self.reused += 1
-            else:
-                reply = await self.dispatcher.send(request)
-                if reply is not None:
-                    self.journal.record(request, reply, label=f"discover:{key[0]}", index=attempt)
-                    self.sent += 1
+            request = self.client.request(messages, params=used, seed=_seed(self.seed, *key, attempt))
+            reply = await self.client.ask(request, label=f"discover:{key[0]}", index=attempt)
             text = reply.text if reply is not None else ""
             result = None if is_refusal(text) else parse(text)  # "Sorry, I can't" is no one-item list
             if result is not None and result != []:

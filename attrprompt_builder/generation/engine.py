@@ -20,8 +20,9 @@ import threading
 import time
 from collections.abc import Iterator
 
-from attrprompt_builder.client.dispatch import Dispatcher
-from attrprompt_builder.client.journal import Journal, request_key
+from attrprompt_builder.client.dispatch import Dispatcher, Lane
+from attrprompt_builder.client.journal import Journal
+from attrprompt_builder.client.journaled import JournaledClient
 from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
 from attrprompt_builder.errors import BudgetExceededError, QuotaNotMetError
 from attrprompt_builder.filters.screening import (
@@ -58,10 +59,33 @@ class GenerationRun:
         self.sampler = AttributeSampler(recipe, seed=settings.seed, strategy=settings.sampling)
         self.renderer = PromptRenderer(recipe, prompting=settings.prompting)
         self.classes = [ClassQuota(label, pos, settings.samples_per_class) for pos, label in enumerate(labels)]
+        self.dispatcher = Dispatcher(
+            backends,
+            max_concurrency=settings.max_concurrency,
+            policy=settings.retry_policy,
+            max_errors=settings.max_errors,
+            seed=settings.seed,
+        )
+        # Loaded before the journal is opened, so a bad embedder leaves no connection behind.
+        self.dedup = settings.make_dedup_filter()
+        self.journal = Journal(settings.journal_path)
+        self.client = JournaledClient(settings.backend, self.journal, self.dispatcher, usage=self.stats)
+        self.progress = BuildProgress(
+            total=len(self.classes) * settings.samples_per_class, desc=settings.progress_desc, priced=settings.priced
+        )
+        self._classes_in_order = settings.decides_classes_in_order
         self._out: queue.SimpleQueue = queue.SimpleQueue()
         self._emit_ptr = 0
         self._stop_requested = threading.Event()
+        # The engine's loop exists only once rows() has started its thread; request_stop() wakes it.
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Created here, before that loop exists: since Python 3.10 an asyncio primitive (this Event,
+        # the dispatcher's Condition) binds to the loop that first waits on it, and a run runs once.
+        self._changed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._fatal: BaseException | None = None
+        self._budget_reason: str | None = None
+        self._dedup_running = False
 
     # -- the consumer side (builder thread) ----------------------------------------------------
     def rows(self) -> Iterator[tuple[int, int, dict]]:
@@ -109,21 +133,6 @@ class GenerationRun:
         self._loop = asyncio.get_running_loop()
         s = self.settings
         started = time.monotonic()
-        self._changed = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
-        self._fatal: BaseException | None = None
-        self._budget_reason: str | None = None
-        self.journal = Journal(s.journal_path)
-        self.dispatcher = Dispatcher(
-            self.backends,
-            max_concurrency=s.max_concurrency,
-            policy=s.retry_policy,
-            max_errors=s.max_errors,
-            seed=s.seed,
-        )
-        self.dedup = s.make_dedup_filter()
-        self._classes_in_order = s.decides_classes_in_order
-        self.progress = BuildProgress(total=len(self.classes) * s.samples_per_class, desc=s.progress_desc, priced=s.priced)
         try:
             for backend in self.backends:
                 load = getattr(backend, "load", None)
@@ -175,9 +184,8 @@ class GenerationRun:
                     pass
                 continue
             state, request, draw = job
-            cached = self.journal.get(request.key)
+            cached = self.client.reuse(request)
             if cached is not None:
-                self.stats.reused += 1
                 self._deliver(state, request, draw, cached)
                 hits += 1
                 if hits % 64 == 0:
@@ -187,7 +195,7 @@ class GenerationRun:
             if self._budget_reason is not None:
                 self._undo_job(state)
                 return
-            lane = await self.dispatcher.acquire()
+            lane = await self.client.acquire()
             task = asyncio.create_task(self._send(state, request, draw, lane))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -218,10 +226,7 @@ class GenerationRun:
             draw = self.sampler.draw(state.label, index)
             messages = self.renderer.messages(draw)
             seed = request_seed(self.settings.seed, state.label, index)
-            key = request_key(
-                messages, model=self.settings.model_key, backend=self.settings.backend_identity, params=self.settings.params, seed=seed
-            )
-            return state, ChatRequest(messages=messages, params=self.settings.params, seed=seed, key=key), draw
+            return state, self.client.request(messages, params=self.settings.params, seed=seed), draw
         return None
 
     def _undo_job(self, state: ClassQuota) -> None:
@@ -244,9 +249,9 @@ class GenerationRun:
         spent = f"{st.sent} replies paid, {st.total_tokens} tokens"
         return spent + (f", cost {st.cost:.4f}" if self.settings.priced else "")
 
-    async def _send(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, lane: object) -> None:
+    async def _send(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, lane: Lane) -> None:
         try:
-            reply = await self.dispatcher.send(request, lane)
+            reply = await self.client.send(request, label=state.label, index=draw.index, lane=lane)
         except asyncio.CancelledError:
             raise
         except BaseException as err:
@@ -254,13 +259,8 @@ class GenerationRun:
                 self._fatal = err
             self._changed.set()
             return
-        if reply is not None:
-            self.journal.record(request, reply, label=state.label, index=draw.index)  # before it is used
-            st = self.stats
-            st.sent += 1
-            st.prompt_tokens += reply.prompt_tokens
-            st.completion_tokens += reply.completion_tokens
-            st.cost = self.settings.cost_of(st.prompt_tokens, st.completion_tokens)
+        if reply is not None:  # journaled and counted by the client; only its price is the engine's business
+            self.stats.cost = self.settings.cost_of(self.stats.prompt_tokens, self.stats.completion_tokens)
         self._deliver(state, request, draw, reply)
 
     def _deliver(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, reply: ChatReply | None) -> None:
@@ -330,7 +330,7 @@ class GenerationRun:
 
     # -- near-duplicate stage -------------------------------------------------------------------
     def _schedule_dedup(self) -> None:
-        if not getattr(self, "_dedup_running", False) and any(c.candidates for c in self.classes):
+        if not self._dedup_running and any(c.candidates for c in self.classes):
             self._dedup_running = True
             task = asyncio.create_task(self._dedup_worker())
             self._tasks.add(task)
