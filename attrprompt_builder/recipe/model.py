@@ -3,7 +3,8 @@
 A recipe names the labels, the attribute dimensions (class-independent, per class, or, for
 multi-label tasks, one dimension whose values fix the label set), the similar classes, the two
 prompt templates (attributed and simple) and the sampling defaults. Every validation failure is a
-single ``RecipeError`` line: ``<file>: <field>: <problem>; <fix>``.
+single ``RecipeError`` line: ``<file>: <field>: <problem>; <fix>``. The checks live in
+``validation``, which hands back plain fields; the loaders here build the dataclasses from them.
 """
 
 from __future__ import annotations
@@ -16,31 +17,28 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
 
 from attrprompt_builder.errors import RecipeError
+from attrprompt_builder.recipe.validation import (
+    RESERVED_NAMES,
+    RecipeParser,
+    default_label_text,
+    template_environment,
+)
 
 __all__ = [
+    "RESERVED_NAMES",
     "Attribute",
     "GenerationDefaults",
     "Label",
-    "RESERVED_NAMES",
     "Recipe",
+    "default_label_text",
+    "dump_yaml",
     "invalid_yaml",
     "load_recipe",
     "parse_recipe",
+    "template_environment",
 ]
-
-# Column names the builder writes itself; attributes may not shadow them.
-RESERVED_NAMES = frozenset(
-    {"text", "label", "labels", "prompt", "label_text", "labels_text", "domain", "similar_classes"}
-)
-
-
-def template_environment() -> SandboxedEnvironment:
-    """The one Jinja environment recipes are parsed and rendered with."""
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 @dataclass(frozen=True)
@@ -198,10 +196,6 @@ class Recipe:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def default_label_text(name: str) -> str:
-    return name.replace("_", " ")
-
-
 class _LiteralDumper(yaml.SafeDumper):
     """Writes multi-line strings (prompt templates) as readable ``|`` blocks."""
 
@@ -244,8 +238,8 @@ def invalid_yaml(path: str | Path, err: yaml.YAMLError) -> RecipeError:
 
 def parse_recipe(data: Any, *, origin: str = "<recipe>") -> Recipe:
     """Validate plain data (as loaded from YAML) into a ``Recipe``."""
-    from attrprompt_builder.recipe.validation import (
-        RecipeParser,  # the validator needs the dataclasses defined here
-    )
-
-    return RecipeParser(origin).parse(data)
+    fields = RecipeParser(origin).parse(data)
+    fields["labels"] = tuple(Label(**label) for label in fields["labels"])
+    fields["attributes"] = tuple(Attribute(**attribute) for attribute in fields["attributes"])
+    fields["generation"] = GenerationDefaults(**fields["generation"])
+    return Recipe(**fields)

@@ -1,24 +1,37 @@
-"""Validation of recipe data: every problem is one ``RecipeError`` line naming the field and the fix."""
+"""Validation of recipe data: every problem is one ``RecipeError`` line naming the field and the fix.
+
+The parser returns plain, validated fields, which ``model.parse_recipe`` turns into the dataclasses:
+the model imports this module and never the other way round. A field the data leaves out is left
+out here too, so its default is the one the dataclass declares.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
 
 from attrprompt_builder.errors import RecipeError
-from attrprompt_builder.recipe.model import (
-    RESERVED_NAMES,
-    Attribute,
-    GenerationDefaults,
-    Label,
-    Recipe,
-    default_label_text,
-    template_environment,
-)
 
-__all__ = ["ATTRIBUTED_VARIABLES", "RecipeParser", "SIMPLE_VARIABLES"]
+__all__ = [
+    "ATTRIBUTED_VARIABLES",
+    "RESERVED_NAMES",
+    "SIMPLE_VARIABLES",
+    "Fields",
+    "RecipeParser",
+    "default_label_text",
+    "template_environment",
+]
+
+#: Keyword arguments of a ``model`` dataclass (``Recipe``, ``Label``, ``Attribute``, ``GenerationDefaults``).
+Fields = dict[str, Any]
+
+# Column names the builder writes itself; attributes may not shadow them.
+RESERVED_NAMES = frozenset(
+    {"text", "label", "labels", "prompt", "label_text", "labels_text", "domain", "similar_classes"}
+)
 
 # Variables a template may use besides the attribute names.
 SIMPLE_VARIABLES = frozenset({"label", "label_text", "labels", "labels_text", "domain"})
@@ -44,7 +57,18 @@ _TOP_LEVEL_FIELDS = frozenset(
 )
 
 
+def template_environment() -> SandboxedEnvironment:
+    """The one Jinja environment recipes are parsed and rendered with."""
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+def default_label_text(name: str) -> str:
+    return name.replace("_", " ")
+
+
 class RecipeParser:
+    """Checks recipe data section by section; ``parse`` gives the keyword arguments of ``Recipe``."""
+
     def __init__(self, origin: str) -> None:
         self.origin = origin
 
@@ -79,7 +103,7 @@ class RecipeParser:
         return values
 
     # -- sections -------------------------------------------------------------------------------
-    def parse(self, data: Any) -> Recipe:
+    def parse(self, data: Any) -> Fields:
         if not isinstance(data, dict):
             raise RecipeError(f"{self.origin}: expected a YAML mapping at the top level; see the README's recipe format")
         unknown = sorted(set(data) - _TOP_LEVEL_FIELDS)
@@ -99,7 +123,7 @@ class RecipeParser:
         if not isinstance(multi_label, bool):
             raise self.fail("multi_label", f"expected true or false, got {multi_label!r}", "write true or false")
         labels = self.parse_labels(self.require(data, "labels", "add `labels:` with the class names"))
-        label_names = [label.name for label in labels]
+        label_names = [label["name"] for label in labels]
         attributes = self.parse_attributes(data.get("attributes") or [], label_names, multi_label)
         similar = self.parse_similar(data.get("similar") or {}, label_names)
         attributed, simple = self.parse_prompts(
@@ -109,27 +133,27 @@ class RecipeParser:
         optional = {
             key: self.string(data[key], key) for key in ("pretty_name", "description", "source") if data.get(key)
         }
-        language = self.string(data.get("language", "en"), "language")
-        return Recipe(
-            name=name,
-            domain=domain,
-            license=license_,
-            labels=labels,
-            attributes=attributes,
-            attributed_template=attributed,
-            simple_template=simple,
-            similar=similar,
-            generation=generation,
-            multi_label=multi_label,
-            language=language,
-            origin=self.origin,
+        if "language" in data:
+            optional["language"] = self.string(data["language"], "language")
+        return {
+            "name": name,
+            "domain": domain,
+            "license": license_,
+            "labels": labels,
+            "attributes": attributes,
+            "attributed_template": attributed,
+            "simple_template": simple,
+            "similar": similar,
+            "generation": generation,
+            "multi_label": multi_label,
+            "origin": self.origin,
             **optional,
-        )
+        }
 
-    def parse_labels(self, raw: Any) -> tuple[Label, ...]:
+    def parse_labels(self, raw: Any) -> list[Fields]:
         if not isinstance(raw, list) or not raw:
             raise self.fail("labels", "expected a non-empty list", "list the class names, one per line")
-        labels: list[Label] = []
+        labels: list[Fields] = []
         seen: set[str] = set()
         for i, item in enumerate(raw):
             where = f"labels[{i}]"
@@ -145,8 +169,8 @@ class RecipeParser:
             if name in seen:
                 raise self.fail(where, f"duplicate label {name!r}", "list each label once")
             seen.add(name)
-            labels.append(Label(name=name, text=text))
-        return tuple(labels)
+            labels.append({"name": name, "text": text})
+        return labels
 
     def require_in(self, data: dict, key: str, where: str) -> Any:
         if data.get(key) is None:
@@ -160,10 +184,10 @@ class RecipeParser:
             raise self.fail(field_path, f"unknown label {name!r}", f"use one of the recipe's labels ({shown})")
         return name
 
-    def parse_attributes(self, raw: Any, label_names: list[str], multi_label: bool) -> tuple[Attribute, ...]:
+    def parse_attributes(self, raw: Any, label_names: list[str], multi_label: bool) -> list[Fields]:
         if not isinstance(raw, list):
             raise self.fail("attributes", "expected a list of dimensions", "write `attributes:` as a YAML list")
-        attributes: list[Attribute] = []
+        attributes: list[Fields] = []
         names: set[str] = set()
         for i, item in enumerate(raw):
             where = f"attributes[{i}]"
@@ -196,25 +220,24 @@ class RecipeParser:
                 self.check_template(catch_all, f"{where}.catch_all", {"label", "label_text", "dimension"})
             kind = given[0]
             if kind == "values":
-                attributes.append(Attribute(name, values=self.value_list(item["values"], f"{where}.values"), catch_all=catch_all))
+                attributes.append({"name": name, "values": self.value_list(item["values"], f"{where}.values"), "catch_all": catch_all})
             elif kind == "per_class":
-                attributes.append(
-                    Attribute(name, per_class=self.parse_per_class(item["per_class"], where, label_names), catch_all=catch_all)
-                )
+                per_class = self.parse_per_class(item["per_class"], where, label_names)
+                attributes.append({"name": name, "per_class": per_class, "catch_all": catch_all})
             else:
                 if not multi_label:
                     raise self.fail(f"{where}.label_map", "only multi-label recipes map values to labels", "set `multi_label: true` or use `per_class`")
                 if catch_all is not None:
                     raise self.fail(f"{where}.catch_all", "a label_map dimension cannot have a catch-all value", "remove `catch_all`")
-                attributes.append(Attribute(name, label_map=self.parse_label_map(item["label_map"], where, label_names)))
-        label_maps = [a for a in attributes if a.kind == "label_map"]
+                attributes.append({"name": name, "label_map": self.parse_label_map(item["label_map"], where, label_names)})
+        label_maps = [a for a in attributes if "label_map" in a]
         if multi_label and len(label_maps) != 1:
             raise self.fail(
                 "attributes",
                 f"a multi-label recipe needs exactly one `label_map` dimension, found {len(label_maps)}",
                 "add one dimension whose values map to the labels they imply",
             )
-        return tuple(attributes)
+        return attributes
 
     def parse_per_class(self, raw: Any, where: str, label_names: list[str]) -> dict[str, tuple[str, ...]]:
         if not isinstance(raw, dict):
@@ -272,7 +295,7 @@ class RecipeParser:
             )
         return used
 
-    def parse_prompts(self, raw: Any, attributes: tuple[Attribute, ...]) -> tuple[str, str]:
+    def parse_prompts(self, raw: Any, attributes: list[Fields]) -> tuple[str, str]:
         if not isinstance(raw, dict):
             raise self.fail("prompts", "expected a mapping with `attributed` and `simple`", "see the README's recipe format")
         unknown = sorted(set(raw) - {"attributed", "simple"})
@@ -280,32 +303,38 @@ class RecipeParser:
             raise self.fail(f"prompts.{unknown[0]}", "unknown template", "use `attributed` and `simple`")
         attributed = self.string(self.require_in(raw, "attributed", "prompts"), "prompts.attributed")
         simple = self.string(self.require_in(raw, "simple", "prompts"), "prompts.simple")
-        names = {a.name for a in attributes}
-        used = self.check_template(attributed, "prompts.attributed", ATTRIBUTED_VARIABLES | names)
-        for attribute in attributes:
-            if attribute.name not in used:
+        names = [a["name"] for a in attributes]
+        used = self.check_template(attributed, "prompts.attributed", ATTRIBUTED_VARIABLES | set(names))
+        for name in names:
+            if name not in used:
                 raise self.fail(
                     "prompts.attributed",
-                    f"dimension {attribute.name!r} is never used",
-                    f"reference {{{{ {attribute.name} }}}} in the template or remove the dimension",
+                    f"dimension {name!r} is never used",
+                    f"reference {{{{ {name} }}}} in the template or remove the dimension",
                 )
         self.check_template(simple, "prompts.simple", SIMPLE_VARIABLES)
         return attributed, simple
 
-    def parse_generation(self, raw: Any) -> GenerationDefaults:
+    def parse_generation(self, raw: Any) -> Fields:
         if not isinstance(raw, dict):
             raise self.fail("generation", "expected a mapping", "write `temperature:`, `top_p:`, `max_new_tokens:`")
         unknown = sorted(set(raw) - {"temperature", "top_p", "max_new_tokens"})
         if unknown:
             raise self.fail(f"generation.{unknown[0]}", "unknown field", "use temperature, top_p or max_new_tokens")
-        defaults = GenerationDefaults()
-        temperature = raw.get("temperature", defaults.temperature)
-        top_p = raw.get("top_p", defaults.top_p)
-        max_new_tokens = raw.get("max_new_tokens", defaults.max_new_tokens)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 5:
-            raise self.fail("generation.temperature", f"{temperature!r} is not a number in [0, 5]", "use e.g. 1.0")
-        if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-            raise self.fail("generation.top_p", f"{top_p!r} is not a number in (0, 1]", "use e.g. 1.0")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise self.fail("generation.max_new_tokens", f"{max_new_tokens!r} is not a positive integer", "use e.g. 512")
-        return GenerationDefaults(float(temperature), float(top_p), int(max_new_tokens))
+        given: Fields = {}
+        if "temperature" in raw:
+            temperature = raw["temperature"]
+            if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 5:
+                raise self.fail("generation.temperature", f"{temperature!r} is not a number in [0, 5]", "use e.g. 1.0")
+            given["temperature"] = float(temperature)
+        if "top_p" in raw:
+            top_p = raw["top_p"]
+            if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
+                raise self.fail("generation.top_p", f"{top_p!r} is not a number in (0, 1]", "use e.g. 1.0")
+            given["top_p"] = float(top_p)
+        if "max_new_tokens" in raw:
+            max_new_tokens = raw["max_new_tokens"]
+            if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+                raise self.fail("generation.max_new_tokens", f"{max_new_tokens!r} is not a positive integer", "use e.g. 512")
+            given["max_new_tokens"] = max_new_tokens
+        return given
