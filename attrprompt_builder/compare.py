@@ -1,7 +1,7 @@
 """Compare generated dataset folders side by side: size, labels, lengths, diversity, attributes, mentions.
 
-Every number comes from ``metrics`` (the functions the dataset card uses), so ``compare`` and the
-cards agree. Keyword mentions are counted in the text of every dataset, which is how data without
+Every number comes from ``card.measures`` (the functions and constants the dataset card uses), so
+``compare`` and the cards agree. Keyword mentions are counted in the text of every dataset, which is how data without
 attribute columns (SimPrompt) is compared with attributed data: by default the terms are the
 values of a ``location`` column, the paper's regional-bias check.
 """
@@ -13,7 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attrprompt_builder.card import metrics
+from attrprompt_builder.card import measures
+from attrprompt_builder.card.measures import DISTINCT_NS, INGF_N, format_measure
+from attrprompt_builder.dataset import folder as layout
+from attrprompt_builder.dataset.schema import find_label_column
 from attrprompt_builder.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -31,8 +34,6 @@ __all__ = [
     "run_compare",
 ]
 
-DISTINCT_NS = (1, 2)
-INGF_N = 3
 _TOP_VALUES = 5
 _TOP_TERMS = 15
 
@@ -45,11 +46,11 @@ class DatasetSummary:
     path: Path
     rows: int
     labels: dict[str, int]
-    lengths: metrics.LengthStats
+    lengths: measures.LengthStats
     vocabulary: int
     distinct: dict[int, float]
     ingf: float
-    similarity: metrics.SimilarityStats | None
+    similarity: measures.SimilarityStats | None
     attributes: dict[str, dict[str, int]]  # dimension -> value -> rows; dimensions with no value are absent
     mentions: dict[str, int]  # term -> texts mentioning it
     word_counts: tuple[int, ...]
@@ -65,57 +66,39 @@ class CompareReport:
 
 
 def load_folder(folder: str | Path) -> tuple[datasets.Dataset, Recipe | None]:
-    """The rows of a dataset folder (``data/*.parquet``, or ``*.parquet`` in it) and its recipe, if any."""
-    import datasets
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from attrprompt_builder.recipe.model import load_recipe
-
+    """The rows of a generated dataset folder and its recipe, if it kept one (a recipe names the attributes)."""
     folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise ConfigError(f"folders: {str(folder)!r} is not a folder; pass folders written by `attrprompt generate`")
-    shards = sorted((folder / "data").glob("*.parquet")) or sorted(folder.glob("*.parquet"))
-    if not shards:
+    dataset = layout.read_rows(layout.require_data_files(folder, field="folders"))
+    if "text" not in dataset.column_names or find_label_column(dataset.features) is None:
         raise ConfigError(
-            f"folders: {str(folder)!r} has no data/*.parquet files; pass a folder `attrprompt generate` wrote"
+            f"folders: {str(folder)!r} has columns {sorted(dataset.column_names)}; "
+            "compare needs `text` and `label` or `labels`"
         )
-    # pyarrow keeps the features stored in the schema (ClassLabel names) and writes no cache.
-    dataset = datasets.Dataset(pa.concat_tables([pq.read_table(shard) for shard in shards]))
-    columns = set(dataset.column_names)
-    if "text" not in columns or not {"label", "labels"} & columns:
-        raise ConfigError(
-            f"folders: {str(folder)!r} has columns {sorted(columns)}; compare needs `text` and `label` or `labels`"
-        )
-    recipe_file = folder / "recipe.yaml"
-    return dataset, load_recipe(recipe_file) if recipe_file.is_file() else None
+    has_recipe = (folder / layout.RECIPE_FILE).is_file()
+    return dataset, layout.read_recipe(folder, field="folders") if has_recipe else None
 
 
 def _summarize(
     name: str, path: Path, dataset: datasets.Dataset, recipe: Recipe | None, embedder: Any
 ) -> DatasetSummary:
-    from attrprompt_builder.card.render import APS_MAX_ROWS
-
-    texts = [str(text or "") for text in metrics.column(dataset, "text")]
-    rows = metrics.row_labels(dataset)
+    texts = [str(text or "") for text in measures.column(dataset, "text")]
+    rows = measures.row_labels(dataset)
     similarity = None
     if embedder is not None and len(texts) >= 2:
-        indices = metrics.subsample_indices(len(texts), APS_MAX_ROWS, seed=0)
-        keys = [rows[i] if len(rows[i]) != 1 else rows[i][0] for i in indices]
-        similarity = metrics.pairwise_similarity(embedder.encode([texts[i] for i in indices]), keys)
+        similarity = measures.average_pairwise_similarity(texts, rows, embedder)
     attributes = {}
     if recipe is not None:
-        attributes = {k: v for k, v in metrics.attribute_value_counts(dataset, recipe).items() if v}
-    counts = metrics.word_counts(texts)
+        attributes = {k: v for k, v in measures.attribute_value_counts(dataset, recipe).items() if v}
+    counts = measures.word_counts(texts)
     return DatasetSummary(
         name=name,
         path=path,
         rows=len(texts),
-        labels=metrics.label_distribution(rows, recipe.label_names if recipe else ()),
-        lengths=metrics.summarize_word_counts(counts),
-        vocabulary=metrics.vocabulary_size(texts),
-        distinct={n: metrics.distinct_n(texts, n) for n in DISTINCT_NS},
-        ingf=metrics.ingf(texts, INGF_N),
+        labels=measures.label_distribution(rows, recipe.label_names if recipe else ()),
+        lengths=measures.summarize_word_counts(counts),
+        vocabulary=measures.vocabulary_size(texts),
+        distinct={n: measures.distinct_n(texts, n) for n in DISTINCT_NS},
+        ingf=measures.ingf(texts, INGF_N),
         similarity=similarity,
         attributes=attributes,
         mentions={},
@@ -166,7 +149,7 @@ def compare_folders(
     terms = list(dict.fromkeys(term.strip() for term in terms if term.strip()))
     if terms:
         summaries = [
-            replace(summary, mentions=metrics.mention_counts((t or "" for t in metrics.column(dataset, "text")), terms))
+            replace(summary, mentions=measures.mention_counts((t or "" for t in measures.column(dataset, "text")), terms))
             for summary, (dataset, _) in zip(summaries, loaded)
         ]
     report = CompareReport(tuple(summaries), tuple(terms), source, getattr(model, "name", None))
@@ -181,10 +164,6 @@ def _location_terms(summaries: list[DatasetSummary], recipes: list[Recipe | None
             listed = [*(attribute.values or ()), *(v for vs in (attribute.per_class or {}).values() for v in vs)]
             return listed, f"the location values of {summary.name}'s recipe"
     return [], ""
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -203,7 +182,7 @@ def format_report(report: CompareReport) -> str:
     header = ["", *(s.name for s in sets)]
 
     def aps(part: str) -> list[str]:
-        return [_fmt(getattr(s.similarity, part) if s.similarity else None) for s in sets]
+        return [format_measure(getattr(s.similarity, part) if s.similarity else None) for s in sets]
 
     rows = [
         ["rows", *(str(s.rows) for s in sets)],
@@ -212,8 +191,8 @@ def format_report(report: CompareReport) -> str:
         ["words median", *(f"{s.lengths.median:.1f}" for s in sets)],
         ["words p90", *(f"{s.lengths.p90:.1f}" for s in sets)],
         ["vocabulary", *(str(s.vocabulary) for s in sets)],
-        *[[f"distinct-{n}", *(_fmt(s.distinct[n], 4) for s in sets)] for n in DISTINCT_NS],
-        [f"INGF-{INGF_N}", *(_fmt(s.ingf) for s in sets)],
+        *[[f"distinct-{n}", *(format_measure(s.distinct[n], 4) for s in sets)] for n in DISTINCT_NS],
+        [f"INGF-{INGF_N}", *(format_measure(s.ingf) for s in sets)],
         ["APS overall", *aps("overall")],
         ["APS within class", *aps("within")],
         ["APS across classes", *aps("across")],

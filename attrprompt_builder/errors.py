@@ -19,6 +19,9 @@ __all__ = [
     "EndpointTransientError",
     "EndpointUnreachableError",
     "GenerationStoppedError",
+    "HubError",
+    "HubUnavailableError",
+    "HubUnreachableError",
     "MissingDependencyError",
     "QuotaNotMetError",
     "RecipeError",
@@ -90,6 +93,26 @@ class EndpointPermanentError(EndpointError, RuntimeError):
 
 class EndpointUnreachableError(EndpointError, ConnectionError):
     """Nothing listens at the endpoint URL, or the circuit breaker opened."""
+
+
+class HubError(AttrPromptError, RuntimeError):
+    """The Hugging Face Hub refused or failed a request while publishing (not the LLM endpoint).
+
+    ``status`` is the HTTP status when there was one. A refused token is a ``ConfigError``
+    instead: the fix is the ``--token`` the user gave.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HubUnavailableError(HubError):
+    """429 or 5xx: the Hub is busy or down; publishing the same folder again later can succeed."""
+
+
+class HubUnreachableError(HubError, ConnectionError):
+    """No connection to the Hub (network down, wrong ``HF_ENDPOINT``)."""
 
 
 class DiscoveryError(AttrPromptError, RuntimeError):

@@ -10,7 +10,7 @@ import datasets
 import pytest
 from scripted_llm import NEWS_LABELS, ScriptedLLM
 
-from attrprompt_builder.card import metrics
+from attrprompt_builder.card import measures
 from attrprompt_builder.compare import (
     add_compare_arguments,
     compare_folders,
@@ -92,7 +92,7 @@ def test_compare_attributed_and_simple_folders(tmp_path, request, minilm_path, c
     assert run_compare(args) == 0
     printed = capsys.readouterr().out
     aps_line = next(line for line in printed.splitlines() if line.startswith("APS overall"))
-    assert len([cell for cell in aps_line.split()[2:] if cell != "-"]) == 2  # a number for both datasets
+    assert len([cell for cell in aps_line.split()[2:] if cell != measures.MISSING]) == 2  # a number for both datasets
     assert "the location values of attributed's recipe" in printed
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -106,5 +106,5 @@ def test_compare_attributed_and_simple_folders(tmp_path, request, minilm_path, c
     # The attributed prompts name a location, the simple ones none: only attributed text mentions them.
     assert sum(by_name["attributed"].mentions.values()) > 0
     assert sum(by_name["simple"].mentions.values()) == 0
-    texts = metrics.column(datasets.Dataset.from_parquet(str(attributed / "data" / "*.parquet")), "text")
-    assert by_name["attributed"].mentions == metrics.mention_counts(texts, list(report.terms))
+    texts = measures.column(datasets.Dataset.from_parquet(str(attributed / "data" / "*.parquet")), "text")
+    assert by_name["attributed"].mentions == measures.mention_counts(texts, list(report.terms))

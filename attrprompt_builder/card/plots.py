@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attrprompt_builder.card.metrics import ClassCoverage
+from attrprompt_builder.card.measures import ClassCoverage
 
 __all__ = [
     "Figure",

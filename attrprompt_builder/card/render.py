@@ -1,6 +1,6 @@
 """The dataset card (README.md) of a generated dataset: Hub metadata, provenance and measurements.
 
-``build_card`` measures the dataset with ``metrics`` and renders ``cards/dataset_card.md`` through
+``build_card`` measures the dataset with ``measures`` and renders ``cards/dataset_card.md`` through
 ``huggingface_hub.DatasetCard.from_template``; ``write_card`` does it for a folder written by
 ``attrprompt generate``. Nothing from the generation record reaches the card unfiltered: the
 endpoint is reduced to its host and token-like strings are redacted.
@@ -9,29 +9,26 @@ endpoint is reduced to its host and token-like strings are redacted.
 from __future__ import annotations
 
 import importlib.resources
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from attrprompt_builder.card import metrics
-from attrprompt_builder.dataset.schema import CITATION
-from attrprompt_builder.errors import ConfigError
+from attrprompt_builder.card import measures
+from attrprompt_builder.card.measures import INGF_N, MISSING, format_measure
+from attrprompt_builder.dataset import folder as layout
+from attrprompt_builder.dataset.schema import CITATION, find_label_column
 from attrprompt_builder.generation.stats import BuildStats
-from attrprompt_builder.recipe.model import Recipe, load_recipe
+from attrprompt_builder.recipe.model import Recipe
 from attrprompt_builder.redaction import display_name, host_only, redact
 
 if TYPE_CHECKING:
     import datasets
 
 __all__ = [
-    "APS_MAX_ROWS",
-    "INGF_N",
     "build_card",
     "card_data",
     "redact",
@@ -39,11 +36,6 @@ __all__ = [
     "write_card",
 ]
 
-# MiniLM embeds roughly 15-30 texts a second on two CPU cores; 2000 rows (~2M pairs) pin the mean
-# similarity to about +-0.002, which more rows would not change at the precision shown.
-APS_MAX_ROWS = 2000
-_ENCODE_BATCH = 256
-INGF_N = 3
 _VALUE_SEPARATOR = "; "  # attribute values often contain commas (style descriptions)
 _EXAMPLE_CHARS = 200
 _COLLAPSE_OVER = 12  # lists longer than this go inside <details>
@@ -81,12 +73,8 @@ def _md(value: Any) -> str:
     return text
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def _share(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+    return f"{100 * part / whole:.1f}%" if whole else MISSING
 
 
 def _fence(text: str) -> str:
@@ -120,7 +108,7 @@ def card_data(dataset: datasets.Dataset, recipe: Recipe, *, download_size: int |
         features=dataset.features, splits=splits, dataset_size=dataset.data.nbytes, download_size=download_size or 0
     )
     DatasetInfosDict({"default": info}).to_dataset_card_data(data)
-    data_files = [{"split": "train", "path": "data/train-*"}]
+    data_files = [{"split": "train", "path": layout.DATA_FILES_PATTERN}]
     MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(data)
     return data
 
@@ -166,7 +154,7 @@ def _dimensions(recipe: Recipe, present: list[str]) -> list[dict[str, Any]]:
 
 def _value_counts(dataset: datasets.Dataset, recipe: Recipe) -> list[dict[str, Any]]:
     result = []
-    for dimension, counts in metrics.attribute_value_counts(dataset, recipe).items():
+    for dimension, counts in measures.attribute_value_counts(dataset, recipe).items():
         attribute = recipe.attribute(dimension)
         never = [v for v in attribute.values or () if v not in counts] if attribute.kind == "shared" else []
         result.append({
@@ -177,7 +165,7 @@ def _value_counts(dataset: datasets.Dataset, recipe: Recipe) -> list[dict[str, A
     return result
 
 
-def _class_coverage(dimension: str, items: list[metrics.ClassCoverage], plot: str | None) -> dict[str, Any]:
+def _class_coverage(dimension: str, items: list[measures.ClassCoverage], plot: str | None) -> dict[str, Any]:
     classes = []
     for item in items:
         covered = len(item.counts) - len(item.never_drawn)
@@ -189,35 +177,31 @@ def _class_coverage(dimension: str, items: list[metrics.ClassCoverage], plot: st
     return {"name": _md(dimension), "classes": classes, "plot": plot}
 
 
-def _combination(combos: metrics.CombinationCoverage) -> dict[str, Any] | None:
+def _combination(combos: measures.CombinationCoverage) -> dict[str, Any] | None:
     if not combos.possible:
         return None
     rows = [(_md(label), seen, total, _share(seen, total)) for label, (seen, total) in combos.per_class.items()]
     return {"seen": combos.seen, "possible": combos.possible, "share": f"{100 * combos.share:.4g}%", "rows": rows}
 
 
-def _similarity(texts: list[str], keys: list[Any], embedder: metrics.EmbedderLike) -> dict[str, Any]:
-    from datasets.utils import tqdm
-
-    indices = metrics.subsample_indices(len(texts), APS_MAX_ROWS, seed=0)
-    sample = [texts[i] for i in indices]
-    batches = tqdm(range(0, len(sample), _ENCODE_BATCH), desc="Embedding for APS", unit="batch")
-    embeddings = np.concatenate([embedder.encode(sample[start : start + _ENCODE_BATCH]) for start in batches])
-    stats = metrics.pairwise_similarity(embeddings, [keys[i] for i in indices])
+def _similarity(texts: list[str], rows: list[tuple[str, ...]], embedder: measures.EmbedderLike) -> dict[str, Any]:
+    stats = measures.average_pairwise_similarity(texts, rows, embedder)
     return {
         "embedder": _md(display_name(getattr(embedder, "name", type(embedder).__name__))),
-        "rows": stats.n, "total": len(texts), "subsampled": stats.n < len(texts), "max_rows": APS_MAX_ROWS,
-        "overall": _fmt(stats.overall), "within": _fmt(stats.within), "across": _fmt(stats.across),
-        "per_class": [(_md(label), _fmt(value)) for label, value in stats.per_class.items()],
+        "rows": stats.n, "total": len(texts), "subsampled": stats.n < len(texts), "max_rows": measures.APS_MAX_ROWS,
+        "overall": format_measure(stats.overall), "within": format_measure(stats.within), "across": format_measure(stats.across),
+        "per_class": [(_md(label), format_measure(value)) for label, value in stats.per_class.items()],
     }
 
 
-def _diversity(texts: list[str], keys: list[Any], embedder: metrics.EmbedderLike | None) -> dict[str, Any]:
+def _diversity(
+    texts: list[str], rows: list[tuple[str, ...]], embedder: measures.EmbedderLike | None
+) -> dict[str, Any]:
     return {
-        "vocabulary": metrics.vocabulary_size(texts),
-        "distinct_1": _fmt(metrics.distinct_n(texts, 1), 4), "distinct_2": _fmt(metrics.distinct_n(texts, 2), 4),
-        "ingf": _fmt(metrics.ingf(texts, INGF_N)), "ingf_n": INGF_N,
-        "aps": _similarity(texts, keys, embedder) if embedder is not None and len(texts) >= 2 else None,
+        "vocabulary": measures.vocabulary_size(texts),
+        "distinct_1": format_measure(measures.distinct_n(texts, 1), 4), "distinct_2": format_measure(measures.distinct_n(texts, 2), 4),
+        "ingf": format_measure(measures.ingf(texts, INGF_N)), "ingf_n": INGF_N,
+        "aps": _similarity(texts, rows, embedder) if embedder is not None and len(texts) >= 2 else None,
     }
 
 
@@ -236,7 +220,7 @@ def _build(stats: BuildStats | None, generation: dict[str, Any]) -> dict[str, An
         "dedup_threshold": generation.get("dedup_threshold"),
         "dedup_embedder": _md(display_name(embedder)) if embedder else None,
         "dedup_examples": [{
-            "label": _md(example.get("label", "")), "similarity": _fmt(example.get("similarity")),
+            "label": _md(example.get("label", "")), "similarity": format_measure(example.get("similarity")),
             "kept": _md(str(example.get("kept", ""))[:_EXAMPLE_CHARS]),
             "dropped": _md(str(example.get("dropped", ""))[:_EXAMPLE_CHARS]),
         } for example in stats.dedup_examples],
@@ -268,7 +252,7 @@ def build_card(
     *,
     generation: dict[str, Any],
     stats: BuildStats | None,
-    embedder: metrics.EmbedderLike | None = None,
+    embedder: measures.EmbedderLike | None = None,
     plots_dir: Path | None = None,
     recipe_link: str | None = None,
     download_size: int | None = None,
@@ -279,17 +263,19 @@ def build_card(
     ``recipe_link`` links a recipe file there instead of inlining the recipe. Without an
     ``embedder`` the card says that APS was not computed.
     """
-    texts = [str(text or "") for text in metrics.column(dataset, "text")]
-    rows = metrics.row_labels(dataset)
-    label_counts = metrics.label_distribution(rows, recipe.label_names)
-    lengths = metrics.word_counts(texts)
+    texts = [str(text or "") for text in measures.column(dataset, "text")]
+    rows = measures.row_labels(dataset)
+    label_column = find_label_column(dataset.features)
+    assert label_column is not None  # row_labels raised otherwise
+    label_counts = measures.label_distribution(rows, recipe.label_names)
+    lengths = measures.word_counts(texts)
     lengths_by_class: dict[str, list[int]] = {label: [] for label in recipe.label_names}
     for labels, length in zip(rows, lengths, strict=True):
         for label in labels:
             lengths_by_class.setdefault(label, []).append(length)
-    present = metrics.attribute_dimensions(dataset, recipe)
+    present = measures.attribute_dimensions(dataset, recipe)
     coverage = {
-        dimension: metrics.class_value_coverage(dataset, recipe, dimension, rows=rows)
+        dimension: measures.class_value_coverage(dataset, recipe, dimension, rows=rows)
         for dimension in present
         if recipe.attribute(dimension).class_dependent
     }
@@ -301,10 +287,8 @@ def build_card(
             plots_dir, label_counts=label_counts, lengths_by_class=lengths_by_class, coverage=coverage
         )
     figure_paths = {key: figure.path for key, figure in figures.items()}
-    # APS groups pairs by label; for multi-label data "same label" means the same label set.
-    keys: list[Any] = [labels if recipe.multi_label else labels[0] for labels in rows]
     recipe_yaml = recipe.to_yaml().rstrip("\n")
-    context = {
+    context: dict[str, Any] = {
         "pretty_name": _md(recipe.pretty_name or recipe.name), "name": recipe.name, "domain": _md(recipe.domain),
         "description": recipe.description, "language": recipe.language, "license": recipe.license,
         "source": recipe.source, "num_rows": len(dataset), "num_classes": len(recipe.labels),
@@ -320,52 +304,35 @@ def build_card(
         "recipe_link": recipe_link, "recipe_yaml": None if recipe_link else recipe_yaml,
         "recipe_fence": _fence(recipe_yaml),
         "columns": [(_md(name), _md(repr(feature))) for name, feature in dataset.features.items()],
-        "label_column": "labels" if "labels" in dataset.column_names else "label",
+        "label_column": label_column.name,
         "dimensions": _dimensions(recipe, present),
         "labels": [(_md(label), count, _share(count, len(dataset))) for label, count in label_counts.items()],
         "labels_per_row": sorted(Counter(len(labels) for labels in rows).items()) if recipe.multi_label else None,
-        "length": metrics.summarize_word_counts(lengths),
-        "length_rows": [(_md(label), metrics.summarize_word_counts(v)) for label, v in lengths_by_class.items()],
+        "length": measures.summarize_word_counts(lengths),
+        "length_rows": [(_md(label), measures.summarize_word_counts(v)) for label, v in lengths_by_class.items()],
         "value_counts": _value_counts(dataset, recipe),
         "class_coverage": [
             _class_coverage(dimension, items, figure_paths.get(f"coverage:{dimension}"))
             for dimension, items in coverage.items()
         ],
-        "combination": _combination(metrics.combination_coverage(dataset, recipe, rows=rows)),
-        "diversity": _diversity(texts, keys, embedder), "build": _build(stats, generation),
+        "combination": _combination(measures.combination_coverage(dataset, recipe, rows=rows)),
+        "diversity": _diversity(texts, rows, embedder), "build": _build(stats, generation),
         "figures": figure_paths, "citation_bibtex": CITATION,
     }
     data = card_data(dataset, recipe, download_size=download_size)
     return DatasetCard.from_template(data, template_str=_load_template(), **context)
 
 
-def write_card(folder: Path, *, embedder: metrics.EmbedderLike | None = None) -> Path:
-    """Read a folder written by ``attrprompt generate``; write its README.md and PNGs; return the card path."""
-    import datasets
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def write_card(folder: Path, *, embedder: measures.EmbedderLike | None = None) -> Path:
+    """Read a folder written by ``attrprompt generate``; write its card and PNGs; return the card path."""
     folder = Path(folder)
-    shards = sorted((folder / "data").glob("*.parquet"))
-    if not shards:
-        raise ConfigError(f"{folder}: no data/*.parquet files; pass the folder `attrprompt generate` wrote")
-    for required in ("recipe.yaml", "generation.json"):
-        if not (folder / required).is_file():
-            raise ConfigError(f"{folder}: {required} is missing; pass the folder `attrprompt generate` wrote")
-    # Reading the shards with pyarrow keeps the features (stored in the schema) and writes no cache.
-    dataset = datasets.Dataset(pa.concat_tables([pq.read_table(shard) for shard in shards]))
-    recipe = load_recipe(folder / "recipe.yaml")
-    try:
-        record = json.loads((folder / "generation.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ConfigError(
-            f"{folder / 'generation.json'}: invalid JSON ({err.msg}); regenerate the folder or fix the file"
-        ) from err
-    stats = BuildStats.from_dict(record["stats"]) if record.get("stats") else None
+    shards = layout.require_data_files(folder, field="folder")
+    recipe = layout.read_recipe(folder, field="folder")
+    record = layout.read_generation(folder, field="folder")
     card = build_card(
-        dataset, recipe, generation=record.get("generation") or {}, stats=stats, embedder=embedder,
-        plots_dir=folder, recipe_link="recipe.yaml", download_size=sum(shard.stat().st_size for shard in shards),
+        layout.read_rows(shards), recipe, generation=record.generation, stats=record.stats, embedder=embedder,
+        plots_dir=folder, recipe_link=layout.RECIPE_FILE, download_size=sum(shard.stat().st_size for shard in shards),
     )
-    path = folder / "README.md"
+    path = folder / layout.CARD_FILE
     card.save(path)
     return path

@@ -8,6 +8,11 @@ from typing import Any
 
 from datasets import Dataset
 
+from attrprompt_builder.dataset.schema import (
+    LABEL_COLUMN,
+    LabelColumn,
+    find_label_column,
+)
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.filters.dedup.embedders import Embedder
 from attrprompt_builder.filters.dedup.filter import DedupStats, NearDuplicateFilter
@@ -49,6 +54,7 @@ def deduplicate(
     if batch_size < 1:
         raise ConfigError(f"batch_size: got {batch_size!r}; use a positive number of rows per embedding call, e.g. 256")
     group_column = _group_column(dataset, by)
+    group = LabelColumn.of(dataset.features, group_column) if group_column else None
     counted = list(attributes) if attributes is not None else _attribute_columns(dataset, column, group_column)
     missing = [name for name in counted if name not in dataset.column_names]
     if missing:
@@ -63,7 +69,7 @@ def deduplicate(
             if any(text is None for text in texts):
                 row = start + next(i for i, text in enumerate(texts) if text is None)
                 raise ConfigError(f"column {column!r}: row {row} is empty (None); fill or drop empty rows first")
-            groups = _group_names(batch[group_column], dataset.features[group_column]) if group_column else [_ONE_GROUP] * len(texts)
+            groups = [_group_name(value, group) for value in batch[group_column]] if group else [_ONE_GROUP] * len(texts)
             for offset, decision in enumerate(dedup.check(texts, groups)):
                 if decision.keep:
                     kept_rows.append(start + offset)
@@ -79,25 +85,17 @@ def deduplicate(
 def _group_column(dataset: Dataset, by: str | None) -> str | None:
     if by is None:
         return None
-    if by == "label" and "label" not in dataset.column_names:
-        return "labels" if "labels" in dataset.column_names else None
+    if by == LABEL_COLUMN:
+        labels = find_label_column(dataset.features)
+        return None if labels is None else labels.name
     if by not in dataset.column_names:
         raise ConfigError(f"by: {by!r} is not a column of the dataset (it has {dataset.column_names}); pass by=None to compare all rows")
     return by
 
 
-def _group_names(values: list[Any], feature: Any) -> list[str]:
-    """Group names: class names for ClassLabel columns; label sets (sorted, joined by " + ") for lists."""
-    inner = getattr(feature, "feature", None)  # List / Sequence of labels
-    names = getattr(inner if inner is not None else feature, "int2str", None)
-    out = []
-    for value in values:
-        if isinstance(value, list):
-            members = sorted(value)
-            out.append(" + ".join(str(names(v) if names else v) for v in members))
-        else:
-            out.append(str(names(value) if names and value is not None else value))
-    return out
+def _group_name(value: Any, column: LabelColumn) -> str:
+    """A class name; for a list of labels, the label set: sorted, so [a, b] and [b, a] are one group."""
+    return " + ".join(column.names_of(sorted(value) if isinstance(value, list) else value))
 
 
 def _attribute_columns(dataset: Dataset, column: str, group_column: str | None) -> list[str]:

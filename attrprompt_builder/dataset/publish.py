@@ -32,11 +32,12 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import validate_repo_id
 
+from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.errors import (
     ConfigError,
-    EndpointPermanentError,
-    EndpointTransientError,
-    EndpointUnreachableError,
+    HubError,
+    HubUnavailableError,
+    HubUnreachableError,
     one_line,
 )
 
@@ -44,8 +45,7 @@ __all__ = ["collect_publish_files", "publish"]
 
 logger = logging.getLogger(__name__)
 
-_DATA_DIR = "data"
-_SIDE_FILES = ("recipe.yaml", "generation.json")
+_SIDE_FILES = (layout.RECIPE_FILE, layout.GENERATION_FILE)
 
 
 def collect_publish_files(folder: str | Path) -> list[str]:
@@ -55,21 +55,16 @@ def collect_publish_files(folder: str | Path) -> list[str]:
     cannot work on the Hub (bad YAML, a ``configs`` pattern that matches no shard).
     """
     root = Path(folder)
-    if not root.is_dir():
-        raise ConfigError(f"folder={str(folder)!r} is not a directory; pass the output folder of `attrprompt generate`")
-    shards = sorted(p.relative_to(root).as_posix() for p in (root / _DATA_DIR).rglob("*.parquet") if p.is_file())
-    if not shards:
+    shards = [path.relative_to(root).as_posix() for path in layout.require_data_files(root, field="folder")]
+    card = root / layout.CARD_FILE
+    if not card.is_file():
         raise ConfigError(
-            f"folder={str(folder)!r} has no {_DATA_DIR}/*.parquet shards; run `attrprompt generate` to write them"
+            f"folder: {str(folder)!r} has no {layout.CARD_FILE} dataset card; run `attrprompt card {folder}` to write it"
         )
-    if not (root / "README.md").is_file():
-        raise ConfigError(
-            f"folder={str(folder)!r} has no README.md dataset card; run `attrprompt card {folder}` to write it"
-        )
-    _check_card(root / "README.md", shards)
+    _check_card(card, shards)
     side = [name for name in _SIDE_FILES if (root / name).is_file()]
-    plots = sorted(p.name for p in root.glob("*.png") if p.is_file())
-    return [*shards, "README.md", *side, *plots]
+    plots = [path.name for path in layout.plot_files(root)]
+    return [*shards, layout.CARD_FILE, *side, *plots]
 
 
 def publish(
@@ -99,8 +94,10 @@ def publish(
         if revision is not None and revision != "main":
             api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
         remote = api.list_repo_files(repo_id, repo_type="dataset", revision=revision)
-        stale = [p for p in remote if p.startswith(f"{_DATA_DIR}/") and p not in paths]
-        operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(root / p)) for p in paths]
+        stale = [p for p in remote if p.startswith(f"{layout.DATA_DIR}/") and p not in paths]
+        operations: list[CommitOperationAdd | CommitOperationDelete] = [
+            CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(root / p)) for p in paths
+        ]
         operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
         info = api.create_commit(
             repo_id,
@@ -114,9 +111,8 @@ def publish(
     except OfflineModeIsEnabled as err:
         raise ConfigError("HF_HUB_OFFLINE=1 forbids publishing; unset HF_HUB_OFFLINE to reach the Hub") from err
     except (httpx2.ConnectError, httpx2.TimeoutException) as err:
-        raise EndpointUnreachableError(
-            f"cannot reach the Hub at {api.endpoint} ({type(err).__name__}); check the network or HF_ENDPOINT",
-            cause="connection",
+        raise HubUnreachableError(
+            f"cannot reach the Hub at {api.endpoint} ({type(err).__name__}); check the network or HF_ENDPOINT"
         ) from err
     logger.info("published %d files (%d stale data files removed) to %s at %s", len(paths), len(stale), url, info.oid)
     return str(url)
@@ -174,11 +170,7 @@ def _hub_error(err: HfHubHTTPError, repo_id: str) -> Exception:
             "to a token with write access to that namespace"
         )
     if status is not None and (status == 429 or status >= 500):
-        return EndpointTransientError(
-            f"the Hub answered HTTP {status} while publishing {repo_id!r} ({first}); try again later",
-            status=status,
-            cause=f"http_{status}",
+        return HubUnavailableError(
+            f"the Hub answered HTTP {status} while publishing {repo_id!r} ({first}); try again later", status=status
         )
-    return EndpointPermanentError(
-        f"the Hub answered HTTP {status} while publishing {repo_id!r}: {first}", status=status, cause=f"http_{status}"
-    )
+    return HubError(f"the Hub answered HTTP {status} while publishing {repo_id!r}: {first}", status=status)

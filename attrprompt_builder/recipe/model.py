@@ -143,10 +143,6 @@ class Recipe:
         """The values a sample of ``label`` draws ``attribute`` from (catch-all included)."""
         return self._value_lists[(attribute, label)]
 
-    @cached_property
-    def label_map_attribute(self) -> Attribute | None:
-        return next((a for a in self.attributes if a.kind == "label_map"), None)
-
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain data; ``parse_recipe(recipe.to_dict())`` gives an equal recipe."""
         data: dict[str, Any] = {"name": self.name}

@@ -79,14 +79,15 @@ def train_classifier(
     _check_options(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                    max_length=max_length, threshold=threshold)
     train_ds = select_split(load_data(data, field="data"), field="data", preferred=("train",))
-    label_column, multi_label, label_names = label_schema(train_ds, field="data")
+    labels, label_names = label_schema(train_ds, field="data")
+    multi_label = labels.multi_label
     train_texts = texts_of(train_ds, field="data")
     if not multi_label and len(label_names) < 2:
-        raise ConfigError(f"data: column '{label_column}' has {len(label_names)} class(es) {label_names}; "
+        raise ConfigError(f"data: column '{labels.name}' has {len(label_names)} class(es) {label_names}; "
                           "a classifier needs at least 2")
     label2id = {name: index for index, name in enumerate(label_names)}
-    train_targets = encode_labels(row_label_names(train_ds, label_column, multi_label, field="data"), label2id,
-                            multi_label=multi_label, field="data")
+    train_targets = encode_labels(row_label_names(train_ds, labels, field="data"), label2id,
+                                  multi_label=multi_label, field="data")
 
     if eval_data is None:
         train_index, eval_index = stratified_holdout(train_targets, multi_label=multi_label, seed=seed)
@@ -97,14 +98,14 @@ def train_classifier(
         eval_source = HELD_OUT_SOURCE
     else:
         eval_ds, eval_source = load_eval(eval_data, data=data, eval_split=eval_split)
-        eval_column, eval_multi, _ = label_schema(eval_ds, field="eval_data")
-        if eval_multi != multi_label:
+        eval_labels, _ = label_schema(eval_ds, field="eval_data")
+        if eval_labels.multi_label != multi_label:
             kinds = ("single-label", "multi-label")
-            raise ConfigError(f"eval_data: its '{eval_column}' column is {kinds[eval_multi]} but data is "
-                              f"{kinds[multi_label]}; pass an eval set of the same kind")
+            raise ConfigError(f"eval_data: its '{eval_labels.name}' column is {kinds[eval_labels.multi_label]} but "
+                              f"data is {kinds[multi_label]}; pass an eval set of the same kind")
         eval_texts = texts_of(eval_ds, field="eval_data")
-        eval_targets = encode_labels(row_label_names(eval_ds, eval_column, multi_label, field="eval_data"), label2id,
-                               multi_label=multi_label, field="eval_data")
+        eval_targets = encode_labels(row_label_names(eval_ds, eval_labels, field="eval_data"), label2id,
+                                     multi_label=multi_label, field="eval_data")
 
     metrics = _fit(
         train_texts, train_targets, eval_texts, eval_targets,

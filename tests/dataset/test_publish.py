@@ -19,16 +19,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import huggingface_hub.constants
 import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value
 from datasets.info import DatasetInfosDict
 from hub_server import HUB_USER, LoopbackHub
-from huggingface_hub import DatasetCard, DatasetCardData
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 import attrprompt_builder
 from attrprompt_builder.dataset.publish import collect_publish_files, publish
-from attrprompt_builder.errors import ConfigError, EndpointUnreachableError
+from attrprompt_builder.errors import (
+    ConfigError,
+    EndpointError,
+    HubError,
+    HubUnavailableError,
+    HubUnreachableError,
+)
 
 # The subprocesses import the same attrprompt_builder as this process: the installed one in CI, the
 # working tree in a dev checkout.
@@ -314,9 +322,33 @@ def test_offline_mode_and_dead_endpoint_are_one_line_errors(
     with LoopbackHub() as closed:
         dead_url = closed.url  # nothing listens there once the block ends
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", dead_url)
-    with pytest.raises(EndpointUnreachableError, match=f"cannot reach the Hub at {dead_url}") as caught:
+    with pytest.raises(HubUnreachableError, match=f"cannot reach the Hub at {dead_url}") as caught:
         publish(folder, "team/dead", token=TOKEN)
     assert "\n" not in str(caught.value) and TOKEN not in str(caught.value)
+    assert isinstance(caught.value, ConnectionError) and caught.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "hint"),
+    [(503, HubUnavailableError, "try again later"), (429, HubUnavailableError, "try again later"), (404, HubError, ": boom")],
+)
+def test_hub_http_failures_are_hub_errors_not_endpoint_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int, error: type[HubError], hint: str
+) -> None:
+    folder = _single_label(tmp_path / "out")
+    response = httpx2.Response(status, request=httpx2.Request("POST", "http://hub.invalid/api/repos/create"))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise HfHubHTTPError("boom\nthe Hub's second line", response=response)
+
+    monkeypatch.setattr(HfApi, "create_repo", refuse)
+    with pytest.raises(HubError) as caught:
+        publish(folder, "team/x", token=TOKEN)
+    assert type(caught.value) is error and caught.value.status == status
+    assert not isinstance(caught.value, EndpointError)  # those mean the LLM endpoint
+    assert isinstance(caught.value.__cause__, HfHubHTTPError)
+    message = str(caught.value)
+    assert "\n" not in message and f"HTTP {status}" in message and "'team/x'" in message and hint in message
 
 
 def test_upload_list_is_shards_card_side_files_and_plots(tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def test_agnews_values_come_from_the_paper_files() -> None:
 def test_arxiv_is_multi_label_with_a_covering_label_map() -> None:
     recipe = load_preset("arxiv")
     label_map = recipe.attribute("subtopics").label_map or {}
-    assert recipe.multi_label and recipe.label_map_attribute is recipe.attribute("subtopics")
+    assert recipe.multi_label and [a.name for a in recipe.attributes if a.kind == "label_map"] == ["subtopics"]
     assert len(label_map) == 1740
     assert {label for labels in label_map.values() for label in labels} == set(recipe.label_names)
     assert label_map["optimization techniques for computer vision"] == (

@@ -1,6 +1,8 @@
-"""Diversity and coverage measures of a generated dataset, for the dataset card and ``compare``.
+"""Measures of a generated dataset's texts (diversity, coverage, lengths), for the card and ``compare``.
 
-Every function is pure: it reads a ``datasets.Dataset`` (or plain lists) and returns numbers.
+The constants that fix how a measure is taken (INGF's n, the APS subsample) live here too, so the
+card and ``compare`` report the same quantity. Every function reads a ``datasets.Dataset`` (or
+plain lists) and returns numbers; ``format_measure`` is how both show one.
 Text measures tokenise with ``text.lower().split()`` (whitespace, lower-cased), so they are cheap,
 language-agnostic and reproducible without a tokenizer download. Definitions (also in the card):
 
@@ -28,26 +30,33 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from attrprompt_builder.dataset.schema import find_label_column
+
 if TYPE_CHECKING:
     import datasets
 
     from attrprompt_builder.recipe.model import Recipe
 
 __all__ = [
+    "APS_MAX_ROWS",
     "ClassCoverage",
     "CombinationCoverage",
+    "DISTINCT_NS",
     "EmbedderLike",
+    "INGF_N",
     "LengthStats",
+    "MISSING",
     "SimilarityStats",
     "attribute_dimensions",
     "attribute_value_counts",
+    "average_pairwise_similarity",
     "class_value_coverage",
     "column",
     "combination_coverage",
     "distinct_n",
+    "format_measure",
     "ingf",
     "label_distribution",
-    "length_stats",
     "mention_counts",
     "pairwise_similarity",
     "row_labels",
@@ -57,6 +66,19 @@ __all__ = [
     "vocabulary_size",
     "word_counts",
 ]
+
+
+DISTINCT_NS = (1, 2)
+INGF_N = 3
+# MiniLM embeds roughly 15-30 texts a second on two CPU cores; 2000 rows (~2M pairs) pin the mean
+# similarity to about +-0.002, which more rows would not change at the precision shown.
+APS_MAX_ROWS = 2000
+_ENCODE_BATCH = 256
+MISSING = "n/a"  # how a measure that could not be taken is shown (no pair, no row)
+
+
+def format_measure(value: float | None, digits: int = 3) -> str:
+    return MISSING if value is None else f"{value:.{digits}f}"
 
 
 class EmbedderLike(Protocol):
@@ -75,26 +97,12 @@ def column(dataset: datasets.Dataset, name: str) -> list[Any]:
     return dataset.with_format("arrow")[name].to_pylist()
 
 
-def _label_feature(dataset: datasets.Dataset) -> tuple[str, Any]:
-    for name in ("label", "labels"):
-        if name in dataset.features:
-            feature = dataset.features[name]
-            return name, getattr(feature, "feature", feature) if name == "labels" else feature
-    raise KeyError("the dataset has neither a `label` nor a `labels` column")
-
-
 def row_labels(dataset: datasets.Dataset) -> list[tuple[str, ...]]:
     """Each row's label names (one-tuples for single-label data), decoded through ClassLabel."""
-    name, feature = _label_feature(dataset)
-    names = list(getattr(feature, "names", None) or [])
-    values = column(dataset, name)
-
-    def decode(value: Any) -> str:
-        return names[value] if names and isinstance(value, int) else str(value)
-
-    if name == "label":
-        return [(decode(v),) for v in values]
-    return [tuple(decode(v) for v in row or ()) for row in values]
+    labels = find_label_column(dataset.features)
+    if labels is None:
+        raise KeyError("the dataset has neither a `label` nor a `labels` column")
+    return [labels.names_of(value) for value in column(dataset, labels.name)]
 
 
 def label_distribution(rows: Sequence[Sequence[str]], names: Sequence[str] = ()) -> dict[str, int]:
@@ -126,11 +134,6 @@ class LengthStats:
 
 def word_counts(texts: Iterable[str]) -> list[int]:
     return [len(text.split()) for text in texts]
-
-
-def length_stats(texts: Iterable[str]) -> LengthStats:
-    """Min/mean/median/90th percentile/max of the texts' word counts."""
-    return summarize_word_counts(word_counts(texts))
 
 
 def summarize_word_counts(counts: Sequence[int]) -> LengthStats:
@@ -325,6 +328,23 @@ def subsample_indices(total: int, limit: int, *, seed: int = 0) -> list[int]:
     if total <= limit:
         return list(range(total))
     return sorted(np.random.default_rng(seed).choice(total, size=limit, replace=False).tolist())
+
+
+def average_pairwise_similarity(
+    texts: Sequence[str], rows: Sequence[Sequence[str]], embedder: EmbedderLike
+) -> SimilarityStats:
+    """APS of at most ``APS_MAX_ROWS`` texts (a seeded subsample); ``rows`` are ``row_labels``.
+
+    Pairs are grouped by label, or by label set for rows that do not have exactly one label.
+    """
+    from datasets.utils import tqdm
+
+    indices = subsample_indices(len(texts), APS_MAX_ROWS, seed=0)
+    sample = [texts[i] for i in indices]
+    batches = tqdm(range(0, len(sample), _ENCODE_BATCH), desc="Embedding for APS", unit="batch")
+    embeddings = np.concatenate([embedder.encode(sample[start : start + _ENCODE_BATCH]) for start in batches])
+    keys = [rows[i][0] if len(rows[i]) == 1 else tuple(rows[i]) for i in indices]
+    return pairwise_similarity(embeddings, keys)
 
 
 def _pair_sum(vectors: np.ndarray) -> tuple[float, int]:
