@@ -189,7 +189,8 @@ def _similarity(texts: list[str], rows: list[tuple[str, ...]], embedder: measure
     return {
         "embedder": _md(display_name(getattr(embedder, "name", type(embedder).__name__))),
         "rows": stats.n, "total": len(texts), "subsampled": stats.n < len(texts), "max_rows": measures.APS_MAX_ROWS,
-        "overall": format_measure(stats.overall), "within": format_measure(stats.within), "across": format_measure(stats.across),
+        "overall": format_measure(stats.overall), "within": format_measure(stats.within),
+        "across": format_measure(stats.across),
         "per_class": [(_md(label), format_measure(value)) for label, value in stats.per_class.items()],
     }
 
@@ -199,7 +200,8 @@ def _diversity(
 ) -> dict[str, Any]:
     return {
         "vocabulary": measures.vocabulary_size(texts),
-        "distinct_1": format_measure(measures.distinct_n(texts, 1), 4), "distinct_2": format_measure(measures.distinct_n(texts, 2), 4),
+        "distinct_1": format_measure(measures.distinct_n(texts, 1), 4),
+        "distinct_2": format_measure(measures.distinct_n(texts, 2), 4),
         "ingf": format_measure(measures.ingf(texts, INGF_N)), "ingf_n": INGF_N,
         "aps": _similarity(texts, rows, embedder) if embedder is not None and len(texts) >= 2 else None,
     }

@@ -69,7 +69,10 @@ def deduplicate(
             if any(text is None for text in texts):
                 row = start + next(i for i, text in enumerate(texts) if text is None)
                 raise ConfigError(f"column {column!r}: row {row} is empty (None); fill or drop empty rows first")
-            groups = [_group_name(value, group) for value in batch[group_column]] if group else [_ONE_GROUP] * len(texts)
+            if group is None:
+                groups = [_ONE_GROUP] * len(texts)
+            else:
+                groups = [_group_name(value, group) for value in batch[group.name]]
             for offset, decision in enumerate(dedup.check(texts, groups)):
                 if decision.keep:
                     kept_rows.append(start + offset)

@@ -185,7 +185,9 @@ def test_build_card_subsamples_aps_and_says_so() -> None:
 
 def test_multi_label_card_without_embedder() -> None:
     recipe = papers_recipe()
-    dataset = papers_dataset(["regret bounds", "conv nets", "more regret"], [[0, 1], [0], [0, 1]], ["bandits", "cnn", "bandits"])
+    dataset = papers_dataset(
+        ["regret bounds", "conv nets", "more regret"], [[0, 1], [0], [0, 1]], ["bandits", "cnn", "bandits"]
+    )
     card = build_card(dataset, recipe, generation={"model": "m"}, stats=build_stats())
     assert card.data.task_ids == ["multi-label-classification"]
     assert card.data.license == "mit"
@@ -209,6 +211,16 @@ def test_write_card_names_what_is_missing(tmp_path: Path) -> None:
         write_card(tmp_path)
     news_dataset().to_parquet(str(tmp_path / "data" / "train-00000-of-00001.parquet"))
     with pytest.raises(ConfigError, match=r"has no recipe\.yaml"):
+        write_card(tmp_path)
+    (tmp_path / "recipe.yaml").write_text(news_recipe().to_yaml(), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"has no generation\.json"):
+        write_card(tmp_path)
+    (tmp_path / "generation.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"generation\.json' is not valid JSON") as caught:
+        write_card(tmp_path)
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("folder: ")
+    (tmp_path / "generation.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(ConfigError, match="holds a list, not a JSON object"):
         write_card(tmp_path)
 
 

@@ -74,6 +74,14 @@ def test_label_distribution_multi_label_counts_each_label() -> None:
     assert measures.label_distribution(rows, ["a", "b", "c"]) == {"a": 1, "b": 2, "c": 0}
 
 
+def test_row_labels_read_label_before_labels_and_never_turn_an_unlabelled_id_into_a_class() -> None:
+    features = datasets.Features(
+        {"label": datasets.ClassLabel(names=["a", "b"]), "labels": datasets.List(datasets.ClassLabel(names=["a", "b"]))}
+    )
+    dataset = datasets.Dataset.from_dict({"label": [1, -1], "labels": [[0], [0, 1]]}, features=features)
+    assert measures.row_labels(dataset) == [("b",), ("-1",)]  # -1 marks "no label", not the last class
+
+
 def test_columns_follow_an_indices_mapping() -> None:
     dataset = news_dataset().select([3, 0])
     assert measures.column(dataset, "text") == ["d", "a"]
@@ -87,7 +95,8 @@ def test_word_count_summary_hand_computed() -> None:
     assert stats.mean == pytest.approx(4.0)
     assert stats.median == pytest.approx(3.0)
     assert stats.p90 == pytest.approx(7.6)  # 4 + 0.6 * (10 - 4), linear interpolation
-    assert measures.summarize_word_counts([]) == measures.LengthStats(count=0, min=0, mean=0.0, median=0.0, p90=0.0, max=0)
+    empty = measures.LengthStats(count=0, min=0, mean=0.0, median=0.0, p90=0.0, max=0)
+    assert measures.summarize_word_counts([]) == empty
 
 
 def test_attribute_value_counts_most_drawn_first_and_skip_missing() -> None:
