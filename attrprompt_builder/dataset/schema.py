@@ -14,8 +14,8 @@ __all__ = [
     "CITATION",
     "LABEL_COLUMN",
     "LABEL_COLUMNS",
-    "MULTI_LABEL_COLUMN",
     "LabelColumn",
+    "MULTI_LABEL_COLUMN",
     "features_for",
     "find_label_column",
 ]
