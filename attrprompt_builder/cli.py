@@ -9,94 +9,114 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from collections.abc import Sequence
+from dataclasses import Field
 from pathlib import Path
+from typing import Any
 
-from attrprompt_builder.errors import AttrPromptError
+from attrprompt_builder.dataset.config import Option, field_types, option_fields
+from attrprompt_builder.errors import AttrPromptError, ConfigError
+from attrprompt_builder.version import __version__
 
-__all__ = ["main"]
+__all__ = ["OTHER_FLAGS", "build_parser", "config_kwargs", "main"]
 
 
-def _add_generation_options(parser: argparse.ArgumentParser, *, for_generate: bool) -> None:
-    parser.add_argument("preset_or_recipe", help="a preset name (see `attrprompt presets`) or a recipe YAML path")
-    parser.add_argument("--samples-per-class", "-n", type=int, default=10, help="kept rows per class (default 10)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sampling", choices=["uniform", "balanced"], default="uniform")
-    parser.add_argument("--prompting", choices=["attributed", "simple"], default="attributed")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: the recipe's")
-    if not for_generate:
-        return
-    parser.add_argument("--endpoint", action="append", help="base URL of a TGI/vLLM/OpenAI-compatible server; repeat for replicas")
-    parser.add_argument("--model", default=None, help="served model name, Hub id (providers) or local folder (transformers)")
-    parser.add_argument("--backend", choices=["auto", "endpoint", "providers", "transformers"], default="auto")
-    parser.add_argument("--provider", default=None, help="HF Inference Providers provider, e.g. 'auto'")
-    parser.add_argument("--token", default=None, help="token for the endpoint (sent only when given)")
-    parser.add_argument("--output", "-o", required=True, help="folder to write (data/*.parquet, README.md, recipe.yaml)")
-    parser.add_argument("--max-concurrency", type=int, default=16, help="requests in flight per endpoint (default 16)")
-    parser.add_argument("--temperature", type=float, default=None, help="default: the recipe's (1.0)")
-    parser.add_argument("--top-p", type=float, default=None, help="default: the recipe's (1.0)")
-    parser.add_argument("--dedup-threshold", default="auto", help="cosine threshold, 'auto' (default) or 'off'")
-    parser.add_argument("--embedder", default=None, help="dedup embedder: model folder/Hub id, or 'ngram'")
-    parser.add_argument(
-        "--drop-cross-class-duplicates", action="store_true",
-        help="drop a reply that near-duplicates another class's row (the earlier class keeps it) instead of flagging it",
+_Flag = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's flags and keywords
+
+# Flags that are not build options (those come from AttrPromptConfig's fields): where the output
+# goes, how the build runs, and what `show` and `estimate` print. tests/test_options.py fails on a
+# flag that is in neither place.
+OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
+    "generate": (
+        (("--token",), {"help": "token for the endpoint (sent only when given)"}),
+        (("--output", "-o"), {"required": True, "help": "folder to write (data/*.parquet, README.md, recipe.yaml)"}),
+        (("--cache-dir",), {"help": "datasets cache folder"}),
+        (("--num-proc",), {"type": int, "help": "worker processes of the build (datasets' num_proc)"}),
+    ),
+    "show": (
+        (("-k", "--count"), {"dest": "n", "type": int, "default": 5, "help": "how many prompts (default 5)"}),
+        (("--label",), {"help": "only this class"}),
+    ),
+    "estimate": (
+        (("--refusal-rate",), {"type": float, "default": 0.02, "help": "expected share of refused replies (default 0.02)"}),
+        (("--duplicate-rate",), {"type": float, "default": 0.02, "help": "expected share of near-duplicates (default 0.02)"}),
+    ),
+}
+
+
+def _is_positional(flags: tuple[str, ...]) -> bool:
+    return not flags[0].startswith("-")
+
+
+def _argument(declared: Field, option: Option) -> dict[str, Any]:
+    """argparse keywords for a config field: the type from its annotation, the default from the field."""
+    text = option.help.replace("%", "%%")
+    if _is_positional(option.spelling(declared.name)):
+        return {"help": text}
+    default = declared.default
+    if default is not None and default is not False:
+        text += f" (default: {default})"
+    kwargs: dict[str, Any] = {"dest": declared.name, "default": default, "help": text}
+    if option.choices is not None:
+        kwargs["choices"] = option.choices
+    types = field_types(declared.name)
+    if bool in types:
+        kwargs["action"] = argparse.BooleanOptionalAction if default else "store_true"
+    elif any(typing.get_origin(t) is list for t in types):
+        kwargs["action"] = "append"  # repeat the flag for several values
+    elif option.parse is None:  # else the text is parsed later, into a one-line error naming the flag
+        kwargs["type"] = next(t for t in (int, float, str) if t in types)
+    return kwargs
+
+
+def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """``command``'s flags: the config fields it shows, then its entries in ``OTHER_FLAGS``."""
+    added: set[tuple[str, ...]] = set()
+    actions: list[argparse.Action] = []
+    for declared in option_fields():
+        option = declared.metadata["option"]
+        flags = option.spelling(declared.name)
+        if command in option.commands and flags not in added:  # preset and config share one argument
+            added.add(flags)
+            actions.append(parser.add_argument(*flags, **_argument(declared, option)))
+    for flags, kwargs in OTHER_FLAGS.get(command, ()):
+        actions.append(parser.add_argument(*flags, **kwargs))
+    # Errors name a keyword (max_attempts); a CLI user typed a flag (--max-attempts).
+    parser.set_defaults(
+        flag_words={
+            action.dest: next((f for f in action.option_strings if f.startswith("--")), action.option_strings[0])
+            for action in actions
+            if action.option_strings
+        }
     )
-    parser.add_argument("--ascii-squeeze", action="store_true", help="the paper's ASCII-only cleaning")
-    parser.add_argument("--max-requests", type=int, default=None)
-    parser.add_argument("--max-tokens", type=int, default=None)
-    parser.add_argument("--max-cost", type=float, default=None)
-    parser.add_argument("--price-in", type=float, default=None, help="price per 1k input tokens")
-    parser.add_argument("--price-out", type=float, default=None, help="price per 1k output tokens")
-    parser.add_argument("--journal-dir", default=None)
-    parser.add_argument("--cache-dir", default=None, help="datasets cache folder")
-    parser.add_argument("--num-proc", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=8, help="batch size of the transformers backend")
-    parser.add_argument("--license", default=None, help="override the recipe's license in the card")
 
 
-def _threshold(value: str) -> float | str | None:
-    if value in ("auto", "off"):
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise AttrPromptError(f"--dedup-threshold: got {value!r}; use a number in (0, 1], 'auto' or 'off'") from None
+def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The build options of parsed ``generate`` arguments, as ``load_dataset`` keywords.
+
+    The recipe argument is left out: ``make_builder`` decides whether it is a preset or a file.
+    """
+    kwargs: dict[str, Any] = {}
+    for declared in option_fields():
+        option = declared.metadata["option"]
+        if "generate" not in option.commands or _is_positional(option.spelling(declared.name)):
+            continue
+        value = getattr(args, declared.name)
+        kwargs[declared.name] = option.parse(value) if option.parse is not None and isinstance(value, str) else value
+    return kwargs
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from attrprompt_builder.pipeline import generate_folder
 
-    endpoint = args.endpoint[0] if args.endpoint and len(args.endpoint) == 1 else args.endpoint
     folder = generate_folder(
         args.preset_or_recipe,
         args.output,
         num_proc=args.num_proc,
         cache_dir=args.cache_dir,
         token=args.token,
-        endpoint=endpoint,
-        model=args.model,
-        backend=args.backend,
-        provider=args.provider,
-        samples_per_class=args.samples_per_class,
-        seed=args.seed,
-        max_concurrency=args.max_concurrency,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        sampling=args.sampling,
-        prompting=args.prompting,
-        dedup_threshold=_threshold(args.dedup_threshold),
-        embedder=args.embedder,
-        drop_cross_class_duplicates=args.drop_cross_class_duplicates,
-        ascii_squeeze=args.ascii_squeeze,
-        max_requests=args.max_requests,
-        max_tokens=args.max_tokens,
-        max_cost=args.max_cost,
-        price_in=args.price_in,
-        price_out=args.price_out,
-        journal_dir=args.journal_dir,
-        batch_size=args.batch_size,
-        license=args.license,
+        **config_kwargs(args),
     )
     print(f"wrote {folder} (load it with datasets.load_dataset({str(folder)!r}))")
     return 0
@@ -190,41 +210,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attrprompt", description="Synthetic classification data with attributed prompts.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     generate = sub.add_parser("generate", help="generate a dataset folder from a preset or recipe")
-    _add_generation_options(generate, for_generate=True)
+    _add_options(generate, "generate")
     generate.set_defaults(func=_cmd_generate)
     sub.add_parser("presets", help="list the packaged presets").set_defaults(func=_cmd_presets)
     show = sub.add_parser("show", help="print rendered prompts; sends nothing")
-    _add_generation_options(show, for_generate=False)
-    show.add_argument("-k", "--count", dest="n", type=int, default=5, help="how many prompts (default 5)")
-    show.add_argument("--label", default=None, help="only this class")
+    _add_options(show, "show")
     show.set_defaults(func=_cmd_show)
     est = sub.add_parser("estimate", help="predict requests, tokens and cost before sending anything")
-    _add_generation_options(est, for_generate=False)
-    est.add_argument("--price-in", type=float, default=None, help="price per 1k input tokens")
-    est.add_argument("--price-out", type=float, default=None, help="price per 1k output tokens")
-    est.add_argument("--refusal-rate", type=float, default=0.02, help="expected share of refused replies (default 0.02)")
-    est.add_argument("--duplicate-rate", type=float, default=0.02, help="expected share of near-duplicates (default 0.02)")
+    _add_options(est, "estimate")
     est.set_defaults(func=_cmd_estimate)
     card = sub.add_parser("card", help="(re)write README.md for a generated folder")
-    card.add_argument("folder")
+    card.add_argument("folder", help="a folder written by `attrprompt generate`")
     card.add_argument("--embedder", default=None, help="embedder for the diversity metrics")
     card.set_defaults(func=_cmd_card)
     push = sub.add_parser("push", help="publish a generated folder to the Hugging Face Hub")
-    push.add_argument("folder")
-    push.add_argument("repo_id")
-    push.add_argument("--private", action="store_true")
+    push.add_argument("folder", help="a folder written by `attrprompt generate`")
+    push.add_argument("repo_id", help="the dataset repository, e.g. user/agnews-synthetic")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
     push.add_argument("--token", default=None, help="a Hub token with write access (default: HF_TOKEN)")
     push.add_argument("--revision", default=None, help="branch to push to (default: main)")
     push.add_argument("--message", default=None, help="commit message")
     push.set_defaults(func=_cmd_push)
     train = sub.add_parser("train", help="fine-tune a classifier on a generated folder and evaluate it")
-    train.add_argument("folder")
+    train.add_argument("folder", help="a folder written by `attrprompt generate`")
     train.add_argument("--model", required=True, help="encoder Hub id or local folder")
     train.add_argument("--eval", default=None, help="evaluation folder or Hub dataset (default: 10%% held out)")
-    train.add_argument("--epochs", type=float, default=3.0)
-    train.add_argument("--output", default=None)
+    train.add_argument("--epochs", type=float, default=3.0, help="training epochs (default 3)")
+    train.add_argument("--output", default=None, help="folder for the fine-tuned model and metrics.json (default: the model is not saved)")
     train.set_defaults(func=_cmd_train)
     _add_lazy(sub, "discover", "ask an LLM for a recipe's dimensions and values (the paper's 4 steps)", "discover.steps")
     _add_lazy(sub, "compare", "compare generated dataset folders side by side", "compare")
@@ -250,8 +265,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AttrPromptError as err:
         if os.environ.get("ATTRPROMPT_DEBUG"):
             raise
-        print(f"error: {err}", file=sys.stderr)
+        message = str(err)
+        if isinstance(err, ConfigError):
+            message = _in_cli_words(message, getattr(args, "flag_words", {}))
+        print(f"error: {message}", file=sys.stderr)
         return 1
+
+
+def _in_cli_words(message: str, flag_words: dict[str, str]) -> str:
+    """``max_attempts: got 0; ...`` as ``--max-attempts: got 0; ...``, when the subject is only option names."""
+    subject, colon, rest = message.partition(": ")
+    names = subject.split(" + ")
+    if not colon or not all(name in flag_words for name in names):
+        return message
+    return " + ".join(flag_words[name] for name in names) + colon + rest
 
 
 if __name__ == "__main__":

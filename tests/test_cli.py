@@ -53,6 +53,7 @@ def test_estimate_prints_requests_tokens_and_cost():
         (("show", "no_such.yaml"), "no_such.yaml: file not found"),
         (("generate", "agnews", "--endpoint", "localhost:1", "-o", "out"), "endpoint: got 'localhost:1'"),
         (("show", "agnews", "--label", "weather"), "--label: got 'weather'"),
+        (("generate", "agnews", "--endpoint", "http://x", "--max-attempts", "0", "-o", "out"), "--max-attempts: got 0"),
     ],
 )
 def test_user_mistakes_end_in_one_line_without_traceback(args, expected, tmp_path):

@@ -7,12 +7,16 @@ turns it into live ``Backend`` objects in the worker. ``BackendSpec.identity`` i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from attrprompt_builder.client.types import Backend
+from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.redaction import endpoint_identity
 
-__all__ = ["BackendSpec", "make_backends"]
+__all__ = ["BACKENDS", "BackendSpec", "endpoint_urls", "make_backends"]
+
+BACKENDS = ("auto", "endpoint", "providers", "transformers")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,48 @@ class BackendSpec:
     request_timeout: float = 300.0
     batch_size: int = 8
 
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        backend: str = "auto",
+        endpoint: str | Sequence[str] | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        request_timeout: float = 300.0,
+        batch_size: int = 8,
+    ) -> BackendSpec:
+        """The backend a user's choices name ("auto" picks from what was given), or a one-line ``ConfigError``.
+
+        ``endpoint`` is taken as the user gave it (one URL or several), so messages quote their value.
+        """
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend: got {backend!r}; use one of {', '.join(BACKENDS)}")
+        endpoints = endpoint_urls(endpoint)
+        for url in endpoints:
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"endpoint: got {url!r}; use a base URL such as http://localhost:8080 (TGI) or http://host:8000/v1 (vLLM)"
+                )
+        kind = backend
+        if kind == "auto":
+            kind = "endpoint" if endpoints else ("providers" if provider else "transformers")
+        if kind == "endpoint" and not endpoints:
+            raise ConfigError(f"endpoint: got {endpoint!r}; pass endpoint='http://host:port' for backend='endpoint'")
+        if kind in ("providers", "transformers") and not model:
+            hint = "a Hub model id" if kind == "providers" else "a chat model's Hub id or local folder"
+            raise ConfigError(f"model: got {model!r}; pass model= ({hint}) for backend={kind!r}, or an endpoint= URL")
+        if kind != "endpoint" and endpoints:
+            raise ConfigError(f"endpoint: got {endpoint!r}; backend={kind!r} does not use an endpoint; drop one of them")
+        return cls(
+            kind=kind,
+            endpoints=endpoints,
+            model=model,
+            provider=provider,
+            request_timeout=request_timeout,
+            batch_size=batch_size,
+        )
+
     @property
     def identity(self) -> str:
         """Part of every journal key: where replies come from, without credentials."""
@@ -38,6 +84,16 @@ class BackendSpec:
     @property
     def hosts(self) -> list[str]:
         return [endpoint_identity(url) for url in self.endpoints]
+
+
+def endpoint_urls(endpoint: str | Sequence[str] | None) -> tuple[str, ...]:
+    """An ``endpoint`` value (one URL, several, or none) as a tuple of URLs."""
+    if endpoint is None:
+        return ()
+    if isinstance(endpoint, (list, tuple)):
+        return tuple(endpoint)
+    # A str; or a wrong type, kept as given so that resolve's URL check quotes it.
+    return (endpoint,)  # type: ignore[return-value]
 
 
 def make_backends(spec: BackendSpec, *, token: str | None) -> list[Backend]:

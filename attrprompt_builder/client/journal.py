@@ -18,7 +18,7 @@ from typing import Any
 
 from attrprompt_builder.client.types import ChatReply, ChatRequest, SamplingParams
 
-__all__ = ["Journal", "request_key"]
+__all__ = ["Journal", "journal_folder", "request_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
@@ -39,6 +39,15 @@ CREATE TABLE IF NOT EXISTS runs (
     PRIMARY KEY (run_id, worker)
 );
 """
+
+
+def journal_folder(given: str | Path | None, *, cache_root: str | Path) -> Path:
+    """The folder for journals: ``given`` when set, else beside the datasets a build writes.
+
+    Journals of generate builds already exist at ``<cache_root>/attrprompt_journal``; moving the
+    default would make every interrupted build start over and pay again.
+    """
+    return Path(given).expanduser() if given else Path(cache_root) / "attrprompt_journal"
 
 
 def request_key(

@@ -15,8 +15,7 @@ except ImportError:  # datasets < 4 (the loading script's users): plain string k
     Key = None
 
 from attrprompt_builder.client.backends import make_backends
-from attrprompt_builder.client.journal import Journal
-from attrprompt_builder.client.resilience import RetryPolicy
+from attrprompt_builder.client.journal import Journal, journal_folder
 from attrprompt_builder.dataset.config import AttrPromptConfig
 from attrprompt_builder.dataset.schema import CITATION, features_for
 from attrprompt_builder.generation.engine import GenerationRun
@@ -68,50 +67,14 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
     def journal_path(self) -> Path:
         recipe = self.config.recipe
         # Beside the datasets this builder writes (its cache_dir, else the datasets cache), unless moved.
-        default = Path(self._cache_dir_root) / "attrprompt_journal"
-        folder = Path(self.config.journal_dir).expanduser() if self.config.journal_dir else default
+        folder = journal_folder(self.config.journal_dir, cache_root=self._cache_dir_root)
         return folder / f"{recipe.name}-{recipe.fingerprint}.sqlite"
-
-    def run_settings(self, run_id: str) -> RunSettings:
-        config = self.config
-        recipe = config.recipe
-        n = config.samples_per_class
-        planned = n * len(recipe.labels)
-        backend = config.backend_spec()
-        concurrency = config.max_concurrency
-        if backend.kind == "transformers":  # enough requests waiting to fill every batch
-            concurrency = max(concurrency, 2 * backend.batch_size)
-        return RunSettings(
-            recipe=recipe,
-            backend=backend,
-            samples_per_class=n,
-            seed=config.seed,
-            params=config.sampling_params(),
-            journal_path=str(self.journal_path),
-            run_id=run_id,
-            sampling=config.sampling,
-            prompting=config.prompting,
-            max_concurrency=concurrency,
-            retry_policy=RetryPolicy(max_attempts=config.max_attempts),
-            max_errors=config.max_errors or max(100, planned),
-            max_draws_per_class=config.max_draws_per_class or 3 * n + 20,
-            max_requests=config.max_requests,
-            max_tokens=config.max_tokens,
-            max_cost=config.max_cost,
-            price_in=config.price_in,
-            price_out=config.price_out,
-            ascii_squeeze=config.ascii_squeeze,
-            dedup_threshold=config.resolved_dedup_threshold(),
-            embedder=config.embedder,
-            drop_cross_class_duplicates=config.drop_cross_class_duplicates,
-            progress_desc=f"AttrPrompt {recipe.name}",
-        )
 
     def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
         # A fresh run id per build, so stats of an interrupted earlier run are not mixed in.
         self._run_id = f"{self.config_id}/{uuid.uuid4().hex[:12]}"
         Journal(self.journal_path).close()  # created (WAL, schema) here, before num_proc workers open it
-        settings = self.run_settings(self._run_id)
+        settings = self.config.plan(run_id=self._run_id, journal_path=self.journal_path)
         labels = list(self.config.recipe.label_names)
         # datasets splits this list over num_proc workers
         label_shards = [labels] if settings.decides_classes_in_order else [[label] for label in labels]
@@ -162,7 +125,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
             "samples_per_class": config.samples_per_class,
             "sampling": config.sampling,
             "prompting": config.prompting,
-            "dedup_threshold": config.resolved_dedup_threshold(),
+            "dedup_threshold": config.dedup_spec().threshold,
             "embedder": config.embedder or "sentence-transformers/all-MiniLM-L6-v2",
             "package_version": __version__,
         }

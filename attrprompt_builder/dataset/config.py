@@ -1,44 +1,91 @@
-"""``AttrPromptConfig``: the builder's config, validated like datasets' packaged builders do."""
+"""``AttrPromptConfig``: the builder's config, validated like datasets' packaged builders do.
+
+Each field is the one declaration of a build option: its type and default here, its help text and
+how the command line spells it in the ``Option`` metadata (``attrprompt generate`` derives its flags
+from these fields, so a new option is one new field plus the code that uses it).
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import datasets
 
-from attrprompt_builder.client.backends import BackendSpec
+from attrprompt_builder.client.backends import BACKENDS, BackendSpec, endpoint_urls
 from attrprompt_builder.client.types import SamplingParams
 from attrprompt_builder.errors import ConfigError
+from attrprompt_builder.generation.budget import BudgetSpec
+from attrprompt_builder.generation.plan import DedupSpec, RetrySpec, RunSettings
 from attrprompt_builder.generation.prompts import PROMPTING_MODES
 from attrprompt_builder.generation.sampling import SAMPLING_STRATEGIES
 from attrprompt_builder.recipe.model import Recipe, load_recipe
 from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
 
-__all__ = ["AttrPromptConfig", "BACKENDS"]
+__all__ = ["AttrPromptConfig", "Option", "field_types", "option_fields", "parse_dedup_threshold"]
 
-BACKENDS = ("auto", "endpoint", "providers", "transformers")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-# Settings that change what rows a build produces; the rest (concurrency, timeouts, budgets, where
-# the journal lives) only change how it gets there, so they stay out of the cache key.
-_DATA_FIELDS = (
-    "samples_per_class",
-    "seed",
-    "sampling",
-    "prompting",
-    "ascii_squeeze",
-    "dedup_threshold",
-    "embedder",
-    "drop_cross_class_duplicates",
-)
+_Spec = TypeVar("_Spec", bound="DataclassInstance")
+
+GENERATE = frozenset({"generate"})
+PRICED = frozenset({"generate", "estimate"})
+PROMPTS = frozenset({"generate", "show", "estimate"})  # options that change which prompts a build sends
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a config field appears on the command line; the field itself gives the type and default.
+
+    ``flags`` default to ``--field-name`` (a name without dashes is a positional argument);
+    ``commands`` are the subcommands that show the flag; ``parse`` turns the flag's text into the
+    field's value when argparse's ``type`` cannot (it raises ``ConfigError`` naming the field).
+    ``minimum``/``maximum`` bound a number and ``choices`` a word, checked by ``validate``;
+    ``changes_rows`` puts the option in the cache key (the rest only change how rows get made).
+    """
+
+    help: str
+    flags: tuple[str, ...] = ()
+    short: str | None = None
+    choices: tuple[str, ...] | None = None
+    commands: frozenset[str] = GENERATE
+    parse: Callable[[str], Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    changes_rows: bool = False
+
+    def spelling(self, name: str) -> tuple[str, ...]:
+        long = self.flags or ("--" + name.replace("_", "-"),)
+        return (*long, self.short) if self.short else long
+
+
+def _option(default: Any, help: str, **cli: Any) -> Any:
+    return field(default=default, metadata={"option": Option(help, **cli)})
 
 
 def _fail(field: str, given: Any, fix: str) -> ConfigError:
     return ConfigError(f"{field}: got {given!r}; {fix}")
+
+
+def parse_dedup_threshold(text: str) -> float | str:
+    """``--dedup-threshold``: a number, or the words 'auto' and 'off'."""
+    if text in ("auto", "off"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise _fail("dedup_threshold", text, "use a number in (0, 1], 'auto' or 'off'") from None
+
+
+_RECIPE = "a preset name (see `attrprompt presets`) or a recipe YAML path"
 
 
 @dataclass
@@ -49,36 +96,76 @@ class AttrPromptConfig(datasets.BuilderConfig):
     YAML file. Sampling parameters left as None take the recipe's defaults.
     """
 
-    preset: str | None = None
-    config: str | None = None
-    endpoint: str | list[str] | None = None
-    model: str | None = None
-    backend: str = "auto"
-    provider: str | None = None
-    samples_per_class: int = 10
-    seed: int = 0
-    max_concurrency: int = 16
-    temperature: float | None = None
-    top_p: float | None = None
-    max_new_tokens: int | None = None
-    sampling: str = "uniform"
-    prompting: str = "attributed"
-    ascii_squeeze: bool = False
-    dedup_threshold: float | str | None = "auto"
-    embedder: str | None = None
-    drop_cross_class_duplicates: bool = False
-    request_timeout: float = 300.0
-    max_attempts: int = 6
-    max_errors: int | None = None
-    max_draws_per_class: int | None = None
-    max_requests: int | None = None
-    max_tokens: int | None = None
-    max_cost: float | None = None
-    price_in: float | None = None
-    price_out: float | None = None
-    journal_dir: str | None = None
-    batch_size: int = 8
-    license: str | None = None
+    # The CLI takes either as one argument; make_builder tells them apart.
+    preset: str | None = _option(None, _RECIPE, flags=("preset_or_recipe",), commands=PROMPTS)
+    config: str | None = _option(None, _RECIPE, flags=("preset_or_recipe",), commands=PROMPTS)
+    endpoint: str | list[str] | None = _option(  # noqa: RUF009 (_option returns a dataclasses.field)
+        None, "base URL of a TGI/vLLM/OpenAI-compatible server; repeat for replicas"
+    )
+    model: str | None = _option(None, "served model name, Hub id (providers) or local folder (transformers)")
+    backend: str = _option(
+        "auto", "where the model runs; auto: endpoint if --endpoint, providers if --provider, else transformers",
+        choices=BACKENDS,
+    )
+    provider: str | None = _option(None, "HF Inference Providers provider, e.g. 'auto'")
+    samples_per_class: int = _option(
+        10, "kept rows per class (exact: refusals and failures are replaced)", short="-n", commands=PROMPTS,
+        minimum=1, changes_rows=True,
+    )
+    seed: int = _option(
+        0, "seed of the attribute draws and of every request", commands=PROMPTS, minimum=0, changes_rows=True
+    )
+    max_concurrency: int = _option(
+        16, "requests in flight per endpoint (per process with --num-proc)", minimum=1, maximum=4096
+    )
+    temperature: float | None = _option(
+        None, "sampling temperature (default: the recipe's, 1.0)", minimum=0.0, maximum=5.0
+    )
+    top_p: float | None = _option(None, "nucleus sampling top_p (default: the recipe's, 1.0)")
+    max_new_tokens: int | None = _option(
+        None, "longest reply in tokens (default: the recipe's)", commands=PROMPTS, minimum=1
+    )
+    sampling: str = _option(
+        "uniform", "uniform: the paper's independent draws; balanced: cycle each dimension's values",
+        choices=SAMPLING_STRATEGIES, commands=PROMPTS, changes_rows=True,
+    )
+    prompting: str = _option(
+        "attributed", "attributed: the paper's AttrPrompt; simple: the SimPrompt baseline (domain and class only)",
+        choices=PROMPTING_MODES, commands=PROMPTS, changes_rows=True,
+    )
+    ascii_squeeze: bool = _option(False, "the paper's ASCII-only cleaning of replies", changes_rows=True)
+    dedup_threshold: float | str | None = _option(
+        "auto", "near-duplicate cosine similarity in (0, 1], 'auto' (the embedder's measured default) or 'off'",
+        parse=parse_dedup_threshold, changes_rows=True,
+    )
+    embedder: str | None = _option(
+        None, "dedup embedder: model folder/Hub id, or 'ngram' (default: MiniLM)", changes_rows=True
+    )
+    drop_cross_class_duplicates: bool = _option(
+        False, "drop a reply that near-duplicates another class's row (the earlier class keeps it) instead of flagging it",
+        changes_rows=True,
+    )
+    request_timeout: float = _option(300.0, "seconds to wait for one reply", minimum=0.0)
+    max_attempts: int = _option(6, "attempts per request before it counts as failed", minimum=1, maximum=100)
+    max_errors: int | None = _option(
+        None, "failed requests that stop the build (default: max(100, rows planned))", minimum=1
+    )
+    max_draws_per_class: int | None = _option(
+        None, "draws per class before a class that cannot fill its quota stops the build (default: 3 x -n + 20)",
+        minimum=1,
+    )
+    max_requests: int | None = _option(
+        None, "stop before sending more requests than this; rerun to continue", minimum=1
+    )
+    max_tokens: int | None = _option(None, "stop once this many tokens are spent; rerun to continue", minimum=1)
+    max_cost: float | None = _option(
+        None, "stop once this cost is reached (needs --price-in/--price-out)", minimum=0.0
+    )
+    price_in: float | None = _option(None, "price per 1k input tokens", commands=PRICED, minimum=0.0)
+    price_out: float | None = _option(None, "price per 1k output tokens", commands=PRICED, minimum=0.0)
+    journal_dir: str | None = _option(None, "folder of the journal of paid replies (default: beside the datasets cache)")
+    batch_size: int = _option(8, "batch size of the transformers backend", minimum=1)
+    license: str | None = _option(None, "override the recipe's license in the card")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,66 +183,40 @@ class AttrPromptConfig(datasets.BuilderConfig):
             raise _fail("preset", self.preset, f"use one of {', '.join(PRESET_NAMES)} or pass config='task.yaml'")
         if self.config is not None and self.name == "default":
             self.name = self.recipe.name  # loads and validates the recipe file now, not mid-build
-        self._check_int("samples_per_class", minimum=1)
-        self._check_int("seed", minimum=0)
-        self._check_int("max_concurrency", minimum=1, maximum=4096)
-        self._check_int("max_attempts", minimum=1, maximum=100)
-        self._check_int("batch_size", minimum=1)
-        for name in ("max_new_tokens", "max_errors", "max_draws_per_class", "max_requests", "max_tokens"):
-            self._check_int(name, minimum=1, optional=True)
-        for name in ("max_cost", "price_in", "price_out", "request_timeout"):
-            self._check_number(name, minimum=0.0, optional=True)
-        self._check_number("temperature", minimum=0.0, maximum=5.0, optional=True)
+        for each in option_fields():
+            self._check_option(each)
         if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
             raise _fail("top_p", self.top_p, "use a number in (0, 1], e.g. 1.0")
-        if self.sampling not in SAMPLING_STRATEGIES:
-            raise _fail("sampling", self.sampling, f"use one of {', '.join(SAMPLING_STRATEGIES)}")
-        if self.prompting not in PROMPTING_MODES:
-            raise _fail("prompting", self.prompting, f"use one of {', '.join(PROMPTING_MODES)}")
-        if self.backend not in BACKENDS:
-            raise _fail("backend", self.backend, f"use one of {', '.join(BACKENDS)}")
         if self.max_cost is not None and self.price_in is None and self.price_out is None:
             raise _fail("max_cost", self.max_cost, "also pass price_in and price_out (per 1k tokens)")
         threshold = self.dedup_threshold
         if threshold is not None and threshold not in ("auto", "off"):
             if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
                 raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
-        self._check_endpoints()
-        if self.endpoints or self.model or self.provider or self.backend != "auto":
+        if endpoint_urls(self.endpoint) or self.model or self.provider or self.backend != "auto":
             self.backend_spec()  # an inconsistent choice fails now; "nothing chosen yet" fails at build time
 
-    def _check_int(self, name: str, *, minimum: int, maximum: int | None = None, optional: bool = False) -> None:
-        value = getattr(self, name)
-        if value is None and optional:
+    def _check_option(self, declared: Field) -> None:
+        """The bounds and choices an ``Option`` declares; None passes where the field allows it."""
+        name, option, value = declared.name, declared.metadata["option"], getattr(self, declared.name)
+        if value is None and declared.default is None:
             return
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum else f">= {minimum}"
-            raise _fail(name, value, f"use a whole number {bound}")
-
-    def _check_number(self, name: str, *, minimum: float, maximum: float | None = None, optional: bool = False) -> None:
-        value = getattr(self, name)
-        if value is None and optional:
+        if option.choices is not None and value not in option.choices:
+            raise _fail(name, value, f"use one of {', '.join(option.choices)}")
+        if option.minimum is None:
             return
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum or (
-            maximum is not None and value > maximum
+        low, high = option.minimum, option.maximum
+        if int in field_types(name) and float not in field_types(name):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
+                bound = f"between {int(low)} and {int(high)}" if high else f">= {int(low)}"
+                raise _fail(name, value, f"use a whole number {bound}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low or (
+            high is not None and value > high
         ):
-            bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
+            bound = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
             raise _fail(name, value, f"use a number {bound}")
 
-    def _check_endpoints(self) -> None:
-        for url in self.endpoints:
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise _fail("endpoint", url, "use a base URL such as http://localhost:8080 (TGI) or http://host:8000/v1 (vLLM)")
-
     # -- derived values -------------------------------------------------------------------------
-    @property
-    def endpoints(self) -> tuple[str, ...]:
-        if self.endpoint is None:
-            return ()
-        if isinstance(self.endpoint, str):
-            return (self.endpoint,)
-        return tuple(self.endpoint)
-
     @property
     def recipe(self) -> Recipe:
         # Loaded on first use: the eight preset configs exist at import time and parsing them all is slow.
@@ -173,19 +234,9 @@ class AttrPromptConfig(datasets.BuilderConfig):
         return cached
 
     def backend_spec(self) -> BackendSpec:
-        kind = self.backend
-        if kind == "auto":
-            kind = "endpoint" if self.endpoints else ("providers" if self.provider else "transformers")
-        if kind == "endpoint" and not self.endpoints:
-            raise _fail("endpoint", self.endpoint, "pass endpoint='http://host:port' for backend='endpoint'")
-        if kind in ("providers", "transformers") and not self.model:
-            hint = "a Hub model id" if kind == "providers" else "a chat model's Hub id or local folder"
-            raise _fail("model", self.model, f"pass model= ({hint}) for backend={kind!r}, or an endpoint= URL")
-        if kind != "endpoint" and self.endpoints:
-            raise _fail("endpoint", self.endpoint, f"backend={kind!r} does not use an endpoint; drop one of them")
-        return BackendSpec(
-            kind=kind,
-            endpoints=self.endpoints,
+        return BackendSpec.resolve(
+            backend=self.backend,
+            endpoint=self.endpoint,
             model=self.model,
             provider=self.provider,
             request_timeout=self.request_timeout,
@@ -200,17 +251,35 @@ class AttrPromptConfig(datasets.BuilderConfig):
             max_new_tokens=defaults.max_new_tokens if self.max_new_tokens is None else int(self.max_new_tokens),
         )
 
-    def resolved_dedup_threshold(self) -> float | None:
-        if self.dedup_threshold in (None, "off"):
-            return None
-        if self.dedup_threshold != "auto":
-            return self.dedup_threshold  # type: ignore[return-value]
-        from attrprompt_builder.filters.dedup.filter import (  # measured defaults (bench/dedup_threshold.py)
-            MINILM_THRESHOLD,
-            NGRAM_THRESHOLD,
+    def dedup_spec(self) -> DedupSpec:
+        return DedupSpec.resolve(
+            self.dedup_threshold, embedder=self.embedder, drop_cross_class_duplicates=self.drop_cross_class_duplicates
         )
 
-        return NGRAM_THRESHOLD if self.embedder == "ngram" else MINILM_THRESHOLD
+    def plan(self, *, run_id: str, journal_path: str | Path) -> RunSettings:
+        """What a build's workers need. Spec fields are filled from the config fields of the same name, so a
+        new option reaches the build as its config field plus a same-named field in the spec that reads it."""
+        backend = self.backend_spec()
+        concurrency = self.max_concurrency
+        if backend.kind == "transformers":  # enough requests waiting to fill every batch
+            concurrency = max(concurrency, 2 * backend.batch_size)
+        return self._pick(
+            RunSettings,
+            recipe=self.recipe,
+            backend=backend,
+            params=self.sampling_params(),
+            journal_path=str(journal_path),
+            run_id=run_id,
+            max_concurrency=concurrency,
+            dedup=self.dedup_spec(),
+            budget=self._pick(BudgetSpec),
+            retry=self._pick(RetrySpec),
+        )
+
+    def _pick(self, spec: type[_Spec], **given: Any) -> _Spec:
+        """``spec`` with ``given`` values, every other field read from the config field of the same name."""
+        names = [f.name for f in fields(spec)]
+        return spec(**{name: given[name] if name in given else getattr(self, name) for name in names})
 
     def create_config_id(self, config_kwargs: dict, custom_features: datasets.Features | None = None) -> str:
         """Cache key: the recipe's content and every setting that changes the rows, nothing else."""
@@ -223,9 +292,26 @@ class AttrPromptConfig(datasets.BuilderConfig):
             "backend": backend,
             "model": self.model,
             "params": self.sampling_params().as_dict(),
-            **{name: getattr(self, name) for name in _DATA_FIELDS},
+            **{f.name: getattr(self, f.name) for f in option_fields() if f.metadata["option"].changes_rows},
         }
         if custom_features is not None:
             payload["features"] = custom_features.to_dict()
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return f"{self.recipe.name}-{digest}"
+
+
+@functools.cache
+def option_fields() -> tuple[Field, ...]:
+    """The build options: every ``AttrPromptConfig`` field declared with ``Option`` metadata, in order."""
+    return tuple(f for f in fields(AttrPromptConfig) if "option" in f.metadata)
+
+
+def field_types(name: str) -> tuple[Any, ...]:
+    """The types a field's annotation allows (``int | None`` gives int and NoneType)."""
+    hint = _type_hints()[name]
+    return typing.get_args(hint) or (hint,)
+
+
+@functools.cache
+def _type_hints() -> dict[str, Any]:
+    return typing.get_type_hints(AttrPromptConfig)  # the annotations are strings (from __future__ import annotations)

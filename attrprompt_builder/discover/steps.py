@@ -28,12 +28,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from attrprompt_builder.client.backends import make_backends
+from attrprompt_builder.client.backends import BackendSpec, make_backends
 from attrprompt_builder.client.dispatch import Dispatcher
-from attrprompt_builder.client.journal import Journal
+from attrprompt_builder.client.journal import Journal, journal_folder
 from attrprompt_builder.client.resilience import RetryPolicy
 from attrprompt_builder.client.types import SamplingParams
-from attrprompt_builder.dataset.config import AttrPromptConfig
 from attrprompt_builder.discover.answers import (
     dimension_name,
     match_labels,
@@ -239,8 +238,7 @@ class _Steps:
 def _journal_path(journal_dir: str | Path | None, labels: list[str], domain: str) -> Path:
     import datasets
 
-    default = Path(datasets.config.HF_DATASETS_CACHE) / "attrprompt_journal"  # where generation keeps its journals
-    folder = Path(journal_dir).expanduser() if journal_dir else default
+    folder = journal_folder(journal_dir, cache_root=datasets.config.HF_DATASETS_CACHE)  # beside generation's
     payload = json.dumps({"labels": labels, "domain": domain}, ensure_ascii=False).encode("utf-8")
     return folder / f"discover-{hashlib.sha256(payload).hexdigest()[:16]}.sqlite"
 
@@ -296,7 +294,7 @@ def discover_recipe(
                "max_dimensions": max_dimensions, "max_filtered_per_class": max_filtered_per_class, "seed": seed,
                "max_concurrency": max_concurrency}
     _check_options(options)
-    spec = AttrPromptConfig(endpoint=endpoint, model=model, backend=backend, provider=provider).backend_spec()
+    spec = BackendSpec.resolve(backend=backend, endpoint=endpoint, model=model, provider=provider)
     host = ", ".join(urlsplit(h).netloc for h in spec.hosts) if spec.kind == "endpoint" else spec.identity
     shown = Path(spec.model).name if spec.kind == "transformers" and spec.model else spec.model  # no local paths
     report = DiscoveryReport(model=shown or "the served model", host=host, date=datetime.date.today().isoformat())

@@ -12,6 +12,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from attrprompt_builder.errors import ConfigError
+from attrprompt_builder.generation.budget import BudgetSpec
 from attrprompt_builder.generation.prompts import PromptRenderer
 from attrprompt_builder.generation.sampling import AttributeSampler
 from attrprompt_builder.recipe.model import Recipe
@@ -53,7 +55,10 @@ def estimate(
     price_out: float | None = None,
 ) -> Estimate:
     if not 0 <= refusal_rate + duplicate_rate < 1:
-        raise ValueError("refusal_rate + duplicate_rate must be in [0, 1)")
+        raise ConfigError(
+            f"refusal_rate + duplicate_rate: got {refusal_rate!r} + {duplicate_rate!r}; "
+            "use shares that add up to less than 1, e.g. 0.02 each"
+        )
     sampler = AttributeSampler(recipe, seed=seed, strategy=sampling)
     renderer = PromptRenderer(recipe, prompting=prompting)
     max_new = max_new_tokens or recipe.generation.max_new_tokens
@@ -74,9 +79,8 @@ def estimate(
     requests = per_class * len(recipe.labels)
     prompt_tokens = round(prompt_words * TOKENS_PER_WORD)
     completion_tokens = round(output_tokens)
-    cost = None
-    if price_in is not None or price_out is not None:
-        cost = prompt_tokens / 1000 * (price_in or 0.0) + completion_tokens / 1000 * (price_out or 0.0)
+    prices = BudgetSpec(price_in=price_in, price_out=price_out)
+    cost = prices.cost_of(prompt_tokens, completion_tokens) if prices.priced else None
     basis = "length attribute (L..L+50 words)" if uses_length else f"max_new_tokens={max_new} (upper bound)"
     return Estimate(samples_per_class * len(recipe.labels), requests, prompt_tokens, completion_tokens, cost, basis)
 

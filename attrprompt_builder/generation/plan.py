@@ -1,8 +1,10 @@
 """Everything one build needs at generation time, as a picklable value.
 
-The builder turns its validated config into ``RunSettings`` once, in the main process; datasets
-ships it to ``num_proc`` workers inside ``gen_kwargs``. Secrets are not part of it: the token
-travels on the builder and goes straight into the backends.
+``AttrPromptConfig.plan`` turns the validated config into ``RunSettings`` once, in the main process;
+datasets ships it to ``num_proc`` workers inside ``gen_kwargs``. Options that belong together travel
+as small specs (backend, dedup, budget, retry); what every part of a build reads (the recipe, how
+many rows, the seed, how attributes are drawn and prompts written) stays at the top. Secrets are not
+part of it: the token travels on the builder and goes straight into the backends.
 """
 
 from __future__ import annotations
@@ -13,40 +15,71 @@ from typing import TYPE_CHECKING, Any
 from attrprompt_builder.client.backends import BackendSpec
 from attrprompt_builder.client.resilience import RetryPolicy
 from attrprompt_builder.client.types import SamplingParams
+from attrprompt_builder.generation.budget import BudgetSpec
 from attrprompt_builder.generation.sampling import AttributeDraw
 from attrprompt_builder.recipe.model import Recipe
 
 if TYPE_CHECKING:
     from attrprompt_builder.generation.dedup_stage import DedupStage
 
-__all__ = ["RunSettings"]
+__all__ = ["DedupSpec", "RetrySpec", "RunSettings"]
+
+
+@dataclass(frozen=True)
+class DedupSpec:
+    """The near-duplicate filter: ``threshold`` None turns it off."""
+
+    threshold: float | None = None
+    embedder: str | None = None
+    drop_cross_class_duplicates: bool = False
+
+    @classmethod
+    def resolve(
+        cls, threshold: float | str | None, *, embedder: str | None = None, drop_cross_class_duplicates: bool = False
+    ) -> DedupSpec:
+        """The spec for a ``dedup_threshold`` option: a number, "auto" (the embedder's measured default), None or "off"."""
+        if threshold in (None, "off"):
+            resolved = None
+        elif threshold == "auto":
+            from attrprompt_builder.filters.dedup.filter import (  # measured defaults (bench/dedup_threshold.py)
+                MINILM_THRESHOLD,
+                NGRAM_THRESHOLD,
+            )
+
+            resolved = NGRAM_THRESHOLD if embedder == "ngram" else MINILM_THRESHOLD
+        else:
+            resolved = threshold  # type: ignore[assignment]  # a number: the config validated it
+        return cls(resolved, embedder=embedder, drop_cross_class_duplicates=drop_cross_class_duplicates)
+
+
+@dataclass(frozen=True)
+class RetrySpec:
+    """How hard a build tries: attempts per request, failed requests per build, draws per class.
+
+    None caps scale with the build (see ``RunSettings.max_errors`` and ``max_draws_per_class``).
+    """
+
+    max_attempts: int = 6
+    max_errors: int | None = None
+    max_draws_per_class: int | None = None
 
 
 @dataclass(frozen=True)
 class RunSettings:
     recipe: Recipe
     backend: BackendSpec
-    samples_per_class: int
-    seed: int
     params: SamplingParams
     journal_path: str
     run_id: str
+    samples_per_class: int = 10
+    seed: int = 0
     sampling: str = "uniform"
     prompting: str = "attributed"
-    max_concurrency: int = 16
-    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    max_errors: int = 200
-    max_draws_per_class: int = 100
-    max_requests: int | None = None
-    max_tokens: int | None = None
-    max_cost: float | None = None
-    price_in: float | None = None
-    price_out: float | None = None
     ascii_squeeze: bool = False
-    dedup_threshold: float | None = None
-    embedder: str | None = None
-    drop_cross_class_duplicates: bool = False
-    progress_desc: str = "Generating"
+    max_concurrency: int = 16
+    dedup: DedupSpec = field(default_factory=DedupSpec)
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
+    retry: RetrySpec = field(default_factory=RetrySpec)
 
     @property
     def backend_identity(self) -> str:
@@ -57,18 +90,51 @@ class RunSettings:
         return self.backend.model or ""
 
     @property
+    def progress_desc(self) -> str:
+        return f"AttrPrompt {self.recipe.name}"
+
+    @property
     def decides_classes_in_order(self) -> bool:
         """Dropping cross-class duplicates makes a class's rows depend on the classes before it: each class
         is decided only once those are complete, and all classes run in one shard."""
-        return self.dedup_threshold is not None and self.drop_cross_class_duplicates
+        return self.dedup.threshold is not None and self.dedup.drop_cross_class_duplicates
+
+    # -- retry caps, with the defaults that scale with the build ---------------------------------
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.retry.max_attempts)
+
+    @property
+    def max_errors(self) -> int:
+        # A build of many rows meets more transient failures before anything is really wrong.
+        return self.retry.max_errors or max(100, self.samples_per_class * len(self.recipe.labels))
+
+    @property
+    def max_draws_per_class(self) -> int:
+        # Room for refusals and duplicates, yet a class whose replies never pass stops in bounded time.
+        return self.retry.max_draws_per_class or 3 * self.samples_per_class + 20
+
+    # -- budget: the names the engine reads ------------------------------------------------------
+    @property
+    def max_requests(self) -> int | None:
+        return self.budget.max_requests
+
+    @property
+    def max_tokens(self) -> int | None:
+        return self.budget.max_tokens
+
+    @property
+    def max_cost(self) -> float | None:
+        return self.budget.max_cost
 
     @property
     def priced(self) -> bool:
-        return self.price_in is not None or self.price_out is not None
+        return self.budget.priced
 
     def cost_of(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return prompt_tokens / 1000 * (self.price_in or 0.0) + completion_tokens / 1000 * (self.price_out or 0.0)
+        return self.budget.cost_of(prompt_tokens, completion_tokens)
 
+    # -- rows -------------------------------------------------------------------------------------
     def make_row(self, draw: AttributeDraw, text: str, prompt: str) -> dict[str, Any]:
         row: dict[str, Any] = {"text": text}
         if self.recipe.multi_label:
@@ -83,13 +149,13 @@ class RunSettings:
         return row
 
     def make_dedup_filter(self) -> DedupStage | None:
-        if self.dedup_threshold is None:
+        if self.dedup.threshold is None:
             return None
         from attrprompt_builder.generation.dedup_stage import DedupStage
 
         return DedupStage(
-            threshold=self.dedup_threshold,
-            embedder=self.embedder,
-            drop_cross_class=self.drop_cross_class_duplicates,
+            threshold=self.dedup.threshold,
+            embedder=self.dedup.embedder,
+            drop_cross_class=self.dedup.drop_cross_class_duplicates,
             recipe=self.recipe,
         )
