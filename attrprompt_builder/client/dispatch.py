@@ -109,7 +109,9 @@ class Dispatcher:
                 "rerun the same command to resume once the endpoint is healthy",
                 cause="circuit_open",
             )
-        best = max(lanes, key=lambda lane: lane.spare(self.probing))
+        # On a tie the lane that failed least lately wins, so a retry tries another replica (a dead one
+        # listed first would otherwise take every attempt of the probe and stop the run).
+        best = max(lanes, key=lambda lane: (lane.spare(self.probing), -lane.breaker.consecutive_failures))
         return best if best.spare(self.probing) > 0 else None
 
     async def acquire(self) -> Lane:

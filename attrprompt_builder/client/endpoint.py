@@ -2,8 +2,8 @@
 
 One ``EndpointBackend`` per URL (TGI, vLLM, any OpenAI-compatible server), or one for HF Inference
 Providers when no URL is given. It sends a single chat-completion and turns every failure into an
-``errors.EndpointError`` subclass that says whether retrying can help; retries, concurrency and
-budgets belong to the engine.
+``errors.EndpointError`` subclass that says whether retrying can help; retries and concurrency
+belong to ``dispatch``, budgets to the engine.
 
 Tokens: huggingface_hub attaches the local HF token to every request, whatever the URL. A user's
 own endpoint gets a token only when the user passes ``token=``; the HF token goes only to

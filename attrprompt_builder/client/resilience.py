@@ -44,7 +44,6 @@ class AdaptiveLimiter:
         self.limit = float(max_concurrency)
         self.in_flight = 0
         self.cooldown = cooldown
-        self.decreases = 0
         self._last_decrease = -float("inf")
 
     def on_success(self) -> None:
@@ -55,18 +54,15 @@ class AdaptiveLimiter:
         if now - self._last_decrease >= self.cooldown:
             self.limit = max(1.0, self.limit / 2)
             self._last_decrease = now
-            self.decreases += 1
 
 
 class CircuitBreaker:
     def __init__(self, threshold: int = 30) -> None:
         self.threshold = threshold
         self.consecutive_failures = 0
-        self.successes = 0
 
     def record(self, *, success: bool) -> None:
         if success:
-            self.successes += 1
             self.consecutive_failures = 0
         else:
             self.consecutive_failures += 1

@@ -3,8 +3,8 @@
 ``complete()`` only queues a request and awaits a future: one worker thread owns the model, groups
 queued requests with identical ``SamplingParams`` into batches of up to ``batch_size`` (waiting at
 most ``max_batch_wait_s`` for more), runs ``model.generate`` once per batch and resolves the futures
-on their event loop. The model loads in that thread on first use (``local_model``), so the event
-loop never blocks.
+on their event loop. The model loads in that thread (``transformers_loading.load_chat_model``) on
+``load()`` or the first request, so the event loop never blocks.
 
 Determinism. ``generate`` in transformers 5.23 samples with ``torch.multinomial`` on the global torch
 RNG, so within a batch a row's tokens would depend on its neighbours and on any other torch user in

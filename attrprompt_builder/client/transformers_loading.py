@@ -1,8 +1,9 @@
 """Load a chat model and its tokenizer for the transformers backend, and place it on devices.
 
-Kept apart from ``local``, whose job is batching and generation: this is the part that touches the
-file system, the Hugging Face cache and GPU memory, and that turns transformers' many ways of
-failing (a missing file, a model without chat template, an out-of-memory) into our one-line errors.
+Kept apart from ``transformers_backend``, whose job is batching and generation: this is the part
+that touches the file system, the Hugging Face cache and GPU memory, and that turns transformers'
+many ways of failing (a missing file, a model without chat template, an out-of-memory) into our
+one-line errors.
 ``local_folder`` runs when the backend is built, so a mistyped path fails before any work starts;
 ``load_chat_model`` runs in the backend's worker thread, so loading never blocks the event loop.
 """

@@ -1,9 +1,10 @@
 """What the generation engine asks of an LLM backend, and what it gets back.
 
 Two backends implement ``Backend``: ``endpoint.EndpointBackend`` (an HTTP endpoint through
-``huggingface_hub.AsyncInferenceClient``) and ``local.TransformersBackend`` (a model run in this
-process). The engine owns retries, concurrency, the journal and the quotas; a backend only turns one
-``ChatRequest`` into one ``ChatReply`` or raises an ``errors.EndpointError`` subclass.
+``huggingface_hub.AsyncInferenceClient``) and ``transformers_backend.TransformersBackend`` (a model
+run in this process). Retries and concurrency belong to ``dispatch``, the journal to ``journaled``
+and the quotas to the engine; a backend only turns one ``ChatRequest`` into one ``ChatReply`` or
+raises an ``errors.EndpointError`` subclass.
 """
 
 from __future__ import annotations

@@ -337,6 +337,8 @@ class GenerationRun:
             task.add_done_callback(self._tasks.discard)
 
     async def _dedup_worker(self) -> None:
+        dedup = self.dedup
+        assert dedup is not None  # scheduled only when near-duplicates are filtered
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -361,7 +363,7 @@ class GenerationRun:
                         break
                 if not texts:
                     return
-                decisions = await loop.run_in_executor(None, self.dedup.check, texts, groups, draws)
+                decisions = await loop.run_in_executor(None, dedup.check, texts, groups, draws)
                 offset = 0
                 for state, take in batch:
                     verdicts = [d.keep or d.reason for d in decisions[offset : offset + take]]

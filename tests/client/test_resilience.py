@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def test_aimd_halves_once_per_burst_and_grows_back_additively():
     limiter = AdaptiveLimiter(16, cooldown=60.0)
     limiter.on_overload()
     limiter.on_overload()  # same burst: counted once
-    assert limiter.limit == 8.0 and limiter.decreases == 1
+    assert limiter.limit == 8.0
     for _ in range(8):
         limiter.on_success()
     assert 8.9 < limiter.limit < 9.1  # about +1 per window of `limit` successes
@@ -125,7 +126,7 @@ def test_each_transient_fault_is_retried(tgi, fault, cause):
     ds, builder = build(tgi.url, preset="sst2", samples_per_class=4)
     assert ds.num_rows == 8
     assert builder.stats.retries[cause] > 0
-    assert tgi.faulted[fault if fault in ("garbage", "drop") else fault] > 0
+    assert tgi.faulted[fault] > 0
 
 
 def test_slow_replies_time_out_and_are_retried(tgi):
@@ -135,9 +136,27 @@ def test_slow_replies_time_out_and_are_retried(tgi):
 
 
 def test_overload_shrinks_concurrency(tgi):
-    tgi.configure(faults={"429": 0.5}, retry_after=0.0)
-    ds, builder = build(tgi.url, preset="sst2", samples_per_class=10, max_concurrency=16)
-    assert ds.num_rows == 20 and builder.stats.retries["http_429"] > 0
+    """A burst of 429s makes the builder keep fewer requests in flight than before it (AIMD halves the
+    limit); without adaptive concurrency every freed slot is refilled at once and the count stays at 16."""
+    tgi.configure(latency=0.1)  # long enough for 16 requests to pile up at the server
+    compose = tgi.compose
+    once = threading.Lock()
+
+    def burst_after_60(request, behaviour):
+        if tgi.served >= 60 and once.acquire(blocking=False):
+            tgi.fail_next(16)
+        return compose(request, behaviour)
+
+    tgi.compose = burst_after_60
+    ds, builder = build(tgi.url, preset="sst2", samples_per_class=60, max_concurrency=16)
+    assert ds.num_rows == 120 and builder.stats.retries["http_429"] == tgi.faulted["429"] == 16
+    chat = [r for r in tgi.requests if r["route"] == CHAT]
+    statuses = [r["status"] for r in chat]
+    first, last = statuses.index(429), len(statuses) - 1 - statuses[::-1].index(429)
+    before = [r["in_flight"] for r in chat[first - 30 : first]]
+    after = [r["in_flight"] for r in chat[last + 1 : last + 25]]
+    assert max(before) == 16
+    assert max(after) < max(before), (before, after)
 
 
 @pytest.mark.parametrize(("status", "words"), [(401, "rejected the token (401)"), (403, "(403)"), (404, "404 Not Found"), (422, "(422)"), (400, "(400)")])

@@ -334,6 +334,59 @@ def test_async_client_with_32_concurrent_requests(server: TGIServer) -> None:
     assert server.served == 32
 
 
+def test_each_request_records_how_many_were_in_flight_when_it_arrived(server: TGIServer) -> None:
+    server.latency = 0.5  # long enough for all eight to arrive before the first is answered
+
+    async def together(count: int) -> None:
+        client = AsyncInferenceClient(base_url=server.url)
+        try:
+            await asyncio.gather(*(client.chat_completion([{"role": "user", "content": PROMPT}], seed=s) for s in range(count)))
+        finally:
+            await client.close()
+
+    asyncio.run(together(8))
+    assert sorted(r["in_flight"] for r in server.requests) == list(range(1, 9))
+    server.latency = None
+    server.fail_next(1, status=503)
+    with pytest.raises(HfHubHTTPError):
+        ask(server.url)
+    server.faults = {"drop": 1.0}
+    with pytest.raises(httpx2.TransportError):
+        ask(server.url)
+    server.faults = {}
+    for seed in range(3):
+        ask(server.url, seed=seed)
+    # One after another: answered, refused or dropped, a request stops counting once it is over.
+    assert [r["in_flight"] for r in server.requests[8:]] == [1] * 5
+    arrivals = [r["arrived"] for r in server.requests]
+    assert min(arrivals[8:]) - min(arrivals[:8]) >= 0.5  # the next one came once the eight were answered
+    server.requests.clear()
+    assert httpx2.get(f"{server.url}/health").status_code == 200
+    assert server.requests[0]["in_flight"] is None  # only generation requests are counted
+
+
+def test_fail_next_answers_a_burst_then_the_knobs_again(server: TGIServer) -> None:
+    server.configure(retry_after=1.5)
+    server.fail_next(3)
+    statuses = []
+    for _ in range(4):
+        try:
+            ask(server.url, seed=1)
+            statuses.append(200)
+        except HfHubHTTPError as err:
+            statuses.append(err.response.status_code)
+            assert err.response.headers["retry-after"] == "1.5"
+    assert statuses == [429, 429, 429, 200]
+    assert server.faulted == {"429": 3} and server.served == 1
+    server.fail_next(1, status=503)
+    with pytest.raises(HfHubHTTPError, match="503"):
+        ask(server.url)
+    with pytest.raises(ValueError, match="fixed_status=200"):
+        server.fail_next(1, status=200)
+    with pytest.raises(ValueError, match="count=-1"):
+        server.fail_next(-1)
+
+
 def test_bench_mode_keeps_counters_only_and_reset_clears_them() -> None:
     with TGIServer(record_bodies=False) as running:
         ask(running.url, seed=1)
@@ -352,7 +405,7 @@ def test_stop_closes_keep_alive_connections() -> None:
     with pytest.raises(httpx2.TransportError):
         client.chat_completion([{"role": "user", "content": PROMPT}], seed=1)
     with pytest.raises(RuntimeError, match="start"):
-        running.url
+        _ = running.url
 
 
 @pytest.mark.parametrize(

@@ -221,10 +221,14 @@ def send(
     content_type: str | None = "application/json",
     headers: Mapping[str, str] = MappingProxyType({}),
 ) -> int:
-    # Record before the bytes leave: a client may inspect server.requests as soon as it has its answer.
+    # Record before the bytes leave: a client may inspect server.requests as soon as it has its answer,
+    # and may send its next request, which must not find this one still counted in flight.
     entry = getattr(handler, "record_entry", None)
     if entry is not None:
         entry["status"] = status
+    answered = getattr(handler, "on_answer", None)
+    if answered is not None:
+        answered()
     handler.send_response(status)
     if content_type:
         handler.send_header("Content-Type", content_type)

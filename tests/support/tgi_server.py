@@ -19,8 +19,9 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -130,8 +131,10 @@ class TGIServer:
     count; a ``fixed_status`` answer counts under its status; a ``slow`` reply is also ``served``),
     ``kinds`` (served replies by ``normal``/``refusal``/``empty``/``duplicate``), ``count(route)``
     (requests received, any outcome).
-    ``requests`` lists one dict per request (route, method, headers, body, status, fault) unless
-    ``record_bodies=False``, which keeps only the counters so memory stays bounded.
+    ``requests`` lists one dict per request (route, method, headers, body, status, fault, ``arrived``:
+    its ``time.monotonic()``, ``in_flight``: for a chat/generate request, how many of those were being
+    handled when it arrived, itself included) unless ``record_bodies=False``, which keeps only the
+    counters so memory stays bounded. ``fail_next`` answers a burst of requests with an error status.
     """
 
     refusal_rate = _knob("refusal_rate")
@@ -184,6 +187,8 @@ class TGIServer:
         self.faulted: Counter[str] = Counter()
         self.kinds: Counter[str] = Counter()
         self._routes: Counter[str] = Counter()
+        self._in_flight = 0
+        self._burst: tuple[int, int] = (429, 0)  # (status, requests still to answer with it)
         self._history = ReplyHistory()
         self._dice = Dice(fault_seed=fault_seed, latency_seed=latency_seed)
         self._lock = threading.Lock()
@@ -244,6 +249,17 @@ class TGIServer:
         with self._lock:
             self._behaviour = replace(self._behaviour, **knobs)
 
+    def fail_next(self, count: int, status: int = 429) -> None:
+        """Answer the next ``count`` chat/generate requests with ``status``, whatever the knobs say.
+
+        Counted in ``faulted`` under the status, like ``fixed_status``; a 429 carries ``retry_after``.
+        """
+        Behaviour(fixed_status=status)  # the same check as the knob: an HTTP error status
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"fail_next(count={count!r}): use a whole number >= 0")
+        with self._lock:
+            self._burst = (status, count)
+
     def count(self, route: str | None = None) -> int:
         """Requests received (any outcome), on ``route`` or on all routes."""
         with self._lock:
@@ -264,6 +280,7 @@ class TGIServer:
             self.kinds.clear()
             self._routes.clear()
             self._history.clear()
+            self._burst = (429, 0)
         self._write_stats()
 
     def info(self) -> dict[str, Any]:
@@ -295,22 +312,42 @@ class TGIServer:
                 self._stats_lock.release()
 
     # -- serving --
+    def _enter(self) -> Callable[[], None]:
+        """Count one paid request in flight (the caller holds the lock); the result un-counts it, once."""
+        self._in_flight += 1
+        left = False
+
+        def leave() -> None:
+            nonlocal left
+            if not left:
+                left = True
+                with self._lock:
+                    self._in_flight -= 1
+
+        return leave
+
     def _handle(self, handler: _Handler) -> None:
         route = urlsplit(handler.path).path
+        arrived = time.monotonic()
         body, parse_error = read_json(handler)
+        method = handler.command
+        paid = method == "POST" and route in _PAID_ROUTES
         entry: dict[str, Any] | None = None
+        leave: Callable[[], None] | None = None
         with self._lock:
             self._routes[route] += 1
+            if paid:
+                leave = self._enter()
             if self.record_bodies:
                 headers = {name.lower(): value for name, value in handler.headers.items()}
-                entry = {"route": route, "method": handler.command, "headers": headers, "body": body}
-                entry.update(status=None, fault=None)
+                entry = {"route": route, "method": method, "headers": headers, "body": body}
+                entry.update(status=None, fault=None, arrived=arrived, in_flight=self._in_flight if paid else None)
                 self.requests.append(entry)
         handler.record_entry = entry
+        handler.on_answer = leave  # called by tgi_protocol.send just before the answer leaves
         status: int | None = None
         try:
-            method = handler.command
-            if method == "POST" and route in _PAID_ROUTES:
+            if paid:
                 status = self._paid(handler, _PAID_ROUTES[route], body, parse_error, entry)
             elif method == "GET" and route in ("/info", "/"):
                 status = send(handler, 200, json.dumps(self.info()).encode())
@@ -321,6 +358,8 @@ class TGIServer:
             else:
                 status = send_error(handler, 404, f"Route {route} not found", "not_found")
         finally:
+            if leave is not None:  # a dropped connection, or an error: no answer was sent
+                leave()
             if entry is not None:
                 with self._lock:
                     entry["status"] = status
@@ -331,8 +370,12 @@ class TGIServer:
     ) -> int | None:
         behaviour = self._behaviour  # one snapshot: knobs changed mid-request apply to the next request
         fault = str(behaviour.fixed_status) if behaviour.fixed_status is not None else self._dice.fault(behaviour)
-        if fault is not None:
-            with self._lock:
+        with self._lock:
+            burst_status, burst_left = self._burst
+            if burst_left:
+                self._burst = (burst_status, burst_left - 1)
+                fault = str(burst_status)
+            if fault is not None:
                 self.faulted[fault] += 1
                 if entry is not None:
                     entry["fault"] = fault
