@@ -27,10 +27,10 @@ from attrprompt_builder.recipe.validation import (
 )
 
 __all__ = [
-    "RESERVED_NAMES",
     "Attribute",
     "GenerationDefaults",
     "Label",
+    "RESERVED_NAMES",
     "Recipe",
     "default_label_text",
     "dump_yaml",

@@ -17,10 +17,10 @@ from attrprompt_builder.errors import RecipeError
 
 __all__ = [
     "ATTRIBUTED_VARIABLES",
-    "RESERVED_NAMES",
-    "SIMPLE_VARIABLES",
     "Fields",
+    "RESERVED_NAMES",
     "RecipeParser",
+    "SIMPLE_VARIABLES",
     "default_label_text",
     "template_environment",
 ]
