@@ -1,9 +1,10 @@
 """What the loopback TGI server (``tgi_server``) decides for each request, apart from the wire format.
 
 ``Behaviour`` holds the validated knobs; ``Dice`` draws the per-request fault and latency from seeded
-RNGs; ``compose_reply`` picks the reply and its kind (normal, refusal, empty, near-duplicate) as a pure
-function of (prompt, seed), with ``ReplyHistory`` remembering earlier replies to near-duplicate. Stdlib
-only, like the server.
+RNGs, ``Burst`` overrides them for a given number of requests; ``compose_reply`` picks the reply and
+its kind (normal, refusal, empty, near-duplicate) as a pure function of (prompt, seed), with
+``ReplyHistory`` remembering earlier replies to near-duplicate; ``InFlight`` counts the requests being
+handled. Stdlib only, like the server.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import random
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
@@ -23,7 +24,9 @@ __all__ = [
     "FAULT_KINDS",
     "KNOBS",
     "Behaviour",
+    "Burst",
     "Dice",
+    "InFlight",
     "Latency",
     "ReplyHistory",
     "compose_reply",
@@ -130,6 +133,57 @@ class Dice:
         _, median, sigma = latency
         with self._lock:
             return self._latency_rng.lognormvariate(math.log(median), sigma)
+
+
+class Burst:
+    """The next ``count`` paid requests get ``status``, whatever the knobs (``TGIServer.fail_next``)."""
+
+    def __init__(self) -> None:
+        self._status, self._left = 429, 0
+        self._lock = threading.Lock()
+
+    def arm(self, count: int, status: int) -> None:
+        Behaviour(fixed_status=status)  # the same check as the knob: an HTTP error status
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"fail_next(count={count!r}): use a whole number >= 0")
+        with self._lock:
+            self._status, self._left = status, count
+
+    def take(self) -> str | None:
+        """This request's fault while the burst lasts (its status, named like ``Dice.fault`` names one)."""
+        with self._lock:
+            if not self._left:
+                return None
+            self._left -= 1
+            return str(self._status)
+
+
+class InFlight:
+    """How many paid requests are being handled, counted when each arrives."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> tuple[int, Callable[[], None]]:
+        """Count one request: (how many there are now, itself included; the function that un-counts it).
+
+        The function may be called more than once (just before the answer leaves, and when the handler
+        ends, which is all a dropped connection gets); only the first call counts.
+        """
+        with self._lock:
+            self._count += 1
+            now = self._count
+        left = False
+
+        def leave() -> None:
+            nonlocal left
+            if not left:
+                left = True
+                with self._lock:
+                    self._count -= 1
+
+        return now, leave
 
 
 # ---- Replies ----

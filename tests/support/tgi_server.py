@@ -32,7 +32,9 @@ from tgi_behaviour import (
     FAULT_KINDS,
     KNOBS,
     Behaviour,
+    Burst,
     Dice,
+    InFlight,
     Latency,
     ReplyHistory,
     compose_reply,
@@ -187,8 +189,8 @@ class TGIServer:
         self.faulted: Counter[str] = Counter()
         self.kinds: Counter[str] = Counter()
         self._routes: Counter[str] = Counter()
-        self._in_flight = 0
-        self._burst: tuple[int, int] = (429, 0)  # (status, requests still to answer with it)
+        self._in_flight = InFlight()
+        self._burst = Burst()
         self._history = ReplyHistory()
         self._dice = Dice(fault_seed=fault_seed, latency_seed=latency_seed)
         self._lock = threading.Lock()
@@ -254,11 +256,7 @@ class TGIServer:
 
         Counted in ``faulted`` under the status, like ``fixed_status``; a 429 carries ``retry_after``.
         """
-        Behaviour(fixed_status=status)  # the same check as the knob: an HTTP error status
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"fail_next(count={count!r}): use a whole number >= 0")
-        with self._lock:
-            self._burst = (status, count)
+        self._burst.arm(count, status)
 
     def count(self, route: str | None = None) -> int:
         """Requests received (any outcome), on ``route`` or on all routes."""
@@ -272,7 +270,7 @@ class TGIServer:
             return {"served": self.served, "requests": received, "faulted": faulted, "kinds": kinds}
 
     def reset(self) -> None:
-        """Clear records, counters and the near-duplicate history (knobs and RNG states stay)."""
+        """Clear records, counters, the near-duplicate history and a burst (knobs and RNG states stay)."""
         with self._lock:
             self.requests.clear()
             self.served = 0
@@ -280,7 +278,7 @@ class TGIServer:
             self.kinds.clear()
             self._routes.clear()
             self._history.clear()
-            self._burst = (429, 0)
+        self._burst.arm(0, 429)
         self._write_stats()
 
     def info(self) -> dict[str, Any]:
@@ -312,20 +310,6 @@ class TGIServer:
                 self._stats_lock.release()
 
     # -- serving --
-    def _enter(self) -> Callable[[], None]:
-        """Count one paid request in flight (the caller holds the lock); the result un-counts it, once."""
-        self._in_flight += 1
-        left = False
-
-        def leave() -> None:
-            nonlocal left
-            if not left:
-                left = True
-                with self._lock:
-                    self._in_flight -= 1
-
-        return leave
-
     def _handle(self, handler: _Handler) -> None:
         route = urlsplit(handler.path).path
         arrived = time.monotonic()
@@ -333,15 +317,16 @@ class TGIServer:
         method = handler.command
         paid = method == "POST" and route in _PAID_ROUTES
         entry: dict[str, Any] | None = None
+        in_flight: int | None = None
         leave: Callable[[], None] | None = None
-        with self._lock:
+        with self._lock:  # counted and listed together, so ``requests`` is in the order of the counts
             self._routes[route] += 1
             if paid:
-                leave = self._enter()
+                in_flight, leave = self._in_flight.enter()
             if self.record_bodies:
                 headers = {name.lower(): value for name, value in handler.headers.items()}
                 entry = {"route": route, "method": method, "headers": headers, "body": body}
-                entry.update(status=None, fault=None, arrived=arrived, in_flight=self._in_flight if paid else None)
+                entry.update(status=None, fault=None, arrived=arrived, in_flight=in_flight)
                 self.requests.append(entry)
         handler.record_entry = entry
         handler.on_answer = leave  # called by tgi_protocol.send just before the answer leaves
@@ -370,12 +355,9 @@ class TGIServer:
     ) -> int | None:
         behaviour = self._behaviour  # one snapshot: knobs changed mid-request apply to the next request
         fault = str(behaviour.fixed_status) if behaviour.fixed_status is not None else self._dice.fault(behaviour)
-        with self._lock:
-            burst_status, burst_left = self._burst
-            if burst_left:
-                self._burst = (burst_status, burst_left - 1)
-                fault = str(burst_status)
-            if fault is not None:
+        fault = self._burst.take() or fault
+        if fault is not None:
+            with self._lock:
                 self.faulted[fault] += 1
                 if entry is not None:
                     entry["fault"] = fault
