@@ -201,9 +201,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from attrprompt_builder.train.classifier import format_metrics, train_classifier
 
-    metrics = train_classifier(
-        args.folder, model=args.model, eval_data=args.eval, epochs=args.epochs, output_dir=args.output
-    )
+    metrics = train_classifier(args.folder, model=args.model, eval_data=args.eval, epochs=args.epochs, output_dir=args.output)
     print(format_metrics(metrics))
     return 0
 
@@ -239,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", required=True, help="encoder Hub id or local folder")
     train.add_argument("--eval", default=None, help="evaluation folder or Hub dataset (default: 10%% held out)")
     train.add_argument("--epochs", type=float, default=3.0, help="training epochs (default 3)")
-    train.add_argument("--output", default=None, help="folder for the fine-tuned model and metrics.json (default: the model is not saved)")
+    train.add_argument(
+        "--output", default=None, help="folder for the fine-tuned model and metrics.json (default: the model is not saved)"
+    )
     train.set_defaults(func=_cmd_train)
     _add_lazy(sub, "discover", "ask an LLM for a recipe's dimensions and values (the paper's 4 steps)", "discover.steps")
     _add_lazy(sub, "compare", "compare generated dataset folders side by side", "compare")

@@ -71,16 +71,13 @@ def load_folder(folder: str | Path) -> tuple[datasets.Dataset, Recipe | None]:
     dataset = layout.read_rows(layout.require_data_files(folder, field="folders"))
     if "text" not in dataset.column_names or find_label_column(dataset.features) is None:
         raise ConfigError(
-            f"folders: {str(folder)!r} has columns {sorted(dataset.column_names)}; "
-            "compare needs `text` and `label` or `labels`"
+            f"folders: {str(folder)!r} has columns {sorted(dataset.column_names)}; compare needs `text` and `label` or `labels`"
         )
     has_recipe = (folder / layout.RECIPE_FILE).is_file()
     return dataset, layout.read_recipe(folder, field="folders") if has_recipe else None
 
 
-def _summarize(
-    name: str, path: Path, dataset: datasets.Dataset, recipe: Recipe | None, embedder: Any
-) -> DatasetSummary:
+def _summarize(name: str, path: Path, dataset: datasets.Dataset, recipe: Recipe | None, embedder: Any) -> DatasetSummary:
     texts = [str(text or "") for text in measures.column(dataset, "text")]
     rows = measures.row_labels(dataset)
     similarity = None
@@ -168,6 +165,7 @@ def _location_terms(summaries: list[DatasetSummary], recipes: list[Recipe | None
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
     def line(row: list[str]) -> str:  # names left-aligned, numbers right-aligned
         return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
 
@@ -231,9 +229,7 @@ def _plot(report: CompareReport, path: Path) -> Path:
 
     plt = load_pyplot()
     if plt is None:
-        raise MissingDependencyError(
-            "plot: matplotlib is not installed; pip install 'attrprompt-builder[plots]' or drop --plot"
-        )
+        raise MissingDependencyError("plot: matplotlib is not installed; pip install 'attrprompt-builder[plots]' or drop --plot")
     import numpy as np
 
     sets = report.datasets

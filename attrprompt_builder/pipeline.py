@@ -26,7 +26,9 @@ def unwrap_error(err: BaseException) -> BaseException:
     return err
 
 
-def make_builder(preset_or_recipe: str, *, cache_dir: str | None = None, token: str | None = None, **config_kwargs: Any) -> AttrPromptBuilder:
+def make_builder(
+    preset_or_recipe: str, *, cache_dir: str | None = None, token: str | None = None, **config_kwargs: Any
+) -> AttrPromptBuilder:
     """A builder for a preset name or a recipe path (CLI arguments arrive as one string)."""
     if is_preset(preset_or_recipe):
         return AttrPromptBuilder(config_name=preset_or_recipe, cache_dir=cache_dir, token=token, **config_kwargs)

@@ -13,9 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["display_name", "endpoint_identity", "host_only", "redact"]
 
-_TOKEN_RE = re.compile(
-    r"\b(?:hf|sk|api|key)_[A-Za-z0-9_-]{4,}|\bsk-[A-Za-z0-9_-]{4,}|\bBearer\s+\S+", re.IGNORECASE
-)
+_TOKEN_RE = re.compile(r"\b(?:hf|sk|api|key)_[A-Za-z0-9_-]{4,}|\bsk-[A-Za-z0-9_-]{4,}|\bBearer\s+\S+", re.IGNORECASE)
 _URL_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]*@")
 
 

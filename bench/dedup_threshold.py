@@ -81,7 +81,29 @@ from attrprompt_builder.filters.dedup.filter import (
 _CODE_CHARS = set("()[]{}=<>_`*#|\\/@$%^~")
 _BULLET = re.compile(r"^([-*+#>|]|\d+[.)]|\.\.|:)\s*")
 _PLAIN_WORD = re.compile(r"[\"'(]?[A-Za-z][a-z'-]*[.,;:!?\"')]*")
-_FILLERS = ["really", "also", "very", "quite", "just", "then", "still", "often", "usually", "simply", "actually", "the", "a", "new", "more", "some", "only", "even", "clearly", "perhaps", "already"]
+_FILLERS = [
+    "really",
+    "also",
+    "very",
+    "quite",
+    "just",
+    "then",
+    "still",
+    "often",
+    "usually",
+    "simply",
+    "actually",
+    "the",
+    "a",
+    "new",
+    "more",
+    "some",
+    "only",
+    "even",
+    "clearly",
+    "perhaps",
+    "already",
+]
 MIXES = {"words": ("drop", "swap", "insert"), "surface": ("punct", "case"), "mixed": ("drop", "swap", "insert", "punct", "case")}
 
 
@@ -209,42 +231,66 @@ def planted(originals: list[str], mix: str, seed: int) -> tuple[list[str], list[
 
 
 _TEMPLATES = [
-    ("Local officials in {place} announced on {day} a new plan to improve {topic}. The proposal, backed by {person}, "
-    "would spend about {money} over the next three years. Residents will be able to comment on the plan at a public "
-    "meeting next month, and a final vote is expected before the end of the year."),
-    ("I bought the {product} from {brand} last {month} and have used it almost every day since. The {part} works well "
-    "and the battery lasts longer than I expected, but the {flaw} is a real letdown. For the price of {money} I think "
-    "it is a fair deal if you mostly need it for {use}."),
-    ("We visited {restaurant} in {place} for a {meal} with friends. The {dish} was the highlight of the evening: "
-    "fresh, well seasoned and generously portioned. Service was {service}, although the room got loud once it filled "
-    "up. We would happily come back to try the {dish2} next time."),
-    ("How do I configure {tool} to work with {system} when running behind a corporate proxy? I have tried setting the "
-    "{setting} option in the config file, but every request still fails with a {error} after a few seconds. Is there "
-    "a way to make it respect the proxy settings of {os}?"),
-    ("The {team} beat the {team2} {score} on {day} night, with {person} scoring twice in the second half. The win moves "
-    "the {team} into {rank} place in the league table, two points ahead of their rivals, with {count} games left to "
-    "play this season."),
-    ("Researchers at the University of {place} have found that {subject} can be predicted from {signal} with "
-    "surprising accuracy. The study, published in {journal}, followed {count} volunteers for two years. The authors "
-    "caution that the results still need to be confirmed in larger groups before any clinical use."),
-    ("This {genre} film follows {person}, a {job} who returns to {place} after many years away. The story moves "
-    "slowly at first, but the last hour is gripping and the performances are strong throughout. Fans of {director} "
-    "will find a lot to enjoy here, even if the ending feels a little rushed."),
-    ("Our {product} subscription renewed automatically in {month} even though I had cancelled it in the app. Support "
-    "took {count} days to answer and then asked me to contact {brand} instead. I am still waiting for a refund of "
-    "{money}, and I would not recommend this service to anyone who values {value}."),
-    ("After a week of {weather} weather, farmers in {place} say the {crop} harvest could be the smallest in a decade. "
-    "Prices at local markets have already risen by {percent}, and the regional government is considering emergency "
-    "support for growers who lost most of their {crop}."),
-    ("To get started with {subject}, first install {tool} and create a new project folder. Then write a short script "
-    "that reads the {data} and prints a summary. Once that works, you can add {feature} step by step, testing each "
-    "part before moving on to the next one."),
-    ("The museum in {place} will open a new exhibition on {topic} this {month}. Curated by {person}, it brings "
-    "together more than {count} objects from private collections, many of which have never been shown in public. "
-    "Tickets cost {money} and the show runs until the end of the year."),
-    ("My {pet} has started {behaviour} every night around {time}, and nothing I try seems to help. We moved to "
-    "{place} two months ago, so maybe the change is stressful for {pronoun}. Has anyone dealt with this before, and "
-    "did {remedy} make a difference?"),
+    (
+        "Local officials in {place} announced on {day} a new plan to improve {topic}. The proposal, backed by {person}, "
+        "would spend about {money} over the next three years. Residents will be able to comment on the plan at a public "
+        "meeting next month, and a final vote is expected before the end of the year."
+    ),
+    (
+        "I bought the {product} from {brand} last {month} and have used it almost every day since. The {part} works well "
+        "and the battery lasts longer than I expected, but the {flaw} is a real letdown. For the price of {money} I think "
+        "it is a fair deal if you mostly need it for {use}."
+    ),
+    (
+        "We visited {restaurant} in {place} for a {meal} with friends. The {dish} was the highlight of the evening: "
+        "fresh, well seasoned and generously portioned. Service was {service}, although the room got loud once it filled "
+        "up. We would happily come back to try the {dish2} next time."
+    ),
+    (
+        "How do I configure {tool} to work with {system} when running behind a corporate proxy? I have tried setting the "
+        "{setting} option in the config file, but every request still fails with a {error} after a few seconds. Is there "
+        "a way to make it respect the proxy settings of {os}?"
+    ),
+    (
+        "The {team} beat the {team2} {score} on {day} night, with {person} scoring twice in the second half. The win moves "
+        "the {team} into {rank} place in the league table, two points ahead of their rivals, with {count} games left to "
+        "play this season."
+    ),
+    (
+        "Researchers at the University of {place} have found that {subject} can be predicted from {signal} with "
+        "surprising accuracy. The study, published in {journal}, followed {count} volunteers for two years. The authors "
+        "caution that the results still need to be confirmed in larger groups before any clinical use."
+    ),
+    (
+        "This {genre} film follows {person}, a {job} who returns to {place} after many years away. The story moves "
+        "slowly at first, but the last hour is gripping and the performances are strong throughout. Fans of {director} "
+        "will find a lot to enjoy here, even if the ending feels a little rushed."
+    ),
+    (
+        "Our {product} subscription renewed automatically in {month} even though I had cancelled it in the app. Support "
+        "took {count} days to answer and then asked me to contact {brand} instead. I am still waiting for a refund of "
+        "{money}, and I would not recommend this service to anyone who values {value}."
+    ),
+    (
+        "After a week of {weather} weather, farmers in {place} say the {crop} harvest could be the smallest in a decade. "
+        "Prices at local markets have already risen by {percent}, and the regional government is considering emergency "
+        "support for growers who lost most of their {crop}."
+    ),
+    (
+        "To get started with {subject}, first install {tool} and create a new project folder. Then write a short script "
+        "that reads the {data} and prints a summary. Once that works, you can add {feature} step by step, testing each "
+        "part before moving on to the next one."
+    ),
+    (
+        "The museum in {place} will open a new exhibition on {topic} this {month}. Curated by {person}, it brings "
+        "together more than {count} objects from private collections, many of which have never been shown in public. "
+        "Tickets cost {money} and the show runs until the end of the year."
+    ),
+    (
+        "My {pet} has started {behaviour} every night around {time}, and nothing I try seems to help. We moved to "
+        "{place} two months ago, so maybe the change is stressful for {pronoun}. Has anyone dealt with this before, and "
+        "did {remedy} make a difference?"
+    ),
 ]
 _SLOT_VALUES = {
     "place": "Lisbon|Denver|Osaka|Nairobi|Glasgow|Austin|Lyon|Hanoi|Perth|Bergen|Quito|Tampere|Cork",
@@ -410,7 +456,9 @@ def main() -> None:
     sources: dict[str, int] = {}
     for source, _ in corpus:
         sources[source] = sources.get(source, 0) + 1
-    print(f"corpus: {len(corpus)} paragraphs {sources}; tune {len(tune)}, held-out {len(held_out)}; Python {sys.version.split()[0]}")
+    print(
+        f"corpus: {len(corpus)} paragraphs {sources}; tune {len(tune)}, held-out {len(held_out)}; Python {sys.version.split()[0]}"
+    )
     halves = {"tune": tune, "held-out": held_out}
     for kind in args.embedders:
         if kind == "minilm":

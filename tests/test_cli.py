@@ -18,9 +18,7 @@ from attrprompt_builder.recipe.presets import PRESET_NAMES
 def attrprompt(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     executable = shutil.which("attrprompt", path=os.path.dirname(sys.executable)) or shutil.which("attrprompt")
     assert executable, "the console script `attrprompt` is not installed"
-    return subprocess.run(
-        [executable, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
-    )
+    return subprocess.run([executable, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def test_presets_lists_every_preset_with_counts():

@@ -24,8 +24,11 @@ from attrprompt_builder.pipeline import generate_folder
 
 def _folder(path: Path, texts: list[str], labels: list[int], **columns: list) -> Path:
     features = datasets.Features(
-        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["world", "sports"]),
-         **{name: datasets.Value("string") for name in columns}}
+        {
+            "text": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["world", "sports"]),
+            **{name: datasets.Value("string") for name in columns},
+        }
     )
     data = datasets.Dataset.from_dict({"text": texts, "label": labels, **columns}, features=features)
     (path / "data").mkdir(parents=True)

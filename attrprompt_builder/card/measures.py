@@ -250,9 +250,7 @@ def combination_coverage(
         for label in labels:
             if label in allowed and all(v in values for v, values in zip(combination, allowed[label], strict=True)):
                 seen[label].add(combination)
-    per_class = {
-        label: (len(seen[label]), prod(len(values) for values in allowed[label])) for label in recipe.label_names
-    }
+    per_class = {label: (len(seen[label]), prod(len(values) for values in allowed[label])) for label in recipe.label_names}
     return CombinationCoverage(per_class=per_class)
 
 
@@ -330,9 +328,7 @@ def subsample_indices(total: int, limit: int, *, seed: int = 0) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(total, size=limit, replace=False).tolist())
 
 
-def average_pairwise_similarity(
-    texts: Sequence[str], rows: Sequence[Sequence[str]], embedder: EmbedderLike
-) -> SimilarityStats:
+def average_pairwise_similarity(texts: Sequence[str], rows: Sequence[Sequence[str]], embedder: EmbedderLike) -> SimilarityStats:
     """APS of at most ``APS_MAX_ROWS`` texts (a seeded subsample); ``rows`` are ``row_labels``.
 
     Pairs are grouped by label, or by label set for rows that do not have exactly one label.

@@ -153,7 +153,5 @@ def write_plots(
         "lengths": Figure("Text length", length_histogram(plt, lengths_by_class, folder)),
     }
     for dimension, items in coverage.items():
-        figures[f"coverage:{dimension}"] = Figure(
-            f"{dimension} coverage", coverage_figure(plt, dimension, items, folder)
-        )
+        figures[f"coverage:{dimension}"] = Figure(f"{dimension} coverage", coverage_figure(plt, dimension, items, folder))
     return figures

@@ -40,15 +40,35 @@ _VALUE_SEPARATOR = "; "  # attribute values often contain commas (style descript
 _EXAMPLE_CHARS = 200
 _COLLAPSE_OVER = 12  # lists longer than this go inside <details>
 # The Hub's size_categories, bucket k holding rows < 10 ** (k + 3).
-_SIZE_NAMES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
-               "1B<n<10B", "10B<n<100B", "100B<n<1T")
+_SIZE_NAMES = (
+    "n<1K",
+    "1K<n<10K",
+    "10K<n<100K",
+    "100K<n<1M",
+    "1M<n<10M",
+    "10M<n<100M",
+    "100M<n<1B",
+    "1B<n<10B",
+    "10B<n<100B",
+    "100B<n<1T",
+)
 # (key, row title) in display order: a key of the generation record not listed here is never shown.
 _GENERATION_FIELDS = (
-    ("model", "Model"), ("backend", "Backend"), ("endpoint_host", "Endpoint host"), ("temperature", "Temperature"),
-    ("top_p", "top_p"), ("max_new_tokens", "max_new_tokens"), ("seed", "Seed"),
-    ("samples_per_class", "Samples per class"), ("sampling", "Attribute sampling"), ("prompting", "Prompting"),
-    ("dedup_threshold", "Dedup threshold (cosine)"), ("embedder", "Dedup embedder"), ("date", "Date"),
-    ("package_version", "attrprompt-builder version"), ("price_in", "Price per 1k prompt tokens"),
+    ("model", "Model"),
+    ("backend", "Backend"),
+    ("endpoint_host", "Endpoint host"),
+    ("temperature", "Temperature"),
+    ("top_p", "top_p"),
+    ("max_new_tokens", "max_new_tokens"),
+    ("seed", "Seed"),
+    ("samples_per_class", "Samples per class"),
+    ("sampling", "Attribute sampling"),
+    ("prompting", "Prompting"),
+    ("dedup_threshold", "Dedup threshold (cosine)"),
+    ("embedder", "Dedup embedder"),
+    ("date", "Date"),
+    ("package_version", "attrprompt-builder version"),
+    ("price_in", "Price per 1k prompt tokens"),
     ("price_out", "Price per 1k completion tokens"),
 )
 _MARKDOWN_ESCAPES = (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("`", "\\`"))
@@ -123,9 +143,7 @@ def _generation_rows(generation: dict[str, Any], recipe: Recipe) -> list[tuple[s
     for key in ("model", "embedder"):
         if shown.get(key):
             shown[key] = display_name(shown[key])
-    return [
-        (title, _md(redact(str(shown[key])))) for key, title in _GENERATION_FIELDS if shown.get(key) is not None
-    ]
+    return [(title, _md(redact(str(shown[key])))) for key, title in _GENERATION_FIELDS if shown.get(key) is not None]
 
 
 def _value_list(values: Iterable[str]) -> str:
@@ -144,11 +162,16 @@ def _dimensions(recipe: Recipe, present: list[str]) -> list[dict[str, Any]]:
         else:
             groups = [(label, recipe.values_for(attribute.name, label)) for label in recipe.label_names]
         size = sum(len(values) for _, values in groups)
-        result.append({
-            "name": _md(attribute.name), "kind": _KIND_TEXT[attribute.kind], "used": attribute.name in present,
-            "size": size, "collapsed": size > _COLLAPSE_OVER,
-            "groups": [{"label": _md(label), "value_list": _value_list(values)} for label, values in groups],
-        })
+        result.append(
+            {
+                "name": _md(attribute.name),
+                "kind": _KIND_TEXT[attribute.kind],
+                "used": attribute.name in present,
+                "size": size,
+                "collapsed": size > _COLLAPSE_OVER,
+                "groups": [{"label": _md(label), "value_list": _value_list(values)} for label, values in groups],
+            }
+        )
     return result
 
 
@@ -157,11 +180,15 @@ def _value_counts(dataset: datasets.Dataset, recipe: Recipe) -> list[dict[str, A
     for dimension, counts in measures.attribute_value_counts(dataset, recipe).items():
         attribute = recipe.attribute(dimension)
         never = [v for v in attribute.values or () if v not in counts] if attribute.kind == "shared" else []
-        result.append({
-            "name": _md(dimension), "distinct": len(counts), "collapsed": len(counts) > _COLLAPSE_OVER,
-            "rows": [(_md(value), count, _share(count, len(dataset))) for value, count in counts.items()],
-            "never_drawn": _value_list(never),
-        })
+        result.append(
+            {
+                "name": _md(dimension),
+                "distinct": len(counts),
+                "collapsed": len(counts) > _COLLAPSE_OVER,
+                "rows": [(_md(value), count, _share(count, len(dataset))) for value, count in counts.items()],
+                "never_drawn": _value_list(never),
+            }
+        )
     return result
 
 
@@ -169,11 +196,17 @@ def _class_coverage(dimension: str, items: list[measures.ClassCoverage], plot: s
     classes = []
     for item in items:
         covered = len(item.counts) - len(item.never_drawn)
-        classes.append({
-            "label": _md(item.label), "covered": covered, "total": len(item.counts),
-            "share": _share(covered, len(item.counts)), "never_drawn": _value_list(item.never_drawn),
-            "counts": _counted(item.counts), "unexpected": _counted(item.unexpected),
-        })
+        classes.append(
+            {
+                "label": _md(item.label),
+                "covered": covered,
+                "total": len(item.counts),
+                "share": _share(covered, len(item.counts)),
+                "never_drawn": _value_list(item.never_drawn),
+                "counts": _counted(item.counts),
+                "unexpected": _counted(item.unexpected),
+            }
+        )
     return {"name": _md(dimension), "classes": classes, "plot": plot}
 
 
@@ -188,21 +221,24 @@ def _similarity(texts: list[str], rows: list[tuple[str, ...]], embedder: measure
     stats = measures.average_pairwise_similarity(texts, rows, embedder)
     return {
         "embedder": _md(display_name(getattr(embedder, "name", type(embedder).__name__))),
-        "rows": stats.n, "total": len(texts), "subsampled": stats.n < len(texts), "max_rows": measures.APS_MAX_ROWS,
-        "overall": format_measure(stats.overall), "within": format_measure(stats.within),
+        "rows": stats.n,
+        "total": len(texts),
+        "subsampled": stats.n < len(texts),
+        "max_rows": measures.APS_MAX_ROWS,
+        "overall": format_measure(stats.overall),
+        "within": format_measure(stats.within),
         "across": format_measure(stats.across),
         "per_class": [(_md(label), format_measure(value)) for label, value in stats.per_class.items()],
     }
 
 
-def _diversity(
-    texts: list[str], rows: list[tuple[str, ...]], embedder: measures.EmbedderLike | None
-) -> dict[str, Any]:
+def _diversity(texts: list[str], rows: list[tuple[str, ...]], embedder: measures.EmbedderLike | None) -> dict[str, Any]:
     return {
         "vocabulary": measures.vocabulary_size(texts),
         "distinct_1": format_measure(measures.distinct_n(texts, 1), 4),
         "distinct_2": format_measure(measures.distinct_n(texts, 2), 4),
-        "ingf": format_measure(measures.ingf(texts, INGF_N)), "ingf_n": INGF_N,
+        "ingf": format_measure(measures.ingf(texts, INGF_N)),
+        "ingf_n": INGF_N,
         "aps": _similarity(texts, rows, embedder) if embedder is not None and len(texts) >= 2 else None,
     }
 
@@ -213,7 +249,10 @@ def _build(stats: BuildStats | None, generation: dict[str, Any]) -> dict[str, An
     embedder = generation.get("embedder")
     priced = stats.cost or generation.get("price_in") is not None or generation.get("price_out") is not None
     return {
-        "sent": stats.sent, "reused": stats.reused, "kept": stats.kept, "cross_class_flags": stats.cross_class_flags,
+        "sent": stats.sent,
+        "reused": stats.reused,
+        "kept": stats.kept,
+        "cross_class_flags": stats.cross_class_flags,
         "refusals": stats.dropped.get("refusal", 0),
         "duplicates": sum(stats.dropped.get(r, 0) for r in ("near_duplicate", "exact_duplicate", "cross_class_duplicate")),
         "dropped": [(_md(reason), count) for reason, count in stats.dropped.most_common()],
@@ -221,21 +260,25 @@ def _build(stats: BuildStats | None, generation: dict[str, Any]) -> dict[str, An
         "failures": [(_md(cause), count) for cause, count in stats.failures.most_common()],
         "dedup_threshold": generation.get("dedup_threshold"),
         "dedup_embedder": _md(display_name(embedder)) if embedder else None,
-        "dedup_examples": [{
-            "label": _md(example.get("label", "")), "similarity": format_measure(example.get("similarity")),
-            "kept": _md(str(example.get("kept", ""))[:_EXAMPLE_CHARS]),
-            "dropped": _md(str(example.get("dropped", ""))[:_EXAMPLE_CHARS]),
-        } for example in stats.dedup_examples],
+        "dedup_examples": [
+            {
+                "label": _md(example.get("label", "")),
+                "similarity": format_measure(example.get("similarity")),
+                "kept": _md(str(example.get("kept", ""))[:_EXAMPLE_CHARS]),
+                "dropped": _md(str(example.get("dropped", ""))[:_EXAMPLE_CHARS]),
+            }
+            for example in stats.dedup_examples
+        ],
         "dedup_by_value": [
             (_md(dimension), _counted(dict(counts.most_common())))
             for dimension, counts in stats.dedup_removed_by_value.items()
             if counts
         ],
-        "per_class": [
-            (_md(label), s.kept, s.attempts, sum(s.dropped.values())) for label, s in stats.per_class.items()
-        ],
-        "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
-        "total_tokens": stats.total_tokens, "wall_time": f"{stats.wall_time_s:.0f} s",
+        "per_class": [(_md(label), s.kept, s.attempts, sum(s.dropped.values())) for label, s in stats.per_class.items()],
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "total_tokens": stats.total_tokens,
+        "wall_time": f"{stats.wall_time_s:.0f} s",
         "cost": f"{stats.cost:.4f}" if priced else None,
     }
 
@@ -285,15 +328,19 @@ def build_card(
     if plots_dir is not None:
         from attrprompt_builder.card.plots import write_plots
 
-        figures = write_plots(
-            plots_dir, label_counts=label_counts, lengths_by_class=lengths_by_class, coverage=coverage
-        )
+        figures = write_plots(plots_dir, label_counts=label_counts, lengths_by_class=lengths_by_class, coverage=coverage)
     figure_paths = {key: figure.path for key, figure in figures.items()}
     recipe_yaml = recipe.to_yaml().rstrip("\n")
     context: dict[str, Any] = {
-        "pretty_name": _md(recipe.pretty_name or recipe.name), "name": recipe.name, "domain": _md(recipe.domain),
-        "description": recipe.description, "language": recipe.language, "license": recipe.license,
-        "source": recipe.source, "num_rows": len(dataset), "num_classes": len(recipe.labels),
+        "pretty_name": _md(recipe.pretty_name or recipe.name),
+        "name": recipe.name,
+        "domain": _md(recipe.domain),
+        "description": recipe.description,
+        "language": recipe.language,
+        "license": recipe.license,
+        "source": recipe.source,
+        "num_rows": len(dataset),
+        "num_classes": len(recipe.labels),
         "multi_label": recipe.multi_label,
         "model": _md(display_name(generation.get("model", "an unnamed model"))),
         "prompting": generation.get("prompting") or ("attributed" if present else "simple"),
@@ -303,7 +350,8 @@ def build_card(
             (kind, text, _fence(text))
             for kind, text in (("attributed", recipe.attributed_template), ("simple", recipe.simple_template))
         ],
-        "recipe_link": recipe_link, "recipe_yaml": None if recipe_link else recipe_yaml,
+        "recipe_link": recipe_link,
+        "recipe_yaml": None if recipe_link else recipe_yaml,
         "recipe_fence": _fence(recipe_yaml),
         "columns": [(_md(name), _md(repr(feature))) for name, feature in dataset.features.items()],
         "label_column": label_column.name,
@@ -314,12 +362,13 @@ def build_card(
         "length_rows": [(_md(label), measures.summarize_word_counts(v)) for label, v in lengths_by_class.items()],
         "value_counts": _value_counts(dataset, recipe),
         "class_coverage": [
-            _class_coverage(dimension, items, figure_paths.get(f"coverage:{dimension}"))
-            for dimension, items in coverage.items()
+            _class_coverage(dimension, items, figure_paths.get(f"coverage:{dimension}")) for dimension, items in coverage.items()
         ],
         "combination": _combination(measures.combination_coverage(dataset, recipe, rows=rows)),
-        "diversity": _diversity(texts, rows, embedder), "build": _build(stats, generation),
-        "figures": figure_paths, "citation_bibtex": CITATION,
+        "diversity": _diversity(texts, rows, embedder),
+        "build": _build(stats, generation),
+        "figures": figure_paths,
+        "citation_bibtex": CITATION,
     }
     data = card_data(dataset, recipe, download_size=download_size)
     return DatasetCard.from_template(data, template_str=_load_template(), **context)
@@ -332,8 +381,14 @@ def write_card(folder: Path, *, embedder: measures.EmbedderLike | None = None) -
     recipe = layout.read_recipe(folder, field="folder")
     record = layout.read_generation(folder, field="folder")
     card = build_card(
-        layout.read_rows(shards), recipe, generation=record.generation, stats=record.stats, embedder=embedder,
-        plots_dir=folder, recipe_link=layout.RECIPE_FILE, download_size=sum(shard.stat().st_size for shard in shards),
+        layout.read_rows(shards),
+        recipe,
+        generation=record.generation,
+        stats=record.stats,
+        embedder=embedder,
+        plots_dir=folder,
+        recipe_link=layout.RECIPE_FILE,
+        download_size=sum(shard.stat().st_size for shard in shards),
     )
     path = folder / layout.CARD_FILE
     card.save(path)

@@ -107,6 +107,4 @@ def make_backends(spec: BackendSpec, *, token: str | None) -> list[Backend]:
 
     if spec.kind == "providers":
         return [EndpointBackend(None, model=spec.model, token=token, provider=spec.provider, timeout=spec.request_timeout)]
-    return [
-        EndpointBackend(url, model=spec.model, token=token, timeout=spec.request_timeout) for url in spec.endpoints
-    ]
+    return [EndpointBackend(url, model=spec.model, token=token, timeout=spec.request_timeout) for url in spec.endpoints]

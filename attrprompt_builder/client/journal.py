@@ -50,9 +50,7 @@ def journal_folder(given: str | Path | None, *, cache_root: str | Path) -> Path:
     return Path(given).expanduser() if given else Path(cache_root) / "attrprompt_journal"
 
 
-def request_key(
-    messages: tuple[dict[str, str], ...], *, model: str, backend: str, params: SamplingParams, seed: int
-) -> str:
+def request_key(messages: tuple[dict[str, str], ...], *, model: str, backend: str, params: SamplingParams, seed: int) -> str:
     """Fingerprint of everything that determines a reply (never a credential)."""
     payload = json.dumps(
         {"messages": messages, "model": model, "backend": backend, "params": params.as_dict(), "seed": seed},

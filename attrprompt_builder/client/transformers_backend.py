@@ -302,9 +302,7 @@ class TransformersBackend:
     def _render(self, request: ChatRequest) -> str:
         assert self._loaded is not None
         try:
-            return self._loaded.tokenizer.apply_chat_template(
-                list(request.messages), add_generation_prompt=True, tokenize=False
-            )
+            return self._loaded.tokenizer.apply_chat_template(list(request.messages), add_generation_prompt=True, tokenize=False)
         except Exception as err:  # jinja raise_exception(), e.g. "System role not supported"
             raise ConfigError(
                 f"the chat template of {self.model_name} rejected the messages: {one_line(err)}; "

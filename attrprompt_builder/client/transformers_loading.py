@@ -118,7 +118,5 @@ def local_folder(model: str) -> Path | None:
     looks_like_path = path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1 or "\\" in model
     if path.exists() or looks_like_path:
         problem = "is a file, not a folder" if path.exists() else "does not exist"
-        raise ConfigError(
-            f"model={model!r}: {problem}; pass a folder written by save_pretrained, or a Hugging Face model id"
-        )
+        raise ConfigError(f"model={model!r}: {problem}; pass a folder written by save_pretrained, or a Hugging Face model id")
     return None

@@ -29,12 +29,11 @@ __all__ = ["AttrPromptBuilder"]
 PRESET_VERSION = datasets.Version("1.0.0")
 
 
-
 class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
     """Generates a labelled text-classification dataset from an LLM with attributed prompts."""
 
     BUILDER_CONFIG_CLASS = AttrPromptConfig
-    BUILDER_CONFIGS = [
+    BUILDER_CONFIGS = [  # noqa: RUF012  (datasets reads this class attribute; it is never mutated)
         AttrPromptConfig(name=name, preset=name, version=PRESET_VERSION, description=f"The AttrPrompt paper's {name} task")
         for name in PRESET_NAMES
     ]
@@ -79,9 +78,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         # datasets splits this list over num_proc workers
         label_shards = [labels] if settings.decides_classes_in_order else [[label] for label in labels]
         return [
-            datasets.SplitGenerator(
-                name=datasets.Split.TRAIN, gen_kwargs={"label_shards": label_shards, "settings": settings}
-            )
+            datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"label_shards": label_shards, "settings": settings})
         ]
 
     def _endpoint_token(self) -> str | None:

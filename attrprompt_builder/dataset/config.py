@@ -104,63 +104,62 @@ class AttrPromptConfig(datasets.BuilderConfig):
     )
     model: str | None = _option(None, "served model name, Hub id (providers) or local folder (transformers)")
     backend: str = _option(
-        "auto", "where the model runs; auto: endpoint if --endpoint, providers if --provider, else transformers",
+        "auto",
+        "where the model runs; auto: endpoint if --endpoint, providers if --provider, else transformers",
         choices=BACKENDS,
     )
     provider: str | None = _option(None, "HF Inference Providers provider, e.g. 'auto'")
     samples_per_class: int = _option(
-        10, "kept rows per class (exact: refusals and failures are replaced)", short="-n", commands=PROMPTS,
-        minimum=1, changes_rows=True,
+        10,
+        "kept rows per class (exact: refusals and failures are replaced)",
+        short="-n",
+        commands=PROMPTS,
+        minimum=1,
+        changes_rows=True,
     )
-    seed: int = _option(
-        0, "seed of the attribute draws and of every request", commands=PROMPTS, minimum=0, changes_rows=True
-    )
-    max_concurrency: int = _option(
-        16, "requests in flight per endpoint (per process with --num-proc)", minimum=1, maximum=4096
-    )
-    temperature: float | None = _option(
-        None, "sampling temperature (default: the recipe's, 1.0)", minimum=0.0, maximum=5.0
-    )
+    seed: int = _option(0, "seed of the attribute draws and of every request", commands=PROMPTS, minimum=0, changes_rows=True)
+    max_concurrency: int = _option(16, "requests in flight per endpoint (per process with --num-proc)", minimum=1, maximum=4096)
+    temperature: float | None = _option(None, "sampling temperature (default: the recipe's, 1.0)", minimum=0.0, maximum=5.0)
     top_p: float | None = _option(None, "nucleus sampling top_p (default: the recipe's, 1.0)")
-    max_new_tokens: int | None = _option(
-        None, "longest reply in tokens (default: the recipe's)", commands=PROMPTS, minimum=1
-    )
+    max_new_tokens: int | None = _option(None, "longest reply in tokens (default: the recipe's)", commands=PROMPTS, minimum=1)
     sampling: str = _option(
-        "uniform", "uniform: the paper's independent draws; balanced: cycle each dimension's values",
-        choices=SAMPLING_STRATEGIES, commands=PROMPTS, changes_rows=True,
+        "uniform",
+        "uniform: the paper's independent draws; balanced: cycle each dimension's values",
+        choices=SAMPLING_STRATEGIES,
+        commands=PROMPTS,
+        changes_rows=True,
     )
     prompting: str = _option(
-        "attributed", "attributed: the paper's AttrPrompt; simple: the SimPrompt baseline (domain and class only)",
-        choices=PROMPTING_MODES, commands=PROMPTS, changes_rows=True,
+        "attributed",
+        "attributed: the paper's AttrPrompt; simple: the SimPrompt baseline (domain and class only)",
+        choices=PROMPTING_MODES,
+        commands=PROMPTS,
+        changes_rows=True,
     )
     ascii_squeeze: bool = _option(False, "the paper's ASCII-only cleaning of replies", changes_rows=True)
     dedup_threshold: float | str | None = _option(
-        "auto", "near-duplicate cosine similarity in (0, 1], 'auto' (the embedder's measured default) or 'off'",
-        parse=parse_dedup_threshold, changes_rows=True,
+        "auto",
+        "near-duplicate cosine similarity in (0, 1], 'auto' (the embedder's measured default) or 'off'",
+        parse=parse_dedup_threshold,
+        changes_rows=True,
     )
-    embedder: str | None = _option(
-        None, "dedup embedder: model folder/Hub id, or 'ngram' (default: MiniLM)", changes_rows=True
-    )
+    embedder: str | None = _option(None, "dedup embedder: model folder/Hub id, or 'ngram' (default: MiniLM)", changes_rows=True)
     drop_cross_class_duplicates: bool = _option(
-        False, "drop a reply that near-duplicates another class's row (the earlier class keeps it) instead of flagging it",
+        False,
+        "drop a reply that near-duplicates another class's row (the earlier class keeps it) instead of flagging it",
         changes_rows=True,
     )
     request_timeout: float = _option(300.0, "seconds to wait for one reply", minimum=0.0)
     max_attempts: int = _option(6, "attempts per request before it counts as failed", minimum=1, maximum=100)
-    max_errors: int | None = _option(
-        None, "failed requests that stop the build (default: max(100, rows planned))", minimum=1
-    )
+    max_errors: int | None = _option(None, "failed requests that stop the build (default: max(100, rows planned))", minimum=1)
     max_draws_per_class: int | None = _option(
-        None, "draws per class before a class that cannot fill its quota stops the build (default: 3 x -n + 20)",
+        None,
+        "draws per class before a class that cannot fill its quota stops the build (default: 3 x -n + 20)",
         minimum=1,
     )
-    max_requests: int | None = _option(
-        None, "stop before sending more requests than this; rerun to continue", minimum=1
-    )
+    max_requests: int | None = _option(None, "stop before sending more requests than this; rerun to continue", minimum=1)
     max_tokens: int | None = _option(None, "stop once this many tokens are spent; rerun to continue", minimum=1)
-    max_cost: float | None = _option(
-        None, "stop once this cost is reached (needs --price-in/--price-out)", minimum=0.0
-    )
+    max_cost: float | None = _option(None, "stop once this cost is reached (needs --price-in/--price-out)", minimum=0.0)
     price_in: float | None = _option(None, "price per 1k input tokens", commands=PRICED, minimum=0.0)
     price_out: float | None = _option(None, "price per 1k output tokens", commands=PRICED, minimum=0.0)
     journal_dir: str | None = _option(None, "folder of the journal of paid replies (default: beside the datasets cache)")
@@ -190,9 +189,9 @@ class AttrPromptConfig(datasets.BuilderConfig):
         if self.max_cost is not None and self.price_in is None and self.price_out is None:
             raise _fail("max_cost", self.max_cost, "also pass price_in and price_out (per 1k tokens)")
         threshold = self.dedup_threshold
-        if threshold is not None and threshold not in ("auto", "off"):
-            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
-                raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
+        is_number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+        if threshold is not None and threshold not in ("auto", "off") and (not is_number or not 0 < threshold <= 1):
+            raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
         if endpoint_urls(self.endpoint) or self.model or self.provider or self.backend != "auto":
             self.backend_spec()  # an inconsistent choice fails now; "nothing chosen yet" fails at build time
 
@@ -210,8 +209,12 @@ class AttrPromptConfig(datasets.BuilderConfig):
             if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
                 bound = f"between {int(low)} and {int(high)}" if high else f">= {int(low)}"
                 raise _fail(name, value, f"use a whole number {bound}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low or (
-            high is not None and value > high
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < low
+            or (high is not None and value > high)
         ):
             bound = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
             raise _fail(name, value, f"use a number {bound}")

@@ -69,10 +69,7 @@ def deduplicate(
             if any(text is None for text in texts):
                 row = start + next(i for i, text in enumerate(texts) if text is None)
                 raise ConfigError(f"column {column!r}: row {row} is empty (None); fill or drop empty rows first")
-            if group is None:
-                groups = [_ONE_GROUP] * len(texts)
-            else:
-                groups = [_group_name(value, group) for value in batch[group.name]]
+            groups = [_ONE_GROUP] * len(texts) if group is None else [_group_name(value, group) for value in batch[group.name]]
             for offset, decision in enumerate(dedup.check(texts, groups)):
                 if decision.keep:
                     kept_rows.append(start + offset)
@@ -92,7 +89,9 @@ def _group_column(dataset: Dataset, by: str | None) -> str | None:
         labels = find_label_column(dataset.features)
         return None if labels is None else labels.name
     if by not in dataset.column_names:
-        raise ConfigError(f"by: {by!r} is not a column of the dataset (it has {dataset.column_names}); pass by=None to compare all rows")
+        raise ConfigError(
+            f"by: {by!r} is not a column of the dataset (it has {dataset.column_names}); pass by=None to compare all rows"
+        )
     return by
 
 

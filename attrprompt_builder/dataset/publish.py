@@ -59,8 +59,7 @@ def collect_publish_files(folder: str | Path) -> list[str]:
     card = root / layout.CARD_FILE
     if not card.is_file():
         raise ConfigError(
-            f"folder: {str(folder)!r} has no {layout.CARD_FILE} dataset card; "
-            f"run `attrprompt card {folder}` to write it"
+            f"folder: {str(folder)!r} has no {layout.CARD_FILE} dataset card; run `attrprompt card {folder}` to write it"
         )
     _check_card(card, shards)
     side = [name for name in _SIDE_FILES if (root / name).is_file()]

@@ -39,7 +39,7 @@ CITATION = """@inproceedings{yu2023large,
 
 
 def features_for(recipe: Recipe) -> datasets.Features:
-    """``text``, the label column (``label``, or ``labels`` for multi-label recipes), one string column per attribute, ``prompt``."""
+    """``text``, the label column (``label``, or ``labels`` when multi-label), a string column per attribute, ``prompt``."""
     if recipe.multi_label:
         list_feature = getattr(datasets, "List", None) or datasets.Sequence  # datasets < 4 spells List "Sequence"
         label_feature = {MULTI_LABEL_COLUMN: list_feature(datasets.ClassLabel(names=recipe.label_names))}

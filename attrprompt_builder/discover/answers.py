@@ -142,7 +142,7 @@ def parse_list(text: str, *, limit: int | None = None) -> list[str]:
     for item in items:
         cleaned = clean_item(item)
         key = cleaned.casefold()
-        if not cleaned or key in seen or _PREAMBLE_RE.match(cleaned) and cleaned.endswith(":"):
+        if not cleaned or key in seen or (_PREAMBLE_RE.match(cleaned) and cleaned.endswith(":")):
             continue
         seen.add(key)
         result.append(cleaned)

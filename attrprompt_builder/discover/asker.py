@@ -39,9 +39,7 @@ def _seed(*parts: object) -> int:
 class Asker:
     """Sends questions through the generation client, journaling every reply before it is used."""
 
-    def __init__(
-        self, spec: BackendSpec, dispatcher: Dispatcher, journal: Journal, *, seed: int, progress: Any
-    ) -> None:
+    def __init__(self, spec: BackendSpec, dispatcher: Dispatcher, journal: Journal, *, seed: int, progress: Any) -> None:
         self.client = JournaledClient(spec, journal, dispatcher)
         self.seed, self.progress = seed, progress
 

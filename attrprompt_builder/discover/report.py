@@ -27,8 +27,7 @@ LENGTH_VALUES = ("30", "100")
 CATCH_ALL = "Others {{ dimension }} for {{ label_text }}."
 RETRIES = 3  # a reply with nothing usable is asked again, with a new seed, at most this many times
 SIMPLE_TEMPLATE = (  # the presets' SimPrompt wording
-    "Suppose you are a writer for {{ domain }}. "
-    "Please give an example of a synthetic {{ domain }} about {{ label_text }}."
+    "Suppose you are a writer for {{ domain }}. Please give an example of a synthetic {{ domain }} about {{ label_text }}."
 )
 
 
@@ -42,10 +41,7 @@ class Unusable:
     consequence: str
 
     def __str__(self) -> str:
-        return (
-            f"{self.step}, {self.what}: nothing usable in {RETRIES + 1} replies (last: {self.reply!r}); "
-            f"{self.consequence}"
-        )
+        return f"{self.step}, {self.what}: nothing usable in {RETRIES + 1} replies (last: {self.reply!r}); {self.consequence}"
 
 
 @dataclass
@@ -78,13 +74,11 @@ class DiscoveryResult:
         path = Path(path).expanduser()
         if path.exists() and not overwrite and path.read_text(encoding="utf-8") != self.yaml_text:
             raise ConfigError(
-                f"output: {path} exists and differs from the discovered recipe; pass --force to replace it "
-                "or choose another path"
+                f"output: {path} exists and differs from the discovered recipe; pass --force to replace it or choose another path"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.yaml_text, encoding="utf-8")
         return path
-
 
 
 def recipe_data(
@@ -107,19 +101,24 @@ def recipe_data(
     attributes.append({"name": "length", "values": list(LENGTH_VALUES)})  # step 1 never yields it (_LENGTH_NAMES)
     lines = ["Give a synthetic sample of {{ domain }} about {{ label_text }} following the requirements below:"]
     lines += [f"{i}. The {dim.replace('_', ' ')} should be '{{{{ {dim} }}}}'." for i, dim in enumerate(values, 1)]
-    lines.append(f"{len(lines)}. Should be in length between {{{{ length }}}} words and "
-                 "{{ length | int + 50 }} words.")
+    lines.append(f"{len(lines)}. Should be in length between {{{{ length }}}} words and {{{{ length | int + 50 }}}} words.")
     lines.append("{%- if similar_classes %}")
-    lines.append(f"{len(lines) - 1}. The {{{{ domain }}}} must be relevant to {{{{ label_text }}}} and irrelevant to: "
-                 "{{ similar_classes | join(', ') }}.")
+    lines.append(
+        f"{len(lines) - 1}. The {{{{ domain }}}} must be relevant to {{{{ label_text }}}} and irrelevant to: "
+        "{{ similar_classes | join(', ') }}."
+    )
     lines.append("{%- endif %}")
     similar = {label: [texts[s] for s in sims] for label, sims in report.similar.items() if sims}
     return {
         "name": name,
         "description": f"Recipe found by attrprompt discover with {report.model} on {report.date}; "
         "review the values before publishing data made with it.",
-        "domain": domain, "language": "en", "license": "other", "labels": list(labels),
-        "attributes": attributes, **({"similar": similar} if similar else {}),
+        "domain": domain,
+        "language": "en",
+        "license": "other",
+        "labels": list(labels),
+        "attributes": attributes,
+        **({"similar": similar} if similar else {}),
         "prompts": {"attributed": "\n".join(lines), "simple": SIMPLE_TEMPLATE},
         "generation": {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 512},
     }
@@ -147,15 +146,17 @@ def _attribute_note(dim: str, report: DiscoveryReport) -> str:
 
 def recipe_yaml(data: dict[str, Any], report: DiscoveryReport, options: dict[str, int]) -> str:
     by = f"{report.model} at {report.host}" if report.host else report.model
-    out = [_comment(
-        f"Recipe discovered by `attrprompt discover` on {report.date} with {by} (seed {options['seed']}).\n"
-        "REVIEW IT before generating: every list below was written by that model and checked by no person.\n"
-        "Steps (the AttrPrompt paper's attribute discovery, arXiv:2306.15895): 1. dimensions, and whether each is\n"
-        "class-dependent; 2. the most similar classes of each class; 3. values per dimension (per class when\n"
-        "class-dependent); 4. class-dependent values the model related to a similar class were dropped\n"
-        f"(at most {options['max_filtered_per_class']} per class and dimension).\n"
-        "Generate with: attrprompt generate <this file> --endpoint URL --output FOLDER"
-    )]
+    out = [
+        _comment(
+            f"Recipe discovered by `attrprompt discover` on {report.date} with {by} (seed {options['seed']}).\n"
+            "REVIEW IT before generating: every list below was written by that model and checked by no person.\n"
+            "Steps (the AttrPrompt paper's attribute discovery, arXiv:2306.15895): 1. dimensions, and whether each is\n"
+            "class-dependent; 2. the most similar classes of each class; 3. values per dimension (per class when\n"
+            "class-dependent); 4. class-dependent values the model related to a similar class were dropped\n"
+            f"(at most {options['max_filtered_per_class']} per class and dimension).\n"
+            "Generate with: attrprompt generate <this file> --endpoint URL --output FOLDER"
+        )
+    ]
     out.append(dump_yaml({k: data[k] for k in ("name", "description", "domain", "language", "license")}))
     out.append(_comment("Labels as given to `attrprompt discover`.") + dump_yaml({"labels": data["labels"]}))
     skipped = "; ".join(f"{k} ({v})" for k, v in report.skipped_dimensions.items())

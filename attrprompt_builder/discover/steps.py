@@ -98,8 +98,7 @@ SHARED_VALUES_PROMPT = (
     "Answer with a numbered list, one short item per line."
 )
 FILTER_PROMPT = (
-    "In {domain} about {label}, is the {dimension} '{value}' related to any of these classes: {similar}? "
-    "Answer yes or no."
+    "In {domain} about {label}, is the {dimension} '{value}' related to any of these classes: {similar}? Answer yes or no."
 )
 
 
@@ -111,9 +110,7 @@ def _excerpt(text: str) -> str:
 class _Steps:
     """The four steps; each fills ``report`` and returns what the next one needs."""
 
-    def __init__(
-        self, asker: Asker, labels: list[str], domain: str, options: dict[str, int], report: DiscoveryReport
-    ) -> None:
+    def __init__(self, asker: Asker, labels: list[str], domain: str, options: dict[str, int], report: DiscoveryReport) -> None:
         self.asker, self.labels, self.domain, self.options, self.report = asker, labels, domain, options, report
         self.texts = {label: default_label_text(label) for label in labels}
         self.classes = ", ".join(self.texts.values())
@@ -151,23 +148,27 @@ class _Steps:
             report.skipped_dimensions[name] = f"beyond max_dimensions={limit}"
         names = names[:limit]
         questions: list[Question] = [
-            (DEPENDENCE_PROMPT.format(domain=self.domain, classes=self.classes, dimension=n.replace("_", " ")),
-             YES_NO_PARAMS, ("dependence", n), parse_class_dependence)
+            (
+                DEPENDENCE_PROMPT.format(domain=self.domain, classes=self.classes, dimension=n.replace("_", " ")),
+                YES_NO_PARAMS,
+                ("dependence", n),
+                parse_class_dependence,
+            )
             for n in names
         ]
         count = min(self.options["similar_per_class"], len(self.labels) - 1)
         for label in self.labels:
             others = {k: v for k, v in self.texts.items() if k != label}
-            prompt = SIMILAR_PROMPT.format(domain=self.domain, classes=self.classes, count=count,
-                                           label=self.texts[label])
+            prompt = SIMILAR_PROMPT.format(domain=self.domain, classes=self.classes, count=count, label=self.texts[label])
             parse = lambda reply, others=others: match_labels(parse_list(reply), others)[0][:count]  # noqa: E731
             questions.append((prompt, LIST_PARAMS, ("similar", label), parse))
         answers = await self.asker.ask_all(questions)
         for name, (dependent, reply) in zip(names, answers):
             # Shared values for a class-specific dimension would mislabel data; the reverse only costs requests.
             if dependent is None:
-                report.unusable.append(Unusable("step 1 (class-dependent?)", f"dimension {name!r}", _excerpt(reply),
-                                                "treated as class-dependent"))
+                report.unusable.append(
+                    Unusable("step 1 (class-dependent?)", f"dimension {name!r}", _excerpt(reply), "treated as class-dependent")
+                )
             report.class_dependent[name] = dependent is not False
         for label, (similar, reply) in zip(self.labels, answers[len(names) :]):
             report.similar[label] = similar or []
@@ -175,8 +176,14 @@ class _Steps:
             if invented:
                 report.invented[label] = invented
             if similar is None:
-                report.unusable.append(Unusable("step 2 (similar classes)", f"class {label!r}", _excerpt(reply),
-                                                "no similar classes for it, so no filtering either"))
+                report.unusable.append(
+                    Unusable(
+                        "step 2 (similar classes)",
+                        f"class {label!r}",
+                        _excerpt(reply),
+                        "no similar classes for it, so no filtering either",
+                    )
+                )
         return names
 
     async def values(self, names: list[str]) -> dict[str, dict[str | None, list[str]]]:
@@ -187,13 +194,13 @@ class _Steps:
             words = name.replace("_", " ")
             for label in self.labels if self.report.class_dependent[name] else [None]:
                 if label is None:
-                    prompt = SHARED_VALUES_PROMPT.format(count=count, dimension=words, domain=self.domain,
-                                                         classes=self.classes)
+                    prompt = SHARED_VALUES_PROMPT.format(count=count, dimension=words, domain=self.domain, classes=self.classes)
                 else:
                     similar = self.similar_text(label)
                     unrelated = UNRELATED_CLAUSE.format(label=self.texts[label], similar=similar) if similar else ""
-                    prompt = CLASS_VALUES_PROMPT.format(count=count, dimension=words, domain=self.domain,
-                                                        label=self.texts[label], unrelated=unrelated)
+                    prompt = CLASS_VALUES_PROMPT.format(
+                        count=count, dimension=words, domain=self.domain, label=self.texts[label], unrelated=unrelated
+                    )
                 parse = lambda reply: parse_list(reply, limit=count)  # noqa: E731
                 questions.append((prompt, LIST_PARAMS, ("values", name, label or "*"), parse))
                 targets.append((name, label))
@@ -201,8 +208,7 @@ class _Steps:
         for (name, label), (items, reply) in zip(targets, await self.asker.ask_all(questions)):
             if items is None:
                 where = f"dimension {name!r}" + (f", class {label!r}" if label else "")
-                self.report.unusable.append(Unusable("step 3 (values)", where, _excerpt(reply),
-                                                     f"dimension {name!r} left out"))
+                self.report.unusable.append(Unusable("step 3 (values)", where, _excerpt(reply), f"dimension {name!r} left out"))
                 self.report.skipped_dimensions[name] = "no usable values (see the unusable replies)"
             values[name][label] = items or []
         return {name: by_label for name, by_label in values.items() if name not in self.report.skipped_dimensions}
@@ -215,15 +221,23 @@ class _Steps:
             for label in self.labels:
                 similar = self.similar_text(label)
                 for value in values[name][label] if similar else []:
-                    prompt = FILTER_PROMPT.format(domain=self.domain, label=self.texts[label],
-                                                  dimension=name.replace("_", " "), value=value, similar=similar)
+                    prompt = FILTER_PROMPT.format(
+                        domain=self.domain,
+                        label=self.texts[label],
+                        dimension=name.replace("_", " "),
+                        value=value,
+                        similar=similar,
+                    )
                     questions.append((prompt, YES_NO_PARAMS, ("filter", name, label, value), parse_yes_no))
                     targets.append((name, label, value))
         related: dict[tuple[str, str], list[str]] = {}
         for (name, label, value), (answer, reply) in zip(targets, await self.asker.ask_all(questions)):
             if answer is None:
-                self.report.unusable.append(Unusable("step 4 (filter)", f"{name!r} value {value!r} of class {label!r}",
-                                                     _excerpt(reply), "value kept unchecked"))
+                self.report.unusable.append(
+                    Unusable(
+                        "step 4 (filter)", f"{name!r} value {value!r} of class {label!r}", _excerpt(reply), "value kept unchecked"
+                    )
+                )
             elif answer:
                 related.setdefault((name, label), []).append(value)
         for (name, label), hits in related.items():
@@ -244,8 +258,14 @@ def _journal_path(journal_dir: str | Path | None, labels: list[str], domain: str
 
 
 def _check_options(options: dict[str, int]) -> None:
-    minimum = {"values_per_dimension": 1, "similar_per_class": 1, "max_dimensions": 1, "max_filtered_per_class": 0,
-               "seed": 0, "max_concurrency": 1}
+    minimum = {
+        "values_per_dimension": 1,
+        "similar_per_class": 1,
+        "max_dimensions": 1,
+        "max_filtered_per_class": 0,
+        "seed": 0,
+        "max_concurrency": 1,
+    }
     for key, low in minimum.items():
         value = options[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -290,9 +310,14 @@ def discover_recipe(
     labels = [str(label).strip() for label in labels]
     _check_labels(labels, domain)
     domain = domain.strip()
-    options = {"values_per_dimension": values_per_dimension, "similar_per_class": similar_per_class,
-               "max_dimensions": max_dimensions, "max_filtered_per_class": max_filtered_per_class, "seed": seed,
-               "max_concurrency": max_concurrency}
+    options = {
+        "values_per_dimension": values_per_dimension,
+        "similar_per_class": similar_per_class,
+        "max_dimensions": max_dimensions,
+        "max_filtered_per_class": max_filtered_per_class,
+        "seed": seed,
+        "max_concurrency": max_concurrency,
+    }
     _check_options(options)
     spec = BackendSpec.resolve(backend=backend, endpoint=endpoint, model=model, provider=provider)
     host = ", ".join(urlsplit(h).netloc for h in spec.hosts) if spec.kind == "endpoint" else spec.identity
@@ -305,8 +330,7 @@ def discover_recipe(
 
         backends = make_backends(spec, token=token)
         journal = Journal(_journal_path(journal_dir, labels, domain))
-        dispatcher = Dispatcher(backends, max_concurrency=max_concurrency, policy=RetryPolicy(), max_errors=100,
-                                seed=seed)
+        dispatcher = Dispatcher(backends, max_concurrency=max_concurrency, policy=RetryPolicy(), max_errors=100, seed=seed)
         with tqdm(total=0, unit="question", desc="Discovery step 1-2 (dimensions, similar classes)") as progress:
             asker = Asker(spec, dispatcher, journal, seed=seed, progress=progress)
             steps = _Steps(asker, labels, domain, options, report)
@@ -330,9 +354,7 @@ def discover_recipe(
     else:  # called from a running loop (a notebook): the questions get their own loop on a thread
         with ThreadPoolExecutor(1) as pool:
             steps, values = pool.submit(asyncio.run, run()).result()
-    data = recipe_data(
-        report, name=recipe_name, domain=steps.domain, labels=steps.labels, texts=steps.texts, values=values
-    )
+    data = recipe_data(report, name=recipe_name, domain=steps.domain, labels=steps.labels, texts=steps.texts, values=values)
     text = recipe_yaml(data, report, options)
     recipe = parse_recipe(yaml.safe_load(text), origin="<discovered recipe>")
     return DiscoveryResult(recipe=recipe, yaml_text=text, report=report)
@@ -374,18 +396,30 @@ def add_discover_arguments(parser: argparse.ArgumentParser) -> None:
 def run_discover(args: argparse.Namespace) -> int:
     endpoint = args.endpoint[0] if args.endpoint and len(args.endpoint) == 1 else args.endpoint
     result = discover_recipe(
-        read_labels(args.labels), domain=args.domain, endpoint=endpoint, model=args.model, backend=args.backend,
-        provider=args.provider, token=args.token, values_per_dimension=args.values_per_dimension,
-        similar_per_class=args.similar_per_class, max_dimensions=args.max_dimensions,
-        max_filtered_per_class=args.max_filtered_per_class, seed=args.seed, journal_dir=args.journal_dir,
-        max_concurrency=args.max_concurrency, name=args.name,
+        read_labels(args.labels),
+        domain=args.domain,
+        endpoint=endpoint,
+        model=args.model,
+        backend=args.backend,
+        provider=args.provider,
+        token=args.token,
+        values_per_dimension=args.values_per_dimension,
+        similar_per_class=args.similar_per_class,
+        max_dimensions=args.max_dimensions,
+        max_filtered_per_class=args.max_filtered_per_class,
+        seed=args.seed,
+        journal_dir=args.journal_dir,
+        max_concurrency=args.max_concurrency,
+        name=args.name,
     )
     path = result.write(args.output, overwrite=args.force)
     report = result.report
     for problem in report.unusable:
         print(f"warning: {problem}", file=sys.stderr)
     dropped = sum(len(v) for by_label in report.dropped.values() for v in by_label.values())
-    print(f"dimensions: {', '.join(result.recipe.attribute_names)}; {dropped} values dropped by the filter; "
-          f"{report.sent} requests sent, {report.reused} replies reused from the journal")
+    print(
+        f"dimensions: {', '.join(result.recipe.attribute_names)}; {dropped} values dropped by the filter; "
+        f"{report.sent} requests sent, {report.reused} replies reused from the journal"
+    )
     print(f"wrote {path}; review it, then: attrprompt generate {path} --endpoint URL --output FOLDER")
     return 0

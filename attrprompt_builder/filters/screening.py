@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Union
 
 __all__ = [
     "FilterResult",
@@ -20,7 +19,7 @@ __all__ = [
     "normalise_whitespace",
 ]
 
-FilterResult = Union[bool, tuple[bool, str]]
+FilterResult = bool | tuple[bool, str]
 
 # Each pattern targets how assistants decline, not words that ordinary text uses. Patterns marked
 # "opening" only fire in the first sentence, where refusals put their apology; deeper in a text
@@ -67,10 +66,7 @@ def ascii_squeeze(text: str) -> str:
 
 def is_refusal(text: str) -> bool:
     opening = text.lstrip()[:200]
-    for i, pattern in enumerate(REFUSAL_PATTERNS):
-        if pattern.search(opening if i < _N_OPENING else text):
-            return True
-    return False
+    return any(pattern.search(opening if i < _N_OPENING else text) for i, pattern in enumerate(REFUSAL_PATTERNS))
 
 
 def check_reply(text: str) -> FilterResult:

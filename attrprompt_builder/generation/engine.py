@@ -145,8 +145,8 @@ class GenerationRun:
             if self._budget_reason is not None and not all(c.done for c in self.classes):
                 kept = sum(c.kept for c in self.classes)
                 raise BudgetExceededError(
-                    f"stopped: {self._budget_reason} reached ({self._spent()}); {kept} rows kept so far and every paid reply is in the journal "
-                    f"({s.journal_path}); raise the cap and rerun the same command to continue"
+                    f"stopped: {self._budget_reason} reached ({self._spent()}); {kept} rows kept so far and every paid reply "
+                    f"is in the journal ({s.journal_path}); raise the cap and rerun the same command to continue"
                 )
         finally:
             for task in self._tasks:

@@ -82,14 +82,6 @@ class RunSettings:
     retry: RetrySpec = field(default_factory=RetrySpec)
 
     @property
-    def backend_identity(self) -> str:
-        return self.backend.identity
-
-    @property
-    def model_key(self) -> str:
-        return self.backend.model or ""
-
-    @property
     def progress_desc(self) -> str:
         return f"AttrPrompt {self.recipe.name}"
 

@@ -29,9 +29,7 @@ __all__ = [
 Fields = dict[str, Any]
 
 # Column names the builder writes itself; attributes may not shadow them.
-RESERVED_NAMES = frozenset(
-    {"text", "label", "labels", "prompt", "label_text", "labels_text", "domain", "similar_classes"}
-)
+RESERVED_NAMES = frozenset({"text", "label", "labels", "prompt", "label_text", "labels_text", "domain", "similar_classes"})
 
 # Variables a template may use besides the attribute names.
 SIMPLE_VARIABLES = frozenset({"label", "label_text", "labels", "labels_text", "domain"})
@@ -130,9 +128,7 @@ class RecipeParser:
             self.require(data, "prompts", "add `prompts:` with `attributed:` and `simple:` templates"), attributes
         )
         generation = self.parse_generation(data.get("generation") or {})
-        optional = {
-            key: self.string(data[key], key) for key in ("pretty_name", "description", "source") if data.get(key)
-        }
+        optional = {key: self.string(data[key], key) for key in ("pretty_name", "description", "source") if data.get(key)}
         if "language" in data:
             optional["language"] = self.string(data["language"], "language")
         return {
@@ -195,9 +191,7 @@ class RecipeParser:
                 raise self.fail(where, "expected a mapping with `name` and `values`", "see the README's recipe format")
             unknown = sorted(set(item) - {"name", "values", "per_class", "label_map", "catch_all"})
             if unknown:
-                raise self.fail(
-                    f"{where}.{unknown[0]}", "unknown field", "use name, values, per_class, label_map or catch_all"
-                )
+                raise self.fail(f"{where}.{unknown[0]}", "unknown field", "use name, values, per_class, label_map or catch_all")
             name = self.string(self.require_in(item, "name", where), f"{where}.name")
             if not _IDENTIFIER_RE.match(name):
                 raise self.fail(f"{where}.name", f"{name!r} is not a valid name", "use letters, digits and '_'")
@@ -220,15 +214,23 @@ class RecipeParser:
                 self.check_template(catch_all, f"{where}.catch_all", {"label", "label_text", "dimension"})
             kind = given[0]
             if kind == "values":
-                attributes.append({"name": name, "values": self.value_list(item["values"], f"{where}.values"), "catch_all": catch_all})
+                attributes.append(
+                    {"name": name, "values": self.value_list(item["values"], f"{where}.values"), "catch_all": catch_all}
+                )
             elif kind == "per_class":
                 per_class = self.parse_per_class(item["per_class"], where, label_names)
                 attributes.append({"name": name, "per_class": per_class, "catch_all": catch_all})
             else:
                 if not multi_label:
-                    raise self.fail(f"{where}.label_map", "only multi-label recipes map values to labels", "set `multi_label: true` or use `per_class`")
+                    raise self.fail(
+                        f"{where}.label_map",
+                        "only multi-label recipes map values to labels",
+                        "set `multi_label: true` or use `per_class`",
+                    )
                 if catch_all is not None:
-                    raise self.fail(f"{where}.catch_all", "a label_map dimension cannot have a catch-all value", "remove `catch_all`")
+                    raise self.fail(
+                        f"{where}.catch_all", "a label_map dimension cannot have a catch-all value", "remove `catch_all`"
+                    )
                 attributes.append({"name": name, "label_map": self.parse_label_map(item["label_map"], where, label_names)})
         label_maps = [a for a in attributes if "label_map" in a]
         if multi_label and len(label_maps) != 1:
@@ -248,19 +250,21 @@ class RecipeParser:
             per_class[label] = self.value_list(values, f"{where}.per_class.{label}")
         missing = [label for label in label_names if label not in per_class]
         if missing:
-            raise self.fail(
-                f"{where}.per_class", f"no values for label {missing[0]!r}", "give every label a list of values"
-            )
+            raise self.fail(f"{where}.per_class", f"no values for label {missing[0]!r}", "give every label a list of values")
         return per_class
 
     def parse_label_map(self, raw: Any, where: str, label_names: list[str]) -> dict[str, tuple[str, ...]]:
         if not isinstance(raw, dict) or not raw:
-            raise self.fail(f"{where}.label_map", "expected a non-empty mapping value -> list of labels", "write `value: [label, ...]`")
+            raise self.fail(
+                f"{where}.label_map", "expected a non-empty mapping value -> list of labels", "write `value: [label, ...]`"
+            )
         label_map: dict[str, tuple[str, ...]] = {}
         for value, implied in raw.items():
             value = self.string(value, f"{where}.label_map")
             if not isinstance(implied, list) or not implied:
-                raise self.fail(f"{where}.label_map.{value}", "expected a non-empty list of labels", "list the labels this value implies")
+                raise self.fail(
+                    f"{where}.label_map.{value}", "expected a non-empty list of labels", "list the labels this value implies"
+                )
             names = [self.known_label(x, f"{where}.label_map.{value}", label_names) for x in implied]
             label_map[value] = tuple(sorted(set(names), key=label_names.index))
         covered = {label for implied in label_map.values() for label in implied}

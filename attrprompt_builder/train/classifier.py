@@ -76,18 +76,21 @@ def train_classifier(
     when it is a local folder (beside ``data/``, where ``load_dataset`` does not look), and the key
     ``metrics_file`` of the result names the file written, if any.
     """
-    _check_options(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                   max_length=max_length, threshold=threshold)
+    _check_options(
+        model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, threshold=threshold
+    )
     train_ds = select_split(load_data(data, field="data"), field="data", preferred=("train",))
     labels, label_names = label_schema(train_ds, field="data")
     multi_label = labels.multi_label
     train_texts = texts_of(train_ds, field="data")
     if not multi_label and len(label_names) < 2:
-        raise ConfigError(f"data: column '{labels.name}' has {len(label_names)} class(es) {label_names}; "
-                          "a classifier needs at least 2")
+        raise ConfigError(
+            f"data: column '{labels.name}' has {len(label_names)} class(es) {label_names}; a classifier needs at least 2"
+        )
     label2id = {name: index for index, name in enumerate(label_names)}
-    train_targets = encode_labels(row_label_names(train_ds, labels, field="data"), label2id,
-                                  multi_label=multi_label, field="data")
+    train_targets = encode_labels(
+        row_label_names(train_ds, labels, field="data"), label2id, multi_label=multi_label, field="data"
+    )
 
     if eval_data is None:
         train_index, eval_index = stratified_holdout(train_targets, multi_label=multi_label, seed=seed)
@@ -101,19 +104,40 @@ def train_classifier(
         eval_labels, _ = label_schema(eval_ds, field="eval_data")
         if eval_labels.multi_label != multi_label:
             kinds = ("single-label", "multi-label")
-            raise ConfigError(f"eval_data: its '{eval_labels.name}' column is {kinds[eval_labels.multi_label]} but "
-                              f"data is {kinds[multi_label]}; pass an eval set of the same kind")
+            raise ConfigError(
+                f"eval_data: its '{eval_labels.name}' column is {kinds[eval_labels.multi_label]} but "
+                f"data is {kinds[multi_label]}; pass an eval set of the same kind"
+            )
         eval_texts = texts_of(eval_ds, field="eval_data")
-        eval_targets = encode_labels(row_label_names(eval_ds, eval_labels, field="eval_data"), label2id,
-                                     multi_label=multi_label, field="eval_data")
+        eval_targets = encode_labels(
+            row_label_names(eval_ds, eval_labels, field="eval_data"), label2id, multi_label=multi_label, field="eval_data"
+        )
 
     metrics = _fit(
-        train_texts, train_targets, eval_texts, eval_targets,
-        model=model, label_names=label_names, multi_label=multi_label, epochs=epochs, output_dir=output_dir,
-        batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, seed=seed, threshold=threshold,
+        train_texts,
+        train_targets,
+        eval_texts,
+        eval_targets,
+        model=model,
+        label_names=label_names,
+        multi_label=multi_label,
+        epochs=epochs,
+        output_dir=output_dir,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        seed=seed,
+        threshold=threshold,
     )
-    metrics.update({"num_train": len(train_texts), "num_eval": len(eval_texts), "epochs": float(epochs),
-                    "model": model, "eval_source": eval_source})
+    metrics.update(
+        {
+            "num_train": len(train_texts),
+            "num_eval": len(eval_texts),
+            "epochs": float(epochs),
+            "model": model,
+            "eval_source": eval_source,
+        }
+    )
     metrics_path = _metrics_path(data, output_dir)
     if metrics_path is not None:
         metrics["metrics_file"] = str(metrics_path)
@@ -124,13 +148,14 @@ def train_classifier(
 
 def format_metrics(metrics: Mapping[str, float | int | str]) -> str:
     """A few lines for a terminal: what was evaluated on, the scores, and where they were written."""
-    lines = [f"model {metrics['model']}: trained on {metrics['num_train']} rows for {metrics['epochs']:g} epoch(s), "
-             f"evaluated on {metrics['num_eval']} rows from {metrics['eval_source']}"]
+    lines = [
+        f"model {metrics['model']}: trained on {metrics['num_train']} rows for {metrics['epochs']:g} epoch(s), "
+        f"evaluated on {metrics['num_eval']} rows from {metrics['eval_source']}"
+    ]
     scores = [name for name in _SCORE_NAMES if name in metrics]
     lines += [f"  {name:<16} {float(metrics[name]):.4f}" for name in scores]
     if metrics["eval_source"] == HELD_OUT_SOURCE:
-        lines.append("  (synthetic rows score the fit to the generator, not real-world quality: pass a human-labelled "
-                     "eval set)")
+        lines.append("  (synthetic rows score the fit to the generator, not real-world quality: pass a human-labelled eval set)")
     if "metrics_file" in metrics:
         lines.append(f"metrics written to {metrics['metrics_file']}")
     return "\n".join(lines)
@@ -148,8 +173,14 @@ def classification_metrics(
         predicted = logits.argmax(axis=-1)
         truth = targets.astype(np.int64)
         present = np.union1d(truth, predicted)
-        f1s = [_f1(np.sum((truth == c) & (predicted == c)), np.sum((truth != c) & (predicted == c)),
-                   np.sum((truth == c) & (predicted != c))) for c in present]
+        f1s = [
+            _f1(
+                np.sum((truth == c) & (predicted == c)),
+                np.sum((truth != c) & (predicted == c)),
+                np.sum((truth == c) & (predicted != c)),
+            )
+            for c in present
+        ]
         return {"accuracy": float(np.mean(truth == predicted)), "macro_f1": float(np.mean(f1s))}
     predicted = logits >= math.log(threshold / (1.0 - threshold))  # sigmoid(x) >= t, without overflow
     truth = targets >= 0.5
@@ -171,8 +202,9 @@ def _f1(tp: int, fp: int, fn: int) -> float:
     return float(2 * tp / denominator) if denominator else 0.0
 
 
-def _check_options(*, model: str, epochs: float, batch_size: int, learning_rate: float, max_length: int,
-                   threshold: float) -> None:
+def _check_options(
+    *, model: str, epochs: float, batch_size: int, learning_rate: float, max_length: int, threshold: float
+) -> None:
     checks = (
         ("model", model, isinstance(model, str) and model.strip() != "", "pass a local model folder or a Hub model id"),
         ("epochs", epochs, epochs > 0, "use a positive number such as 3"),
@@ -195,9 +227,21 @@ def _metrics_path(data: DataArg, output_dir: str | Path | None) -> Path | None:
 
 
 def _fit(
-    train_texts: list[str], train_targets: np.ndarray, eval_texts: list[str], eval_targets: np.ndarray, *,
-    model: str, label_names: list[str], multi_label: bool, epochs: float, output_dir: str | Path | None,
-    batch_size: int, learning_rate: float, max_length: int, seed: int, threshold: float,
+    train_texts: list[str],
+    train_targets: np.ndarray,
+    eval_texts: list[str],
+    eval_targets: np.ndarray,
+    *,
+    model: str,
+    label_names: list[str],
+    multi_label: bool,
+    epochs: float,
+    output_dir: str | Path | None,
+    batch_size: int,
+    learning_rate: float,
+    max_length: int,
+    seed: int,
+    threshold: float,
 ) -> Metrics:
     try:
         import torch
@@ -212,13 +256,18 @@ def _fit(
 
     def encoded(texts: list[str], targets: np.ndarray) -> Dataset:
         rows = Dataset.from_dict({"text": texts, "labels": targets.tolist()})
-        return rows.map(lambda batch: tokenizer(batch["text"], truncation=True, max_length=length),
-                        batched=True, remove_columns=["text"], desc="Tokenizing")
+        return rows.map(
+            lambda batch: tokenizer(batch["text"], truncation=True, max_length=length),
+            batched=True,
+            remove_columns=["text"],
+            desc="Tokenizing",
+        )
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return classification_metrics(np.asarray(prediction.label_ids), np.asarray(logits),
-                                       multi_label=multi_label, threshold=threshold)
+        return classification_metrics(
+            np.asarray(prediction.label_ids), np.asarray(logits), multi_label=multi_label, threshold=threshold
+        )
 
     on_gpu = torch.cuda.is_available()
     with tempfile.TemporaryDirectory(prefix="attrprompt-train-") as scratch:
@@ -236,12 +285,16 @@ def _fit(
             dataloader_pin_memory=on_gpu,
             seed=seed,
         )
-        trainer = Trainer(model=classifier, args=args, train_dataset=encoded(train_texts, train_targets),
-                          eval_dataset=encoded(eval_texts, eval_targets), processing_class=tokenizer,
-                          compute_metrics=compute_metrics)
+        trainer = Trainer(
+            model=classifier,
+            args=args,
+            train_dataset=encoded(train_texts, train_targets),
+            eval_dataset=encoded(eval_texts, eval_targets),
+            processing_class=tokenizer,
+            compute_metrics=compute_metrics,
+        )
         train_output = trainer.train()
-        final = [log for log in trainer.state.log_history
-                 if "eval_loss" in log and log.get("step") == trainer.state.global_step]
+        final = [log for log in trainer.state.log_history if "eval_loss" in log and log.get("step") == trainer.state.global_step]
         evaluation = final[-1] if final else trainer.evaluate()
         if output_dir is not None:
             trainer.save_model(str(output_dir))
@@ -272,6 +325,8 @@ def _load_model(model: str, *, label_names: list[str], multi_label: bool) -> tup
             "cache (offline or unreachable Hub); pass a model folder, or download it once with network access"
         ) from err
     except ValueError as err:
-        raise ConfigError(f"model: {model!r} cannot be loaded as a sequence classifier ({one_line(err)}); "
-                          "pass an encoder such as a BERT-style model") from err
+        raise ConfigError(
+            f"model: {model!r} cannot be loaded as a sequence classifier ({one_line(err)}); "
+            "pass an encoder such as a BERT-style model"
+        ) from err
     return tokenizer, classifier

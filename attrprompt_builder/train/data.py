@@ -47,8 +47,10 @@ def load_data(source: DataArg, *, field: str) -> Dataset | DatasetDict:
     try:
         return load_dataset(builder, data_files=str(path)) if builder else load_dataset(str(source))
     except (OSError, ValueError) as err:
-        raise ConfigError(f"{field}: cannot load {str(source)!r} as a dataset ({one_line(err)}); pass a generated "
-                          "folder, a dataset folder or file, or a reachable Hub dataset id") from err
+        raise ConfigError(
+            f"{field}: cannot load {str(source)!r} as a dataset ({one_line(err)}); pass a generated "
+            "folder, a dataset folder or file, or a reachable Hub dataset id"
+        ) from err
 
 
 def select_split(loaded: Dataset | DatasetDict, *, field: str, preferred: Sequence[str]) -> Dataset:
@@ -58,8 +60,10 @@ def select_split(loaded: Dataset | DatasetDict, *, field: str, preferred: Sequen
     if split is None and len(loaded) == 1:
         split = next(iter(loaded))
     if split is None:
-        raise ConfigError(f"{field}: no split named {' or '.join(map(repr, preferred))} among {sorted(loaded)}; "
-                          "pick one (eval_split=) or pass a folder with one split")
+        raise ConfigError(
+            f"{field}: no split named {' or '.join(map(repr, preferred))} among {sorted(loaded)}; "
+            "pick one (eval_split=) or pass a folder with one split"
+        )
     return loaded[split]
 
 
@@ -72,8 +76,10 @@ def load_eval(eval_data: DataArg, *, data: DataArg, eval_split: str) -> tuple[Da
     split = str(eval_ds.split) if eval_ds.split is not None else "?"
     local = isinstance(data, (str, Path)) and Path(data).exists()
     if local and Path(data).resolve() == Path(eval_data).resolve() and split == "train":
-        raise ConfigError(f"eval_data: {str(eval_data)!r} is the training data; pass a held-out set labelled "
-                          "by people, or omit eval_data to hold out 10% of the training rows")
+        raise ConfigError(
+            f"eval_data: {str(eval_data)!r} is the training data; pass a held-out set labelled "
+            "by people, or omit eval_data to hold out 10% of the training rows"
+        )
     return eval_ds, f"{eval_data} (split {split})"
 
 
@@ -83,16 +89,20 @@ def label_schema(ds: Dataset, *, field: str) -> tuple[LabelColumn, list[str]]:
         raise ConfigError(f"{field}: the split has no rows; pass a dataset with examples")
     labels = find_label_column(ds.features)
     if labels is None or "text" not in ds.column_names:
-        raise ConfigError(f"{field}: needs a 'text' column and a 'label' (or multi-label 'labels') column, "
-                          f"found {ds.column_names}; rename the columns")
+        raise ConfigError(
+            f"{field}: needs a 'text' column and a 'label' (or multi-label 'labels') column, "
+            f"found {ds.column_names}; rename the columns"
+        )
     if labels.class_names is not None:
         return labels, list(labels.class_names)
     if isinstance(labels.item, Value) and labels.item.dtype in ("string", "large_string"):
         values = ds[labels.name]
         names = {name for row in values for name in row or ()} if labels.multi_label else set(values)
         return labels, sorted(name for name in names if name is not None)
-    raise ConfigError(f"{field}: column '{labels.name}' is {ds.features[labels.name]} without class names; cast it "
-                      "to ClassLabel(names=[...]) (or strings) so labels can be matched by name")
+    raise ConfigError(
+        f"{field}: column '{labels.name}' is {ds.features[labels.name]} without class names; cast it "
+        "to ClassLabel(names=[...]) (or strings) so labels can be matched by name"
+    )
 
 
 def row_label_names(ds: Dataset, labels: LabelColumn, *, field: str) -> list[Any]:
@@ -100,8 +110,7 @@ def row_label_names(ds: Dataset, labels: LabelColumn, *, field: str) -> list[Any
     values = list(ds[labels.name])
     missing = [i for i, value in enumerate(values) if value is None or (not labels.multi_label and value == -1)]
     if missing:
-        raise ConfigError(f"{field}: {len(missing)} row(s) have no label (first: row {missing[0]}); "
-                          "drop or label them")
+        raise ConfigError(f"{field}: {len(missing)} row(s) have no label (first: row {missing[0]}); drop or label them")
     if labels.multi_label:
         return [list(labels.names_of(row)) for row in values]
     return [labels.names_of(value)[0] for value in values]
@@ -113,10 +122,11 @@ def encode_labels(row_names: list[Any], label2id: dict[str, int], *, multi_label
     unknown = sorted(seen - label2id.keys())
     if unknown:
         by_case = {name.lower(): name for name in label2id}
-        hint = "".join(f"; did you mean {by_case[name.lower()]!r} for {name!r}?" for name in unknown
-                       if name.lower() in by_case)
-        raise ConfigError(f"{field}: label name(s) {unknown} are not among the training labels "
-                          f"{sorted(label2id)}{hint}; relabel or drop those rows")
+        hint = "".join(f"; did you mean {by_case[name.lower()]!r} for {name!r}?" for name in unknown if name.lower() in by_case)
+        raise ConfigError(
+            f"{field}: label name(s) {unknown} are not among the training labels "
+            f"{sorted(label2id)}{hint}; relabel or drop those rows"
+        )
     if not multi_label:
         return np.array([label2id[name] for name in row_names], dtype=np.int64)
     targets = np.zeros((len(row_names), len(label2id)), dtype=np.float32)
@@ -129,8 +139,9 @@ def texts_of(ds: Dataset, *, field: str) -> list[str]:
     texts = list(ds["text"])
     bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
     if bad:
-        raise ConfigError(f"{field}: {len(bad)} row(s) have a 'text' that is not a string (first: row {bad[0]}); "
-                          "drop or fix them")
+        raise ConfigError(
+            f"{field}: {len(bad)} row(s) have a 'text' that is not a string (first: row {bad[0]}); drop or fix them"
+        )
     return texts
 
 

@@ -12,7 +12,11 @@ LABELS = ["ml", "stats"]
 def papers_recipe() -> Recipe:
     return parse_recipe(
         {
-            "name": "papers", "domain": "paper abstract", "license": "mit", "multi_label": True, "labels": LABELS,
+            "name": "papers",
+            "domain": "paper abstract",
+            "license": "mit",
+            "multi_label": True,
+            "labels": LABELS,
             "attributes": [{"name": "subtopics", "label_map": {"bandits": ["ml", "stats"], "cnn": ["ml"]}}],
             "prompts": {"attributed": "{{ labels_text }}: {{ subtopics }}", "simple": "{{ labels_text }}"},
         }

@@ -83,12 +83,16 @@ def news_dataset() -> datasets.Dataset:
 
 def build_stats() -> BuildStats:
     stats = BuildStats(
-        sent=11, kept=7, dropped=Counter(refusal=2, near_duplicate=2, exact_duplicate=1), retries=Counter(http_429=4),
-        failures=Counter(timeout=1), prompt_tokens=900, completion_tokens=1500, cost=0.0123,
+        sent=11,
+        kept=7,
+        dropped=Counter(refusal=2, near_duplicate=2, exact_duplicate=1),
+        retries=Counter(http_429=4),
+        failures=Counter(timeout=1),
+        prompt_tokens=900,
+        completion_tokens=1500,
+        cost=0.0123,
     )
-    stats.dedup_examples.append(
-        {"kept": "Stocks fell", "dropped": "Stocks fell again", "similarity": 0.97, "label": "business"}
-    )
+    stats.dedup_examples.append({"kept": "Stocks fell", "dropped": "Stocks fell again", "similarity": 0.97, "label": "business"})
     stats.dedup_removed_by_value["location"] = Counter({"Paris": 2, "Lima": 1})
     stats.for_class("sports").kept = 4
     return stats
@@ -108,10 +112,23 @@ def generated_folder(tmp_path: Path) -> Path:
     news_dataset().to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
     (folder / "recipe.yaml").write_text(news_recipe().to_yaml(), encoding="utf-8")
     generation = {
-        "model": "tiny-llm-1b", "backend": "endpoint", "endpoint_host": SECRET_ENDPOINT, "temperature": 1.0,
-        "top_p": 1.0, "max_new_tokens": 256, "seed": 7, "samples_per_class": 4, "sampling": "uniform",
-        "prompting": "attributed", "dedup_threshold": 0.92, "embedder": "ngram", "date": "2025-01-01",
-        "package_version": "0.1.0", "price_in": 0.001, "price_out": 0.002, "token": "hf_PLANTEDtoken999",
+        "model": "tiny-llm-1b",
+        "backend": "endpoint",
+        "endpoint_host": SECRET_ENDPOINT,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_new_tokens": 256,
+        "seed": 7,
+        "samples_per_class": 4,
+        "sampling": "uniform",
+        "prompting": "attributed",
+        "dedup_threshold": 0.92,
+        "embedder": "ngram",
+        "date": "2025-01-01",
+        "package_version": "0.1.0",
+        "price_in": 0.001,
+        "price_out": 0.002,
+        "token": "hf_PLANTEDtoken999",
     }
     record = {"generation": generation, "stats": build_stats().to_dict()}
     (folder / "generation.json").write_text(json.dumps(record), encoding="utf-8")
@@ -185,9 +202,7 @@ def test_build_card_subsamples_aps_and_says_so() -> None:
 
 def test_multi_label_card_without_embedder() -> None:
     recipe = papers_recipe()
-    dataset = papers_dataset(
-        ["regret bounds", "conv nets", "more regret"], [[0, 1], [0], [0, 1]], ["bandits", "cnn", "bandits"]
-    )
+    dataset = papers_dataset(["regret bounds", "conv nets", "more regret"], [[0, 1], [0], [0, 1]], ["bandits", "cnn", "bandits"])
     card = build_card(dataset, recipe, generation={"model": "m"}, stats=build_stats())
     assert card.data.task_ids == ["multi-label-classification"]
     assert card.data.license == "mit"
@@ -240,5 +255,10 @@ def test_redact_and_size_category() -> None:
     assert "user" not in cleaned and "hf_abc123456" not in cleaned and "xyz" not in cleaned
     assert "http://host/" in cleaned
     assert [size_category(n) for n in (0, 999, 1000, 9999, 10_000, 150_000)] == [
-        "n<1K", "n<1K", "1K<n<10K", "1K<n<10K", "10K<n<100K", "100K<n<1M",
+        "n<1K",
+        "n<1K",
+        "1K<n<10K",
+        "1K<n<10K",
+        "10K<n<100K",
+        "100K<n<1M",
     ]

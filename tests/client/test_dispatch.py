@@ -32,7 +32,9 @@ def request(i: int) -> ChatRequest:
 
 def dispatcher(*urls: str, max_concurrency: int = 4, max_errors: int = 100, **options) -> Dispatcher:
     backends = [EndpointBackend(url, timeout=10.0) for url in urls]
-    return Dispatcher(backends, max_concurrency=max_concurrency, policy=options.pop("policy", QUICK), max_errors=max_errors, **options)
+    return Dispatcher(
+        backends, max_concurrency=max_concurrency, policy=options.pop("policy", QUICK), max_errors=max_errors, **options
+    )
 
 
 def send_all(pool: Dispatcher, requests: list[ChatRequest]) -> list[ChatReply | None]:

@@ -39,9 +39,7 @@ def no_template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-base"), chat_template=False)
 
 
-def chat(
-    topic: str, *, seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 32
-) -> ChatRequest:
+def chat(topic: str, *, seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 32) -> ChatRequest:
     return ChatRequest(
         messages=(
             {"role": "system", "content": "Answer briefly."},

@@ -119,7 +119,15 @@ def test_speculative_draws_beyond_need_are_bounded_per_class(tgi):
 
 @pytest.mark.parametrize(
     ("fault", "cause"),
-    [("429", "http_429"), ("503", "http_503"), ("502", "http_502"), ("504", "http_504"), ("424", "http_424"), ("garbage", "bad_body"), ("drop", "connection")],
+    [
+        ("429", "http_429"),
+        ("503", "http_503"),
+        ("502", "http_502"),
+        ("504", "http_504"),
+        ("424", "http_424"),
+        ("garbage", "bad_body"),
+        ("drop", "connection"),
+    ],
 )
 def test_each_transient_fault_is_retried(tgi, fault, cause):
     tgi.configure(faults={fault: 0.5})
@@ -159,7 +167,10 @@ def test_overload_shrinks_concurrency(tgi):
     assert max(after) < max(before), (before, after)
 
 
-@pytest.mark.parametrize(("status", "words"), [(401, "rejected the token (401)"), (403, "(403)"), (404, "404 Not Found"), (422, "(422)"), (400, "(400)")])
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [(401, "rejected the token (401)"), (403, "(403)"), (404, "404 Not Found"), (422, "(422)"), (400, "(400)")],
+)
 def test_permanent_errors_stop_at_once_with_one_request(tgi, status, words):
     tgi.configure(fixed_status=status)
     started = time.monotonic()
@@ -213,7 +224,9 @@ def test_token_budget_and_cost_budget(tgi):
 def test_an_exception_mid_build_keeps_the_journal(tgi, tmp_path):
     journal_dir = str(tmp_path / "journal")
     tgi.configure(faults={"500": 0.0})
-    builder = make_builder("agnews", endpoint=tgi.url, samples_per_class=10, journal_dir=journal_dir, max_concurrency=2, **NO_DEDUP)
+    builder = make_builder(
+        "agnews", endpoint=tgi.url, samples_per_class=10, journal_dir=journal_dir, max_concurrency=2, **NO_DEDUP
+    )
     original = tgi.compose
 
     def fail_after_15(request, behaviour):  # the endpoint starts rejecting the token mid-build

@@ -144,7 +144,9 @@ prompts:
     assert same["text"] == ds["text"]
     # editing the recipe changes the cache key: no stale dataset comes back
     recipe.write_text(recipe.read_text().replace("web dashboard", "public API"), encoding="utf-8")
-    edited = datasets.load_dataset("attrprompt", config=str(recipe), endpoint=tgi.url, samples_per_class=3, split="train", **NO_DEDUP)
+    edited = datasets.load_dataset(
+        "attrprompt", config=str(recipe), endpoint=tgi.url, samples_per_class=3, split="train", **NO_DEDUP
+    )
     assert "public API" in set(edited["product"])
 
 

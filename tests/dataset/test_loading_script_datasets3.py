@@ -37,9 +37,9 @@ def test_loading_script_builds_on_datasets_3(tgi, tmp_path):
     result = subprocess.run(
         [PYTHON, "-c", _RUN, tgi.url, str(SCRIPT)], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
     )
-    line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT=")), None)
+    line = next((row for row in result.stdout.splitlines() if row.startswith("RESULT=")), None)
     assert line, result.stderr[-3000:]
-    out = json.loads(line[len("RESULT="):])
+    out = json.loads(line[len("RESULT=") :])
     assert out["version"].startswith("3.")
     assert out["rows"] == 4 and out["names"] == ["negative", "positive"]
     assert out["columns"] == ["text", "label", "genre", "subtopics", "length", "style", "prompt"]

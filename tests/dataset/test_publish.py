@@ -266,9 +266,7 @@ def test_refused_token_is_one_line_naming_the_fix(tmp_path: Path, token: str | N
     assert "--token" in message and "HF_TOKEN" in message and "'team/x'" in message
 
 
-@pytest.mark.parametrize(
-    ("missing", "fix"), [("README.md", "attrprompt card"), ("data", "attrprompt generate")]
-)
+@pytest.mark.parametrize(("missing", "fix"), [("README.md", "attrprompt card"), ("data", "attrprompt generate")])
 def test_incomplete_folder_is_refused_before_any_request(
     hub: LoopbackHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str, fix: str
 ) -> None:

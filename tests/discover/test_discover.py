@@ -85,12 +85,18 @@ def test_discover_writes_a_reviewed_recipe_that_generates(llm, labels_file, tmp_
     # Step 3: duplicates and the duplicate-in-another-case are gone; shared lists parsed from JSON and commas.
     assert recipe.values_for("location", "world")[:2] == ("Kenya", "Peru")
     assert list(recipe.attribute("writing_style").values or ()) == [
-        "investigative", "op-ed", "feature", "breaking bulletin", "interview", "explainer"
+        "investigative",
+        "op-ed",
+        "feature",
+        "breaking bulletin",
+        "interview",
+        "explainer",
     ]
     sent = llm.count()
 
-    folder = generate_folder(str(output), tmp_path / "out", endpoint=llm.url, samples_per_class=5,
-                             dedup_threshold=None, card=False)
+    folder = generate_folder(
+        str(output), tmp_path / "out", endpoint=llm.url, samples_per_class=5, dedup_threshold=None, card=False
+    )
     rows = datasets.Dataset.from_parquet(sorted(str(p) for p in (folder / "data").glob("*.parquet")))
     names = rows.features["label"].names
     assert sorted(names[i] for i in rows["label"]) == sorted(list(NEWS_LABELS) * 5)
@@ -114,8 +120,15 @@ def test_simple_prompts_carry_no_attribute_value(llm, tmp_path):
     path = result.write(tmp_path / "recipe.yaml")
     assert len(result.recipe.values_for("location", "world")) == 4
     llm.reset()
-    rows = datasets.load_dataset("attrprompt", config=str(path), endpoint=llm.url, samples_per_class=5,
-                                 prompting="simple", dedup_threshold=None, split="train")
+    rows = datasets.load_dataset(
+        "attrprompt",
+        config=str(path),
+        endpoint=llm.url,
+        samples_per_class=5,
+        prompting="simple",
+        dedup_threshold=None,
+        split="train",
+    )
     assert len(rows) == 20
     values = _every_value(result.recipe)
     sent_prompts = [r["body"]["messages"][-1]["content"] for r in llm.requests if r["route"] == "/v1/chat/completions"]
@@ -196,8 +209,9 @@ def test_token_reaches_the_endpoint_only_when_passed(llm, tmp_path, monkeypatch)
     assert llm.requests and all("authorization" not in r["headers"] for r in llm.requests)
     llm.reset()
     secret = "sk-owntoken456"
-    result = discover_recipe(["a", "b"], domain="posts", endpoint=llm.url, token=secret, journal_dir=tmp_path / "j2",
-                             values_per_dimension=2)
+    result = discover_recipe(
+        ["a", "b"], domain="posts", endpoint=llm.url, token=secret, journal_dir=tmp_path / "j2", values_per_dimension=2
+    )
     assert llm.requests and all(r["headers"]["authorization"] == f"Bearer {secret}" for r in llm.requests)
     assert secret not in result.yaml_text
     assert not [p for p in (tmp_path / "j2").iterdir() if secret.encode() in p.read_bytes()]

@@ -77,9 +77,7 @@ def test_batching_does_not_change_any_decision():
     assert 5 < sum(not d.keep for d in reference) < len(texts) / 2
     for batch in (1, 7, 64):
         decisions = run(NearDuplicateFilter(embedder="ngram"), texts, batch=batch)
-        assert [(d.keep, d.reason, d.match_index) for d in decisions] == [
-            (d.keep, d.reason, d.match_index) for d in reference
-        ]
+        assert [(d.keep, d.reason, d.match_index) for d in decisions] == [(d.keep, d.reason, d.match_index) for d in reference]
         assert [d.similarity for d in decisions] == pytest.approx([d.similarity for d in reference], abs=1e-5)
 
 
@@ -116,7 +114,10 @@ def test_cross_group_view_sees_rows_kept_before_the_second_group_appeared():
 
 
 def test_by_label_compares_within_a_class_and_by_none_across_all():
-    texts = ["The harbour froze overnight and ferries stayed in port.", "The harbour froze overnight and the ferries stayed in port."]
+    texts = [
+        "The harbour froze overnight and ferries stayed in port.",
+        "The harbour froze overnight and the ferries stayed in port.",
+    ]
     dataset = Dataset.from_dict({"text": texts, "label": [0, 1]})
     per_label, stats = deduplicate(dataset, embedder="ngram", return_stats=True)
     assert per_label["text"] == texts and stats.cross_group_flags == {"1": 1}
@@ -173,7 +174,9 @@ def test_stats_for_the_card():
     data = stats.to_dict()
     assert data["embedder"] == "ngram-3-5-d256" and data["threshold"] == NGRAM_THRESHOLD
     assert data["checked"] == 60 and data["kept"] + stats.total_removed == 60
-    assert data["removed_per_group"] == {"0": data["removed"]} and data["removed_by_value"] == {"topic": {"x": stats.total_removed}}
+    assert data["removed_per_group"] == {"0": data["removed"]} and data["removed_by_value"] == {
+        "topic": {"x": stats.total_removed}
+    }
     assert 0 < len(data["examples"]) <= 10
     for example in data["examples"]:
         assert set(example) == {"group", "kept_text", "dropped_text", "similarity"}
@@ -228,7 +231,10 @@ def test_threshold_outside_zero_one_is_rejected(threshold):
 
 def test_bad_dataset_arguments_are_one_line_errors():
     dataset = Dataset.from_dict({"text": ["a b c d", None], "label": [0, 0]})
-    for kwargs, pattern in [({"column": "body"}, "column: 'body' is not a column"), ({"by": "topic"}, "by: 'topic' is not a column")]:
+    for kwargs, pattern in [
+        ({"column": "body"}, "column: 'body' is not a column"),
+        ({"by": "topic"}, "by: 'topic' is not a column"),
+    ]:
         with pytest.raises(ConfigError, match=pattern):
             deduplicate(dataset, embedder="ngram", **kwargs)
     with pytest.raises(ConfigError, match="column 'text': row 1 is empty"):
@@ -253,16 +259,26 @@ def test_check_rejects_mismatched_input_and_non_unit_vectors():
 # -- the real model ---------------------------------------------------------------------------
 
 PARAGRAPHS = [
-    ("The lighthouse keeper climbed the spiral stairs every evening to light the lamp. Ships passing the rocky "
-    "headland relied on its beam, and in forty years he never once let it go dark, not even during the great storm."),
-    ("Bread dough needs time to rise in a warm place. If the kitchen is cold, the yeast works slowly and the loaf "
-    "turns out dense, so many bakers leave the bowl near the oven or cover it with a damp towel."),
-    ("The city council voted on Tuesday to extend the tram line to the northern suburbs. Construction is expected "
-    "to begin next spring and will take about three years, according to the transport department."),
-    ("Honeybees communicate the location of flowers through a waggle dance. The angle of the dance shows the "
-    "direction relative to the sun, while its duration tells the other bees how far they need to fly."),
-    ("Our tram line to the southern suburbs opened on Monday after two years of work. Commuters said the trip to "
-    "the city centre is now twenty minutes shorter than it was by bus."),
+    (
+        "The lighthouse keeper climbed the spiral stairs every evening to light the lamp. Ships passing the rocky "
+        "headland relied on its beam, and in forty years he never once let it go dark, not even during the great storm."
+    ),
+    (
+        "Bread dough needs time to rise in a warm place. If the kitchen is cold, the yeast works slowly and the loaf "
+        "turns out dense, so many bakers leave the bowl near the oven or cover it with a damp towel."
+    ),
+    (
+        "The city council voted on Tuesday to extend the tram line to the northern suburbs. Construction is expected "
+        "to begin next spring and will take about three years, according to the transport department."
+    ),
+    (
+        "Honeybees communicate the location of flowers through a waggle dance. The angle of the dance shows the "
+        "direction relative to the sun, while its duration tells the other bees how far they need to fly."
+    ),
+    (
+        "Our tram line to the southern suburbs opened on Monday after two years of work. Commuters said the trip to "
+        "the city centre is now twenty minutes shorter than it was by bus."
+    ),
 ]
 
 

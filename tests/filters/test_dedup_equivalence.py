@@ -99,9 +99,15 @@ def planted_corpus(count: int, *, dim: int = 48, seed: int = 7) -> tuple[list[st
                 emit(f"chain {i} link {step}", group, math.cos(math.radians(degrees)) * a + math.sin(math.radians(degrees)) * u)
         else:  # an exact copy of an earlier text
             j = int(rng.integers(i))
-            variant = ["  " + texts[j].upper() + " !", texts[j].replace(" ", "\t"), texts[j].replace(" ", " \u00a0 ") + "..."][rng.integers(3)]
+            variant = ["  " + texts[j].upper() + " !", texts[j].replace(" ", "\t"), texts[j].replace(" ", " \u00a0 ") + "..."][
+                rng.integers(3)
+            ]
             # An embedder may see the copy as another text altogether: a copy is caught by its text.
-            emit(variant, groups[j], vectors[texts[j]] + 0.001 * rng.standard_normal(dim) if rng.random() < 0.5 else rng.standard_normal(dim))
+            emit(
+                variant,
+                groups[j],
+                vectors[texts[j]] + 0.001 * rng.standard_normal(dim) if rng.random() < 0.5 else rng.standard_normal(dim),
+            )
     return texts[:count], groups[:count], vectors
 
 
@@ -145,7 +151,22 @@ def test_exact_key_shortcut_matches_the_documented_rule():
     from attrprompt_builder.filters.dedup.filter import _text_key
 
     rng = np.random.default_rng(5)
-    alphabet = list("ab .,!?-'\"Z") + ["\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x7f", "\u00a0", "\u2003", "\u2019", "\u2014", "\x85", "\u00c9"]
+    alphabet = list("ab .,!?-'\"Z") + [
+        "\t",
+        "\n",
+        "\r",
+        "\x0b",
+        "\x0c",
+        "\x1c",
+        "\x1f",
+        "\x7f",
+        "\u00a0",
+        "\u2003",
+        "\u2019",
+        "\u2014",
+        "\x85",
+        "\u00c9",
+    ]
     samples = ["".join(rng.choice(alphabet, size=rng.integers(0, 12))) for _ in range(20000)]
     by_key: dict[bytes, str] = {}
     for text in samples:

@@ -92,9 +92,7 @@ def test_similar_classes_exclusion_drops_the_samples_own_labels():
     recipe = load_preset("arxiv")
     sampler = AttributeSampler(recipe, seed=0)
     renderer = PromptRenderer(recipe)
-    draw = next(
-        d for d in (sampler.draw("machine_learning", i) for i in range(500)) if "artificial_intelligence" in d.labels
-    )
+    draw = next(d for d in (sampler.draw("machine_learning", i) for i in range(500)) if "artificial_intelligence" in d.labels)
     similar = renderer.similar_classes(draw)
     assert all(name.lower() not in ("artificial intelligence", "machine learning") for name in similar)
     assert "irrelevant to" in renderer.render(draw)

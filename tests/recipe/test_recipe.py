@@ -69,16 +69,25 @@ def test_fingerprint_changes_with_content(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["attributes"][1]["per_class"].update(biling=["x"]), "attributes[1] (subtopic).per_class: unknown label 'biling'"),
+        (
+            lambda d: d["attributes"][1]["per_class"].update(biling=["x"]),
+            "attributes[1] (subtopic).per_class: unknown label 'biling'",
+        ),
         (lambda d: d["attributes"][0].update(values=[]), "attributes[0] (product).values: empty value list"),
-        (lambda d: d["prompts"].update(attributed=d["prompts"]["attributed"] + " {{ tone }}"), "prompts.attributed: template uses undefined variable 'tone'"),
+        (
+            lambda d: d["prompts"].update(attributed=d["prompts"]["attributed"] + " {{ tone }}"),
+            "prompts.attributed: template uses undefined variable 'tone'",
+        ),
         (lambda d: d["labels"].append("outage"), "labels[3]: duplicate label 'outage'"),
         (lambda d: d.pop("domain"), "domain: missing required field"),
         (lambda d: d.pop("license"), "license: missing required field"),
         (lambda d: d["similar"].update(nope=["a"]), "similar: unknown label 'nope'"),
         (lambda d: d["attributes"][0].update(values=["a", "a"]), "values[1]: duplicate value 'a'"),
         (lambda d: d["attributes"][1]["per_class"].pop("outage"), "no values for label 'outage'"),
-        (lambda d: d["prompts"].update(simple="About {{ product }}"), "prompts.simple: template uses undefined variable 'product'"),
+        (
+            lambda d: d["prompts"].update(simple="About {{ product }}"),
+            "prompts.simple: template uses undefined variable 'product'",
+        ),
         (lambda d: d["prompts"].update(attributed="About {{ label }} {{ subtopic }}"), "dimension 'product' is never used"),
         (lambda d: d.update(colour="red"), "colour: unknown field"),
         (lambda d: d["attributes"][0].update(name="text"), "'text' is reserved"),

@@ -237,19 +237,24 @@ def _info(call: _Call) -> _Reply:
     card = {}
     if readme is not None and readme.data.startswith(b"---"):
         card = yaml.safe_load(readme.data.decode().split("---", 2)[1]) or {}
-    return _json({
-        "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
-        "id": repo.repo_id,
-        "author": repo.repo_id.split("/")[0],
-        "sha": sha,
-        "lastModified": repo.dates[sha],
-        "createdAt": repo.dates[sha],
-        "private": repo.private,
-        "gated": False, "disabled": False, "downloads": 0, "likes": 0,
-        "tags": card.get("tags", []),
-        "cardData": card,
-        "siblings": [{"rfilename": path} for path in sorted(repo.snapshots[sha])],
-    })
+    return _json(
+        {
+            "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
+            "id": repo.repo_id,
+            "author": repo.repo_id.split("/")[0],
+            "sha": sha,
+            "lastModified": repo.dates[sha],
+            "createdAt": repo.dates[sha],
+            "private": repo.private,
+            "gated": False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": card.get("tags", []),
+            "cardData": card,
+            "siblings": [{"rfilename": path} for path in sorted(repo.snapshots[sha])],
+        }
+    )
 
 
 def _preupload(call: _Call) -> _Reply:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import itertools
 import json
 import re
 import signal
@@ -55,7 +56,7 @@ def text_of(output: ChatCompletionOutput) -> str:
 def bigram_overlap(first: str, second: str) -> float:
     def bigrams(text: str) -> set[tuple[str, str]]:
         words = text.lower().split()
-        return set(zip(words, words[1:]))
+        return set(itertools.pairwise(words))
 
     return len(bigrams(first) & bigrams(second)) / len(bigrams(first) | bigrams(second))
 
@@ -262,8 +263,13 @@ def test_faults_are_drawn_per_request_so_a_retry_can_succeed(server: TGIServer) 
     [
         (401, {"error": "Authorization header is correct, but the token seems invalid", "error_type": "unauthorized"}),
         (404, {"error": "Model not found", "error_type": "not_found"}),
-        (422, {"error": "Input validation error: `inputs` must have less than 4096 tokens. Given: 4100",
-               "error_type": "validation"}),
+        (
+            422,
+            {
+                "error": "Input validation error: `inputs` must have less than 4096 tokens. Given: 4100",
+                "error_type": "validation",
+            },
+        ),
     ],
 )
 def test_fixed_status_answers_every_generation_request(server: TGIServer, status: int, body: dict[str, str]) -> None:

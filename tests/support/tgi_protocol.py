@@ -108,9 +108,7 @@ def parse_request(kind: str, body: Any, *, max_input: int, max_total: int) -> Ge
         raise Rejected("Input validation error: `temperature` must be positive")
     prompt_tokens = sum(len(content.split()) for content in contents)
     if prompt_tokens > max_input:
-        raise Rejected(
-            f"Input validation error: `inputs` must have less than {max_input} tokens. Given: {prompt_tokens}"
-        )
+        raise Rejected(f"Input validation error: `inputs` must have less than {max_input} tokens. Given: {prompt_tokens}")
     if max_tokens is not None and prompt_tokens + max_tokens > max_total:
         raise Rejected(
             f"Input validation error: `inputs` tokens + `max_new_tokens` must be <= {max_total}. "

@@ -350,9 +350,7 @@ class TGIServer:
                     entry["status"] = status
             self._write_stats()
 
-    def _paid(
-        self, handler: _Handler, kind: str, body: Any, parse_error: str | None, entry: dict[str, Any] | None
-    ) -> int | None:
+    def _paid(self, handler: _Handler, kind: str, body: Any, parse_error: str | None, entry: dict[str, Any] | None) -> int | None:
         behaviour = self._behaviour  # one snapshot: knobs changed mid-request apply to the next request
         fault = str(behaviour.fixed_status) if behaviour.fixed_status is not None else self._dice.fault(behaviour)
         fault = self._burst.take() or fault

@@ -57,8 +57,7 @@ def minilm(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def _sentences(label: str, count: int, *, offset: int) -> list[str]:
     words = TOPIC_WORDS[label]
     return [
-        TEMPLATES[(i + offset) % len(TEMPLATES)].format(a=words[i % len(words)],
-                                                        b=words[(i * 3 + 1 + offset) % len(words)])
+        TEMPLATES[(i + offset) % len(TEMPLATES)].format(a=words[i % len(words)], b=words[(i * 3 + 1 + offset) % len(words)])
         for i in range(count)
     ]
 
@@ -79,8 +78,9 @@ def _single_label_folder(root: Path, *, per_class: int, offset: int, names: list
         for text in _sentences(label, per_class, offset=offset):
             texts.append(text)
             labels.append([name.lower() for name in names].index(label))  # names may be spelled differently
-    features = Features({"text": Value("string"), "label": ClassLabel(names=names), "tone": Value("string"),
-                         "prompt": Value("string")})
+    features = Features(
+        {"text": Value("string"), "label": ClassLabel(names=names), "tone": Value("string"), "prompt": Value("string")}
+    )
     columns = {"text": texts, "label": labels, "tone": ["plain"] * len(texts), "prompt": ["p"] * len(texts)}
     return _write_folder(root, columns, features)
 
@@ -92,8 +92,7 @@ def _multi_label_folder(root: Path, *, per_combo: int, offset: int) -> Path:
         parts = [_sentences(label, per_combo, offset=offset) for label in combo]
         texts.extend(" ".join(pieces) for pieces in zip(*parts))
         labels.extend([[LABELS.index(label) for label in combo]] * per_combo)
-    features = Features({"text": Value("string"), "labels": List(ClassLabel(names=LABELS)),
-                         "prompt": Value("string")})
+    features = Features({"text": Value("string"), "labels": List(ClassLabel(names=LABELS)), "prompt": Value("string")})
     return _write_folder(root, {"text": texts, "labels": labels, "prompt": ["p"] * len(texts)}, features)
 
 
@@ -132,8 +131,17 @@ def test_single_label_trains_on_real_eval_set_mapped_by_name(tmp_path: Path, min
 
     metrics = train_classifier(train_dir, model=minilm, eval_data=eval_dir, output_dir=out, **SPEEDY)
 
-    assert {"accuracy", "macro_f1", "eval_loss", "train_loss", "num_train", "num_eval", "epochs", "model",
-            "eval_source"} <= metrics.keys()
+    assert {
+        "accuracy",
+        "macro_f1",
+        "eval_loss",
+        "train_loss",
+        "num_train",
+        "num_eval",
+        "epochs",
+        "model",
+        "eval_source",
+    } <= metrics.keys()
     assert (metrics["num_train"], metrics["num_eval"], metrics["epochs"]) == (72, 24, SPEEDY["epochs"])
     assert metrics["model"] == minilm
     assert str(eval_dir) in str(metrics["eval_source"])
@@ -152,8 +160,9 @@ def test_single_label_trains_on_real_eval_set_mapped_by_name(tmp_path: Path, min
 
     tokenizer = AutoTokenizer.from_pretrained(out)
     reloaded = AutoModelForSequenceClassification.from_pretrained(out)
-    batch = tokenizer(["The striker scored a goal at the stadium.", "Bake the garlic soup in the oven."],
-                      return_tensors="pt", padding=True)
+    batch = tokenizer(
+        ["The striker scored a goal at the stadium.", "Bake the garlic soup in the oven."], return_tensors="pt", padding=True
+    )
     predicted = reloaded(**batch).logits.argmax(-1).tolist()
     assert [reloaded.config.id2label[i] for i in predicted] == ["sports", "cooking"]
 
@@ -165,8 +174,10 @@ def test_multi_label_uses_multi_hot_targets(tmp_path: Path, minilm: str) -> None
     human = load_dataset(str(_multi_label_folder(tmp_path / "human", per_combo=4, offset=1)), split="train")
     names = human.features["labels"].feature.names
     eval_file = tmp_path / "human.jsonl"
-    eval_file.write_text("".join(json.dumps({"text": row["text"], "labels": [names[i] for i in row["labels"]]}) + "\n"
-                                 for row in human), encoding="utf-8")
+    eval_file.write_text(
+        "".join(json.dumps({"text": row["text"], "labels": [names[i] for i in row["labels"]]}) + "\n" for row in human),
+        encoding="utf-8",
+    )
     out = tmp_path / "model"
 
     metrics = train_classifier(train_dir, model=minilm, eval_data=eval_file, output_dir=out, **SPEEDY)
@@ -256,8 +267,9 @@ def test_eval_of_other_kind_or_same_folder_is_refused(tmp_path: Path) -> None:
 def test_dataset_without_text_or_labels_or_rows_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"data: needs a 'text' column .* found \['sentence', 'label'\]"):
         train_classifier(Dataset.from_dict({"sentence": ["x", "y"], "label": [0, 1]}), model="unused")
-    empty = Dataset.from_dict({"text": [], "label": []},
-                              features=Features({"text": Value("string"), "label": ClassLabel(names=LABELS)}))
+    empty = Dataset.from_dict(
+        {"text": [], "label": []}, features=Features({"text": Value("string"), "label": ClassLabel(names=LABELS)})
+    )
     with pytest.raises(ConfigError, match="data: the split has no rows"):
         train_classifier(empty, model="unused")
     with pytest.raises(ConfigError, match=r"data: column 'label' is Value\('int64'\) without class names"):

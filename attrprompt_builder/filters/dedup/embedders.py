@@ -60,9 +60,7 @@ def load_embedder(spec: str | Path | Embedder | None = None) -> Embedder:
     if spec is not None and not isinstance(spec, (str, Path)):
         if isinstance(spec, Embedder):
             return spec
-        raise ConfigError(
-            f"embedder: expected None, 'ngram', a model folder or Hub id, or an Embedder; got {spec!r}"
-        )
+        raise ConfigError(f"embedder: expected None, 'ngram', a model folder or Hub id, or an Embedder; got {spec!r}")
     key = _cache_key(spec)
     with _CACHE_LOCK:
         if key not in _CACHE:

@@ -177,7 +177,9 @@ class NearDuplicateFilter:
         keys = [_text_key(text) for text in texts]
         exact_pos = np.array([group.exact.get(key, -1) for key, group in zip(keys, owners)], dtype=np.int64)
         first_of: dict[tuple[int, bytes], int] = {}
-        key_first = np.array([first_of.setdefault((group.gid, key), i) for i, (key, group) in enumerate(zip(keys, owners))], np.int64)
+        key_first = np.array(
+            [first_of.setdefault((group.gid, key), i) for i, (key, group) in enumerate(zip(keys, owners))], np.int64
+        )
         vectors = self._encode(texts, np.flatnonzero(exact_pos < 0).tolist())
         lookup = self._index.lookup(vectors, gids, threshold=self.threshold)
         verdicts = decide_batch(
@@ -214,7 +216,8 @@ class NearDuplicateFilter:
         encoded = np.asarray(self.embedder.encode([texts[i] for i in rows]), dtype=np.float32)
         if encoded.shape != (len(rows), dim):
             raise ConfigError(
-                f"embedder: {self.embedder.name!r} returned shape {encoded.shape} for {len(rows)} texts; expected ({len(rows)}, {dim})"
+                f"embedder: {self.embedder.name!r} returned shape {encoded.shape} for {len(rows)} texts; "
+                f"expected ({len(rows)}, {dim})"
             )
         norms = np.linalg.norm(encoded, axis=1)
         if np.any((norms > 0) & (np.abs(norms - 1.0) > 1e-3)):

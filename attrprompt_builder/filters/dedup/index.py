@@ -162,7 +162,9 @@ class GrowingIndex:
         wanted = (ids >= 0) & (approximate >= approximate[:, last : last + 1] - _CODE_SLACK)
         rescored = np.ascontiguousarray(np.where(wanted, ids, -1))
         scores = np.empty(ids.shape, dtype=np.float32)
-        self._exact.compute_distance_subset(count, faiss.swig_ptr(queries), fetched, faiss.swig_ptr(scores), faiss.swig_ptr(rescored))
+        self._exact.compute_distance_subset(
+            count, faiss.swig_ptr(queries), fetched, faiss.swig_ptr(scores), faiss.swig_ptr(rescored)
+        )
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         scores, ids = np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
         if fetched < k:
@@ -338,7 +340,9 @@ class GroupedIndex:
     position among that group's rows. The cross-group view opens when a second group appears.
     """
 
-    def __init__(self, dim: int, *, cross_group: bool, exact_limit: int = DEFAULT_EXACT_LIMIT, nprobe: int = DEFAULT_NPROBE) -> None:
+    def __init__(
+        self, dim: int, *, cross_group: bool, exact_limit: int = DEFAULT_EXACT_LIMIT, nprobe: int = DEFAULT_NPROBE
+    ) -> None:
         self.dim = dim
         self.cross_group = cross_group
         self._options = {"exact_limit": exact_limit, "nprobe": nprobe}
@@ -375,7 +379,15 @@ class GroupedIndex:
             *foreign, view_cells = self._view.best_foreign(vectors, owners=gids, threshold=threshold)
         return Lookup(near_sim, near_pos, *foreign, cells, view_cells)
 
-    def add(self, vectors: np.ndarray, *, gids: np.ndarray, positions: np.ndarray, lookup: Lookup | None = None, rows: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        vectors: np.ndarray,
+        *,
+        gids: np.ndarray,
+        positions: np.ndarray,
+        lookup: Lookup | None = None,
+        rows: np.ndarray | None = None,
+    ) -> None:
         """Rows in order; ``positions`` must continue each group's numbering (0, 1, ...).
 
         ``lookup``/``rows``: the lookup of the batch these vectors are ``rows`` of, so each index

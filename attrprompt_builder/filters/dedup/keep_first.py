@@ -117,11 +117,9 @@ def _walk(
     drop_cross_group: bool,
 ) -> None:
     """The rows with an earlier near-duplicate or copy in the batch, in order, as the rule reads."""
-    key_owner: dict[int, int] = {}  # first row of a normalised text -> the row of it that was kept
     pending = set(walked)
-    for first in set(key_first[walked].tolist()):
-        if first not in pending and keep[first]:
-            key_owner[first] = first
+    # first row of a normalised text -> the row of it that was kept
+    key_owner = {first: first for first in set(key_first[walked].tolist()) if first not in pending and keep[first]}
     for i in walked:
         gid = int(gids[i])
         owner = key_owner.get(int(key_first[i]))

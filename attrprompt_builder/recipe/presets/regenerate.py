@@ -182,9 +182,7 @@ class _SourceReader:
             value = clean_value(key)
             implied = entry.get("lbl") if isinstance(entry, dict) else None
             if not value or not isinstance(implied, list) or value in label_map:
-                raise RecipeError(
-                    f"{self.name}: {self.rel(path)}: entry {key!r} is blank, repeated or has no `lbl` list"
-                )
+                raise RecipeError(f"{self.name}: {self.rel(path)}: entry {key!r} is blank, repeated or has no `lbl` list")
             unknown = [label for label in implied if label not in labels]
             if unknown:
                 raise RecipeError(f"{self.name}: {self.rel(path)}: subtopic {key!r} names unknown label {unknown[0]!r}")
@@ -271,8 +269,7 @@ def build_preset(name: str, *, source: Path) -> PresetBuild:
         "license": "other",
         "multi_label": spec.multi_label,
         "labels": [
-            {"name": label, "text": line if spec.label_text == "original" else label.replace("_", " ")}
-            for label, line in labels
+            {"name": label, "text": line if spec.label_text == "original" else label.replace("_", " ")} for label, line in labels
         ],
         "attributes": attributes,
         "similar": similar,
@@ -294,9 +291,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m attrprompt_builder.recipe.presets.regenerate",
         description="Rebuild the preset YAML files from the AttrPrompt paper's attribute files.",
     )
-    parser.add_argument(
-        "--source", type=Path, default=DEFAULT_SOURCE, help="folder holding datasets/ (default: %(default)s)"
-    )
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder holding datasets/ (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the YAML files go (default: %(default)s)")
     parser.add_argument("--check", action="store_true", help="compare with the files in --out instead of writing")
     return parser.parse_args(argv)
@@ -331,8 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if stale:
         print(
-            f"presets out of date in {args.out}: {', '.join(stale)}; "
-            "run python -m attrprompt_builder.recipe.presets.regenerate",
+            f"presets out of date in {args.out}: {', '.join(stale)}; run python -m attrprompt_builder.recipe.presets.regenerate",
             file=sys.stderr,
         )
         return 1
