@@ -188,3 +188,11 @@ def test_generate_journal_path_is_unchanged(tmp_path):
     assert builder.journal_path == tmp_path / "attrprompt_journal" / f"agnews-{recipe.fingerprint}.sqlite"
     moved = datasets.load_dataset_builder("attrprompt", "agnews", endpoint="http://x", journal_dir=str(tmp_path / "j"))
     assert moved.journal_path.parent == tmp_path / "j"
+
+
+def test_readme_options_table_names_every_option():
+    """README's table is documentation of the fields above; it must not fall behind them."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Options", 1)[1].split("\n## ", 1)[0]
+    missing = [f.name for f in option_fields() if f"`{f.name}`" not in section]
+    assert not missing, f"README.md's Options table does not mention {missing}"
