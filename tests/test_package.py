@@ -16,6 +16,21 @@ def test_all_is_sorted_and_every_name_resolves():
         assert not isinstance(getattr(attrprompt_builder, name), types.ModuleType), name
 
 
+# The public API of release 0.1.0; the package's reorganisation into stage folders kept it whole.
+PUBLIC_0_1_0 = [
+    "AttrPromptBuilder", "AttrPromptConfig", "AttrPromptError", "PRESET_NAMES", "Recipe", "__version__",
+    "compare_folders", "deduplicate", "discover_recipe", "generate_folder", "load_preset", "load_recipe",
+    "parse_recipe", "publish", "register", "train_classifier", "write_card",
+]  # fmt: skip
+
+
+def test_the_0_1_0_public_api_is_still_there():
+    assert set(PUBLIC_0_1_0) <= set(attrprompt_builder.__all__)
+    from attrprompt_builder.builder import AttrPromptBuilder  # the loading script's import path
+
+    assert AttrPromptBuilder is attrprompt_builder.AttrPromptBuilder
+
+
 def test_every_module_has_a_sorted_all():
     for info in pkgutil.walk_packages(attrprompt_builder.__path__, "attrprompt_builder."):
         if info.name.endswith(".regenerate"):
@@ -31,5 +46,5 @@ def test_every_module_has_a_sorted_all():
 
 def test_lazy_exports_still_work_after_their_modules_are_imported():
     importlib.import_module("attrprompt_builder.dataset.publish")
-    importlib.import_module("attrprompt_builder.filters.dedup.filter")
+    importlib.import_module("attrprompt_builder.dataset.deduplicate")
     assert callable(attrprompt_builder.publish) and callable(attrprompt_builder.deduplicate)
