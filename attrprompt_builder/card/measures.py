@@ -358,7 +358,7 @@ def pairwise_similarity(embeddings: np.ndarray, labels: Sequence[Any] | None = N
     Rows are L2-normalised here, so any embedding matrix gives cosine similarity; sums are taken
     in float64. ``labels`` holds one hashable per row (a name, or a tuple of names for multi-label).
     """
-    vectors = np.asarray(embeddings, dtype=np.float32)
+    vectors: np.ndarray = np.asarray(embeddings, dtype=np.float32)
     if vectors.ndim != 2:
         raise ValueError(f"embeddings: expected a 2-D matrix, got shape {vectors.shape}")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -119,10 +119,12 @@ class EndpointBackend:
 
     def _make_client(self) -> AsyncInferenceClient:
         if self.url is not None:
-            # An explicit None header makes huggingface_hub drop the Authorization it would add from HF_TOKEN.
+            # An explicit None header makes huggingface_hub drop the Authorization it would add from HF_TOKEN
+            # (its signature says dict[str, str], hence the ignore).
             headers = None if self._token else {"authorization": None}
-            return AsyncInferenceClient(base_url=self.url, token=self._token, headers=headers, timeout=self._timeout)
-        return AsyncInferenceClient(provider=self._provider or "auto", token=self._token, timeout=self._timeout)
+            return AsyncInferenceClient(base_url=self.url, token=self._token, headers=headers, timeout=self._timeout)  # type: ignore[arg-type]
+        # provider is the user's string; huggingface_hub checks it against its Literal of provider names at run time.
+        return AsyncInferenceClient(provider=self._provider or "auto", token=self._token, timeout=self._timeout)  # type: ignore[arg-type]
 
     async def complete(self, request: ChatRequest) -> ChatReply:
         if self._client is None:

@@ -215,7 +215,7 @@ class TransformersBackend:
         if held:
             first = held.popleft()
         else:
-            item = self._inbox.get() if block else _STOP
+            item: Any = self._inbox.get() if block else _STOP  # a _Pending or _STOP, like everything in _inbox
             if item is _STOP:
                 return [], True
             first = item

@@ -181,14 +181,14 @@ class AttrPromptConfig(datasets.BuilderConfig):
         if self.preset is not None and self.preset not in PRESET_NAMES:
             raise _fail("preset", self.preset, f"use one of {', '.join(PRESET_NAMES)} or pass config='task.yaml'")
         if self.config is not None and self.name == "default":
-            self.name = self.recipe.name  # loads and validates the recipe file now, not mid-build
+            self.name: str = self.recipe.name  # loads and validates the recipe file now, not mid-build
         for each in option_fields():
             self._check_option(each)
         if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
             raise _fail("top_p", self.top_p, "use a number in (0, 1], e.g. 1.0")
         if self.max_cost is not None and self.price_in is None and self.price_out is None:
             raise _fail("max_cost", self.max_cost, "also pass price_in and price_out (per 1k tokens)")
-        threshold = self.dedup_threshold
+        threshold: Any = self.dedup_threshold  # whatever the caller passed, checked here
         is_number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
         if threshold is not None and threshold not in ("auto", "off") and (not is_number or not 0 < threshold <= 1):
             raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")

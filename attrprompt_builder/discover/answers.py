@@ -247,9 +247,9 @@ def match_labels(items: list[str], label_texts: dict[str, str]) -> tuple[list[st
     unmatched: list[str] = []
     for item in items:
         head = re.split(r"\s*(?::|\(|\s[-–—]\s)", item, maxsplit=1)[0]
-        name = lookup(item) or lookup(head)
-        if name is None:
+        label = lookup(item) or lookup(head)
+        if label is None:
             unmatched.append(item)
-        elif name not in found:
-            found.append(name)
+        elif label not in found:
+            found.append(label)
     return found, unmatched

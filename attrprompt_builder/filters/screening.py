@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Literal, TypeAlias
 
 __all__ = [
     "FilterResult",
@@ -19,7 +20,7 @@ __all__ = [
     "normalise_whitespace",
 ]
 
-FilterResult = bool | tuple[bool, str]
+FilterResult: TypeAlias = Literal[True] | tuple[Literal[False], str]
 
 # Each pattern targets how assistants decline, not words that ordinary text uses. Patterns marked
 # "opening" only fire in the first sentence, where refusals put their apology; deeper in a text

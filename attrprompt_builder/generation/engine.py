@@ -296,7 +296,7 @@ class GenerationRun:
         self.stats.for_class(state.label).dropped[reason] += 1
         self.stats.for_class(state.label).attempts += 1
 
-    def _finalize_candidates(self, state: ClassQuota, keep: list[bool | str]) -> None:
+    def _finalize_candidates(self, state: ClassQuota, keep: list[bool | str | None]) -> None:
         """Apply decisions (True, or the drop reason) to the first ``len(keep)`` candidates of a class."""
         decided, state.candidates = state.candidates[: len(keep)], state.candidates[len(keep) :]
         for candidate, verdict in zip(decided, keep):
@@ -366,7 +366,7 @@ class GenerationRun:
                 decisions = await loop.run_in_executor(None, dedup.check, texts, groups, draws)
                 offset = 0
                 for state, take in batch:
-                    verdicts = [d.keep or d.reason for d in decisions[offset : offset + take]]
+                    verdicts: list[bool | str | None] = [d.keep or d.reason for d in decisions[offset : offset + take]]
                     offset += take
                     self._finalize_candidates(state, verdicts)
                 self.progress.update_counts(self.stats, self.dispatcher)

@@ -31,7 +31,7 @@ class BuildProgress:
         if not force and now - self._last_postfix < 0.5:
             return
         self._last_postfix = now
-        postfix = {
+        postfix: dict[str, int | str] = {
             "sent": stats.sent,
             "reused": stats.reused,
             "retried": sum(dispatcher.retries.values()),

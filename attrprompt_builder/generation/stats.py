@@ -102,7 +102,7 @@ class BuildStats:
             label: ClassStats(kept=s["kept"], attempts=s["attempts"], dropped=Counter(s.get("dropped", {})))
             for label, s in data.pop("per_class", {}).items()
         }
-        counters = {name: Counter(data.pop(name, {})) for name in ("retries", "failures", "dropped")}
+        counters: dict[str, Any] = {name: Counter(data.pop(name, {})) for name in ("retries", "failures", "dropped")}
         removed = {dim: Counter(values) for dim, values in data.pop("dedup_removed_by_value", {}).items()}
         return cls(**data, **counters, per_class=per_class, dedup_removed_by_value=removed)
 

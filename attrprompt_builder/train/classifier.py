@@ -171,7 +171,7 @@ def classification_metrics(
     """
     if not multi_label:
         predicted = logits.argmax(axis=-1)
-        truth = targets.astype(np.int64)
+        truth: np.ndarray = targets.astype(np.int64)
         present = np.union1d(truth, predicted)
         f1s = [
             _f1(

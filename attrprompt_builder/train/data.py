@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 from datasets import Dataset, DatasetDict, Value, load_dataset
@@ -36,7 +36,7 @@ HELD_OUT_FRACTION = 0.1
 _EVAL_SPLIT_FALLBACKS = ("validation", "test")
 _FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 
-DataArg = str | Path | Dataset | DatasetDict
+DataArg: TypeAlias = str | Path | Dataset | DatasetDict
 
 
 def load_data(source: DataArg, *, field: str) -> Dataset | DatasetDict:

@@ -88,7 +88,7 @@ def configure_faiss(*, threads: int | None = None) -> None:
 
 
 def _apply_threads() -> None:
-    if getattr(_thread_state, "threads", None) != _threads:
+    if _threads is not None and getattr(_thread_state, "threads", None) != _threads:
         faiss.omp_set_num_threads(_threads)
         _thread_state.threads = _threads
 
@@ -147,6 +147,7 @@ class GrowingIndex:
         if self._ivf is None:
             scores, ids = self._exact.search(queries, k)
             return scores, ids, cells
+        assert self._quantizer is not None  # _rebuild sets it together with _ivf
         probes = min(max(self.nprobe, _MAX_PROBES), self._ivf.nlist)
         centroid_sims, lists = self._quantizer.search(queries, probes)
         cells = lists[:, 0].copy()
@@ -156,13 +157,16 @@ class GrowingIndex:
         lists[far] = -1
         self._ivf.nprobe = probes
         fetched = min(k + _RESCORED, self.ntotal)
-        approximate, ids = self._ivf.search_preassigned(queries, fetched, lists, centroid_sims)
+        # faiss's stub declares the raw SWIG search_preassigned(n, x, k, ...) -> None before the numpy wrapper's overloads.
+        approximate: np.ndarray
+        approximate, ids = self._ivf.search_preassigned(queries, fetched, lists, centroid_sims)  # type: ignore[call-arg, func-returns-value, misc, arg-type]
         # Score exactly the top k and any candidate that bf16 rounding could have ranked below them.
         last = min(k, fetched) - 1
         wanted = (ids >= 0) & (approximate >= approximate[:, last : last + 1] - _CODE_SLACK)
         rescored = np.ascontiguousarray(np.where(wanted, ids, -1))
         scores = np.empty(ids.shape, dtype=np.float32)
-        self._exact.compute_distance_subset(
+        # IndexFlat.compute_distance_subset (swigfaiss) is missing from faiss's stub.
+        self._exact.compute_distance_subset(  # type: ignore[attr-defined]
             count, faiss.swig_ptr(queries), fetched, faiss.swig_ptr(scores), faiss.swig_ptr(rescored)
         )
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -184,10 +188,12 @@ class GrowingIndex:
         quantizer plus (probed lists) x length x dim for the scan, so lists should grow with about
         sqrt(vectors), and a rebuild (vectors x lists x 64, plus training) must pay for itself.
         With the defaults: 256 lists from 4k vectors, 1024 from 16k, 8192 (the cap) from 131k."""
+        assert self._ivf is not None  # only called once the lists exist
         lists = self._ivf.nlist
         return lists < _MAX_LISTS and self.ntotal >= max(2 * _BUILD_LENGTH, 4 * math.sqrt(lists)) * lists
 
     def _assign(self, vectors: np.ndarray) -> np.ndarray:
+        assert self._quantizer is not None  # only called once the lists exist
         cells = np.empty(len(vectors), dtype=np.int64)
         for start in range(0, len(vectors), _ASSIGN_CHUNK):
             _, nearest = self._quantizer.search(vectors[start : start + _ASSIGN_CHUNK], 1)
@@ -195,6 +201,7 @@ class GrowingIndex:
         return cells
 
     def _add_to_lists(self, vectors: np.ndarray, ids: np.ndarray, cells: np.ndarray) -> None:
+        assert self._ivf is not None  # only called once the lists exist
         cells = np.ascontiguousarray(cells, dtype=np.int64)
         self._ivf.add_core(len(vectors), faiss.swig_ptr(vectors), faiss.swig_ptr(ids), faiss.swig_ptr(cells))
 
@@ -256,6 +263,7 @@ def _kmeans(points: np.ndarray, k: int) -> np.ndarray:
         min_points_per_centroid=1, max_points_per_centroid=256,
     )  # fmt: skip
     kmeans.train(np.ascontiguousarray(points, dtype=np.float32))
+    assert kmeans.centroids is not None  # train() sets them
     return kmeans.centroids
 
 
@@ -376,7 +384,8 @@ class GroupedIndex:
             foreign = (np.full(count, -np.inf, np.float32), np.full(count, -1, np.int32), np.full(count, -1, np.int64))
             view_cells = np.full(count, -1, dtype=np.int64)
         else:
-            *foreign, view_cells = self._view.best_foreign(vectors, owners=gids, threshold=threshold)
+            foreign_sim, foreign_gid, foreign_pos, view_cells = self._view.best_foreign(vectors, owners=gids, threshold=threshold)
+            foreign = (foreign_sim, foreign_gid, foreign_pos)
         return Lookup(near_sim, near_pos, *foreign, cells, view_cells)
 
     def add(
