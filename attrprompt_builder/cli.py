@@ -15,7 +15,7 @@ from dataclasses import Field
 from pathlib import Path
 from typing import Any
 
-from attrprompt_builder.dataset.config import Option, field_types, option_fields
+from attrprompt_builder.dataset.config import Option, check_options, field_types, option_fields
 from attrprompt_builder.errors import AttrPromptError, ConfigError
 from attrprompt_builder.version import __version__
 
@@ -162,6 +162,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from attrprompt_builder.generation.estimate import estimate, format_estimate
 
+    check_options(vars(args))  # generate's bounds: an estimate of a build that generate would refuse is no use
     recipe = _load(args.preset_or_recipe)
     result = estimate(
         recipe,

@@ -29,7 +29,7 @@ from attrprompt_builder.generation.sampling import SAMPLING_STRATEGIES
 from attrprompt_builder.recipe.model import Recipe, load_recipe
 from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
 
-__all__ = ["AttrPromptConfig", "Option", "field_types", "option_fields", "parse_dedup_threshold"]
+__all__ = ["AttrPromptConfig", "Option", "check_options", "field_types", "option_fields", "parse_dedup_threshold"]
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -183,7 +183,7 @@ class AttrPromptConfig(datasets.BuilderConfig):
         if self.config is not None and self.name == "default":
             self.name: str = self.recipe.name  # loads and validates the recipe file now, not mid-build
         for each in option_fields():
-            self._check_option(each)
+            _check_option(each, getattr(self, each.name))
         if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
             raise _fail("top_p", self.top_p, "use a number in (0, 1], e.g. 1.0")
         if self.max_cost is not None and self.price_in is None and self.price_out is None:
@@ -194,30 +194,6 @@ class AttrPromptConfig(datasets.BuilderConfig):
             raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
         if endpoint_urls(self.endpoint) or self.model or self.provider or self.backend != "auto":
             self.backend_spec()  # an inconsistent choice fails now; "nothing chosen yet" fails at build time
-
-    def _check_option(self, declared: Field) -> None:
-        """The bounds and choices an ``Option`` declares; None passes where the field allows it."""
-        name, option, value = declared.name, declared.metadata["option"], getattr(self, declared.name)
-        if value is None and declared.default is None:
-            return
-        if option.choices is not None and value not in option.choices:
-            raise _fail(name, value, f"use one of {', '.join(option.choices)}")
-        if option.minimum is None:
-            return
-        low, high = option.minimum, option.maximum
-        if int in field_types(name) and float not in field_types(name):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
-                bound = f"between {int(low)} and {int(high)}" if high else f">= {int(low)}"
-                raise _fail(name, value, f"use a whole number {bound}")
-        elif (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value < low
-            or (high is not None and value > high)
-        ):
-            bound = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
-            raise _fail(name, value, f"use a number {bound}")
 
     # -- derived values -------------------------------------------------------------------------
     @property
@@ -301,6 +277,39 @@ class AttrPromptConfig(datasets.BuilderConfig):
             payload["features"] = custom_features.to_dict()
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return f"{self.recipe.name}-{digest}"
+
+
+def check_options(values: dict[str, Any]) -> None:
+    """Check the build options among ``values`` by the bounds and choices their fields declare, as a config
+    does: for commands that take a build's options without building (``attrprompt estimate``)."""
+    for declared in option_fields():
+        if declared.name in values:
+            _check_option(declared, values[declared.name])
+
+
+def _check_option(declared: Field, value: Any) -> None:
+    """The bounds and choices an ``Option`` declares; None passes where the field allows it."""
+    name, option = declared.name, declared.metadata["option"]
+    if value is None and declared.default is None:
+        return
+    if option.choices is not None and value not in option.choices:
+        raise _fail(name, value, f"use one of {', '.join(option.choices)}")
+    if option.minimum is None:
+        return
+    low, high = option.minimum, option.maximum
+    if int in field_types(name) and float not in field_types(name):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
+            bound = f"between {int(low)} and {int(high)}" if high else f">= {int(low)}"
+            raise _fail(name, value, f"use a whole number {bound}")
+    elif (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bound = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
+        raise _fail(name, value, f"use a number {bound}")
 
 
 @functools.cache

@@ -1,9 +1,18 @@
-"""Predict what a build will send and cost, before sending anything.
+"""Predict what a build will send and cost, before sending anything, in time that does not grow with the build.
 
-Prompt tokens come from the real prompts (rendered for the exact draws the build will make);
-output tokens from each draw's ``length`` attribute (a request for L to L+50 words averages
+Requests: each reply is kept with probability ``1 - refusal_rate - duplicate_rate``, so a class needs
+``samples_per_class / keep_rate`` requests on average (the mean of a negative binomial). The total is
+rounded once: rounding each class up would add up to one request per class (``arxiv -n 2``: 294
+predicted where 204 are expected). A build that sees replies being dropped also sends a few draws ahead
+of a class's need (at most ``SPECULATIVE_DRAWS_PER_CLASS``); those replies are journaled for a later,
+larger build and are not in the prediction.
+
+Tokens: the first ``SAMPLE_DRAWS_PER_CLASS`` draws of each class (the exact draws the build makes
+first) are rendered; their mean prompt and output size, times the expected requests, gives the totals.
+A build of up to that many requests per class is therefore predicted from exactly its own prompts.
+Output tokens come from each draw's ``length`` attribute (a request for L to L+50 words averages
 L+25 words) or, without one, from ``max_new_tokens``. Words become tokens at 4/3 tokens per word,
-the usual ratio for English with BPE tokenizers; pass a tokenizer for exact prompt counts.
+the usual ratio for English with BPE tokenizers.
 """
 
 from __future__ import annotations
@@ -15,12 +24,15 @@ from dataclasses import dataclass
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.generation.budget import BudgetSpec
 from attrprompt_builder.generation.prompts import PromptRenderer
-from attrprompt_builder.generation.sampling import AttributeSampler
+from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler
 from attrprompt_builder.recipe.model import Recipe
 
-__all__ = ["Estimate", "estimate", "format_estimate"]
+__all__ = ["SAMPLE_DRAWS_PER_CLASS", "Estimate", "estimate", "format_estimate"]
 
 TOKENS_PER_WORD = 4 / 3
+# Prompts of one class differ by a few dozen words at most, so 256 draws put the mean within about 1%;
+# rendering them takes milliseconds, whatever -n is.
+SAMPLE_DRAWS_PER_CLASS = 256
 
 
 @dataclass(frozen=True)
@@ -37,8 +49,15 @@ class Estimate:
         return self.prompt_tokens + self.completion_tokens
 
 
-def _words(text: str) -> int:
-    return len(text.split())
+def _check_rates(refusal_rate: float, duplicate_rate: float) -> None:
+    for name, rate in (("refusal_rate", refusal_rate), ("duplicate_rate", duplicate_rate)):
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ConfigError(f"{name}: got {rate!r}; use an expected share in [0, 1), e.g. 0.02")
+    if refusal_rate + duplicate_rate >= 1:
+        raise ConfigError(
+            f"refusal_rate + duplicate_rate: got {refusal_rate!r} + {duplicate_rate!r}; "
+            "use shares that add up to less than 1, e.g. 0.02 each"
+        )
 
 
 def estimate(
@@ -54,47 +73,52 @@ def estimate(
     price_in: float | None = None,
     price_out: float | None = None,
 ) -> Estimate:
-    if not 0 <= refusal_rate + duplicate_rate < 1:
-        raise ConfigError(
-            f"refusal_rate + duplicate_rate: got {refusal_rate!r} + {duplicate_rate!r}; "
-            "use shares that add up to less than 1, e.g. 0.02 each"
-        )
+    """The expected requests, tokens and cost of a build; the options are a build's (``AttrPromptConfig``
+    checks them; ``attrprompt estimate`` does so with ``check_options``)."""
+    _check_rates(refusal_rate, duplicate_rate)
     sampler = AttributeSampler(recipe, seed=seed, strategy=sampling)
     renderer = PromptRenderer(recipe, prompting=prompting)
     max_new = max_new_tokens or recipe.generation.max_new_tokens
-    keep_rate = 1.0 - refusal_rate - duplicate_rate
-    per_class = math.ceil(samples_per_class / keep_rate)
-    prompt_words = 0
-    output_tokens = 0.0
     uses_length = "length" in recipe.attribute_names and prompting == "attributed"
+
+    def output_tokens(draw: AttributeDraw) -> float:
+        length = re.match(r"\d+", draw.values.get("length", "")) if uses_length else None
+        return min(max_new, (int(length.group()) + 25) * TOKENS_PER_WORD) if length else max_new
+
+    requests_per_class = samples_per_class / (1.0 - refusal_rate - duplicate_rate)
+    sampled = max(1, min(SAMPLE_DRAWS_PER_CLASS, math.ceil(requests_per_class)))
+    prompt_words = completion_tokens = 0.0
     for label in recipe.label_names:
-        for index in range(per_class):
-            draw = sampler.draw(label, index)
-            prompt_words += _words(renderer.render(draw))
-            length = re.match(r"\d+", draw.values.get("length", "")) if uses_length else None
-            if length:
-                output_tokens += min(max_new, (int(length.group()) + 25) * TOKENS_PER_WORD)
-            else:
-                output_tokens += max_new
-    requests = per_class * len(recipe.labels)
+        draws = [sampler.draw(label, index) for index in range(sampled)]
+        prompt_words += sum(len(renderer.render(draw).split()) for draw in draws) / sampled * requests_per_class
+        completion_tokens += sum(output_tokens(draw) for draw in draws) / sampled * requests_per_class
     prompt_tokens = round(prompt_words * TOKENS_PER_WORD)
-    completion_tokens = round(output_tokens)
     prices = BudgetSpec(price_in=price_in, price_out=price_out)
-    cost = prices.cost_of(prompt_tokens, completion_tokens) if prices.priced else None
+    cost = prices.cost_of(prompt_tokens, round(completion_tokens)) if prices.priced else None
     basis = "length attribute (L..L+50 words)" if uses_length else f"max_new_tokens={max_new} (upper bound)"
-    return Estimate(samples_per_class * len(recipe.labels), requests, prompt_tokens, completion_tokens, cost, basis)
+    return Estimate(
+        rows=samples_per_class * len(recipe.labels),
+        requests=round(requests_per_class * len(recipe.labels)),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=round(completion_tokens),
+        cost=cost,
+        output_basis=basis,
+    )
 
 
 def format_estimate(result: Estimate) -> str:
-    lines = [
-        f"rows to keep        {result.rows:>12,}",
-        f"requests (expected) {result.requests:>12,}",
-        f"prompt tokens       {result.prompt_tokens:>12,}",
-        f"output tokens       {result.completion_tokens:>12,}   from {result.output_basis}",
-        f"total tokens        {result.total_tokens:>12,}",
-    ]
+    counts = {
+        "rows to keep": result.rows,
+        "requests (expected)": result.requests,
+        "prompt tokens": result.prompt_tokens,
+        "output tokens": result.completion_tokens,
+        "total tokens": result.total_tokens,
+    }
+    width = max(12, *(len(f"{count:,}") for count in counts.values()))
+    lines = [f"{name:<20}{count:>{width},}" for name, count in counts.items()]
+    lines[3] += f"   from {result.output_basis}"
     if result.cost is not None:
-        lines.append(f"cost                {result.cost:>12,.4f}")
+        lines.append(f"{'cost':<20}{result.cost:>{width},.4f}   at the given prices per 1k tokens")
     else:
-        lines.append("cost                (pass --price-in/--price-out per 1k tokens)")
+        lines.append(f"{'cost':<20}(pass --price-in/--price-out per 1k tokens)")
     return "\n".join(lines)

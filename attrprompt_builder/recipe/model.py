@@ -218,10 +218,37 @@ def load_recipe(path: str | Path) -> Recipe:
     except OSError as err:
         raise RecipeError(f"{path}: cannot read the recipe ({err.strerror}); check the path and permissions") from err
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader that refuses repeated keys
     except yaml.YAMLError as err:
         raise invalid_yaml(path, err) from err
     return parse_recipe(data, origin=str(path))
+
+
+class _DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping names the same key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error.
+
+    Plain PyYAML keeps the last value silently, so a second ``labels:`` further down a long recipe would
+    replace the first without a word.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges, and explicit keys may override it
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: construct_mapping below says so
+                continue
+            if repeated:
+                raise _DuplicateKeyError(None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 def invalid_yaml(path: str | Path, err: yaml.YAMLError) -> RecipeError:
@@ -229,7 +256,10 @@ def invalid_yaml(path: str | Path, err: yaml.YAMLError) -> RecipeError:
     mark = getattr(err, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     problem = getattr(err, "problem", None) or "invalid YAML"
-    return RecipeError(f"{path}: invalid YAML{where}: {problem}; fix the syntax")
+    fix = "fix the syntax"
+    if isinstance(err, _DuplicateKeyError):
+        fix = "keep one of them (the second would silently replace the first)"
+    return RecipeError(f"{path}: invalid YAML{where}: {problem}; {fix}")
 
 
 def parse_recipe(data: Any, *, origin: str = "<recipe>") -> Recipe:

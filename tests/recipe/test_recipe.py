@@ -142,3 +142,109 @@ def test_the_readme_recipe_example_is_valid_and_renders_cleanly():
     outage = renderer.render(AttributeSampler(recipe, seed=0).draw("outage", 0))
     assert billing.endswith("4. It must be irrelevant to: refunds.")
     assert outage.splitlines()[-1].startswith("3. It is between") and "irrelevant" not in outage
+
+
+# -- labels that prompts cannot tell apart, repeated YAML keys, templates that only fail when rendered ----------
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["sci_tech", "sci tech"], "labels[1]: label 'sci tech' reads 'sci tech' in prompts, as label 'sci_tech' does"),
+        (
+            ["billing", {"name": "invoices", "text": "Billing"}],
+            "labels[1]: label 'invoices' reads 'Billing' in prompts, as label 'billing' does",
+        ),
+        (["sci-tech", "Sci_Tech "], "labels[1]: label 'Sci_Tech' reads 'Sci Tech' in prompts, as label 'sci-tech' does"),
+        (["Sports", "sports"], "labels[1]: label 'sports' differs from label 'Sports' only in case"),
+    ],
+)
+def test_labels_that_prompts_cannot_tell_apart_are_refused(tmp_path, labels, expected):
+    data = copy.deepcopy(BASE)
+    data["labels"] = labels
+    data["attributes"] = data["attributes"][:1]
+    data["similar"] = {}
+    data["prompts"]["attributed"] = "Write a {{ domain }} about {{ label_text }} on the {{ product }}."
+    assert expected in load_error(tmp_path, data)
+
+
+def test_a_repeated_yaml_key_is_refused_with_its_line(tmp_path):
+    path = write(tmp_path, BASE)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text + "labels:\n- only_this\n", encoding="utf-8")
+    line = text.count("\n") + 1
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert str(info.value) == (
+        f"{path}: invalid YAML at line {line}, column 1: key 'labels' appears twice in one mapping; "
+        "keep one of them (the second would silently replace the first)"
+    )
+    nested = text.replace("cc-by-4.0", "cc-by-4.0\ngeneration: {temperature: 0.7, temperature: 1.0}")
+    path.write_text(nested, encoding="utf-8")
+    with pytest.raises(RecipeError, match="key 'temperature' appears twice"):
+        load_recipe(path)
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    path = write(tmp_path, BASE)
+    path.write_text(
+        path.read_text(encoding="utf-8") + "generation:\n  <<: &sampling {temperature: 0.7, top_p: 0.9}\n  temperature: 1.0\n",
+        encoding="utf-8",
+    )
+    assert load_recipe(path).generation.temperature == 1.0
+
+
+BROKEN_TEMPLATES = [
+    (
+        "prompts.attributed",
+        "On the {{ product.name }}: {{ subtopic }}.",
+        "prompts.attributed: the template fails for label 'billing' ('str object' has no attribute 'name'); every variable is plain text",
+    ),
+    (
+        "prompts.attributed",
+        "{{ product }} {{ subtopic }} {{ 1/0 }}",
+        "prompts.attributed: the template fails for label 'billing' (ZeroDivisionError: division by zero); fix the template",
+    ),
+    (
+        "prompts.simple",
+        "{{ label.__class__ }}",
+        "prompts.simple: the template breaks the sandbox for label 'billing' (access to attribute '__class__' of 'str' object is unsafe.); use only the recipe's variables",
+    ),
+    (
+        "prompts.attributed",
+        "{{ product }} {{ subtopic }}{% if label == 'outage' %}{{ label + 1 }}{% endif %}",
+        "prompts.attributed: the template fails for label 'outage' (TypeError: ",
+    ),
+    (
+        "attributes[1] (subtopic).catch_all",
+        "Other {{ dimension * label }}",
+        "attributes[1] (subtopic).catch_all: the template fails for label 'billing' (TypeError: ",
+    ),
+]
+
+
+def broken(where: str, template: str) -> dict:
+    data = copy.deepcopy(BASE)
+    if where.startswith("prompts."):
+        data["prompts"][where.split(".")[1]] = template
+    else:
+        data["attributes"][1]["catch_all"] = template
+    return data
+
+
+@pytest.mark.parametrize(("where", "template", "expected"), BROKEN_TEMPLATES)
+def test_a_template_that_fails_when_rendered_is_refused_at_load(tmp_path, where, template, expected):
+    assert expected in load_error(tmp_path, broken(where, template))
+
+
+@pytest.mark.parametrize("command", [["show"], ["estimate"], ["generate", "--endpoint", "http://127.0.0.1:9", "-o", "out"]])
+def test_show_estimate_and_generate_report_a_broken_template_in_one_line(tmp_path, command, capsys, monkeypatch):
+    from attrprompt_builder import cli
+
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, broken("prompts.attributed", "{{ product }} {{ subtopic }} {{ 1/0 }}"))
+    assert cli.main([command[0], str(path), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"error: {path}: prompts.attributed: the template fails for label 'billing' (ZeroDivisionError: division by zero); fix the template\n"
+    )
+    assert not (tmp_path / "out").exists()
