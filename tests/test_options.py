@@ -168,8 +168,9 @@ def test_one_cost_formula_for_builds_and_estimates():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"backend": "transformers"}, "model: got None; pass model= (a chat model's Hub id or local folder)"),
+        ({"backend": "providers"}, "model: got None; pass model= (a Hub model id)"),
         ({"endpoint": "localhost:1"}, "endpoint: got 'localhost:1'; use a base URL"),
+        ({"endpoint": "http://x:1 "}, "endpoint: got 'http://x:1 '; use a base URL"),  # refused like ' http://x:1'
         ({"endpoint": "http://x", "backend": "providers", "model": "m"}, "backend='providers' does not use an endpoint"),
         ({"backend": "cloud"}, "backend: got 'cloud'; use one of auto, endpoint, providers, transformers"),
     ],

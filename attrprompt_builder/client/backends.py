@@ -14,9 +14,13 @@ from attrprompt_builder.client.types import Backend
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.redaction import endpoint_identity
 
-__all__ = ["BACKENDS", "BackendSpec", "endpoint_urls", "make_backends"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "BackendSpec", "endpoint_urls", "make_backends"]
 
 BACKENDS = ("auto", "endpoint", "providers", "transformers")
+#: What answers when a build names no endpoint, provider or model: a small instruct model (360M parameters,
+#: Apache-2.0) that the transformers backend runs on a CPU. Downloaded once from the Hub (about 0.7 GB);
+#: ``model=`` (``--model``) picks another, a local folder included.
+DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class BackendSpec:
             raise ConfigError(f"backend: got {backend!r}; use one of {', '.join(BACKENDS)}")
         endpoints = endpoint_urls(endpoint)
         for url in endpoints:
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
                 raise ConfigError(
                     f"endpoint: got {url!r}; use a base URL such as http://localhost:8080 (TGI) or http://host:8000/v1 (vLLM)"
                 )
@@ -58,6 +62,8 @@ class BackendSpec:
             kind = "endpoint" if endpoints else ("providers" if provider else "transformers")
         if kind == "endpoint" and not endpoints:
             raise ConfigError(f"endpoint: got {endpoint!r}; pass endpoint='http://host:port' for backend='endpoint'")
+        if kind == "transformers" and model is None:
+            model = DEFAULT_MODEL
         if kind in ("providers", "transformers") and not model:
             hint = "a Hub model id" if kind == "providers" else "a chat model's Hub id or local folder"
             raise ConfigError(f"model: got {model!r}; pass model= ({hint}) for backend={kind!r}, or an endpoint= URL")

@@ -6,6 +6,10 @@ many ways of failing (a missing file, a model without chat template, an out-of-m
 one-line errors.
 ``local_folder`` runs when the backend is built, so a mistyped path fails before any work starts;
 ``load_chat_model`` runs in the backend's worker thread, so loading never blocks the event loop.
+
+A Hub id loads through one quick question to the Hub (``hub_reachable``): when it gets no answer, the
+model comes from the local cache only, or the load fails at once naming the other choices. Left to
+itself, transformers retries an unreachable Hub with backoff for close to a minute per model.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
+
 from attrprompt_builder.errors import (
     AttrPromptError,
     ConfigError,
@@ -21,10 +27,21 @@ from attrprompt_builder.errors import (
     one_line,
 )
 
-__all__ = ["DTYPES", "INSTALL_TORCH", "LoadedModel", "load_chat_model", "local_folder"]
+__all__ = [
+    "DTYPES",
+    "HUB_PROBE_TIMEOUT_S",
+    "INSTALL_TORCH",
+    "LoadedModel",
+    "hub_reachable",
+    "load_chat_model",
+    "local_folder",
+]
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-INSTALL_TORCH = "the transformers backend needs torch: pip install 'attrprompt-builder[local]'"
+# The package is installed from a checkout, so `pip install 'attrprompt-builder[local]'` would look for it on an index.
+INSTALL_TORCH = "the transformers backend needs torch: pip install torch==2.13.0 (see the README's Install section)"
+# The Hub answers in well under a second when it can be reached at all.
+HUB_PROBE_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -49,12 +66,13 @@ def load_chat_model(
 
     ``model_name`` is what the user passed, the name every error message shows.
     """
+    cache_only = not is_local and _from_cache_only(source, model_name=model_name)
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as err:
         raise MissingDependencyError(f"{INSTALL_TORCH} ({one_line(err)})") from err
-    options = {"trust_remote_code": trust_remote_code}
+    options = {"trust_remote_code": trust_remote_code, "local_files_only": cache_only}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **options)
         if not getattr(tokenizer, "chat_template", None):
@@ -73,6 +91,8 @@ def load_chat_model(
             "or device_map='auto' with CPU offload"
         ) from err
     except (OSError, ValueError, KeyError) as err:
+        if cache_only:  # a cached model with files missing: the Hub that could complete it is out of reach
+            raise _offline(model_name, partly=one_line(err)) from err
         raise _not_loadable(err, model_name=model_name, is_local=is_local) from err
     model.eval()
     tokenizer.padding_side = "left"  # generation continues from the right edge of every row
@@ -97,6 +117,49 @@ def _not_loadable(err: Exception, *, model_name: str, is_local: bool) -> AttrPro
     return MissingDependencyError(
         f"model={model_name!r} is neither a local folder nor loadable from the Hugging Face cache "
         f"({reason}); pass a local folder holding the model, or download it once with network access"
+    )
+
+
+def hub_reachable(*, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face Hub (``HF_ENDPOINT``) answers at all: one request, no retry; any HTTP status counts.
+
+    False at once when ``HF_HUB_OFFLINE`` is set.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except httpx2.HTTPError:
+        return False
+    return True
+
+
+def _from_cache_only(repo_id: str, *, model_name: str) -> bool:
+    """Whether a Hub id must load from the local cache (the Hub is out of reach); raises when it is not there."""
+    if hub_reachable():
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        raise _offline(model_name)
+    return True
+
+
+def _offline(model_name: str, *, partly: str | None = None) -> MissingDependencyError:
+    from huggingface_hub import constants
+
+    from attrprompt_builder.client.backends import DEFAULT_MODEL
+
+    # The default model is named as such: its user passed no model and would not know where it came from.
+    subject = f"the default model {model_name!r}" if model_name == DEFAULT_MODEL else f"model={model_name!r}"
+    where = f"is only partly in the Hugging Face cache ({partly})" if partly else "is not in the Hugging Face cache"
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub cannot be reached"
+    return MissingDependencyError(
+        f"{subject} {where} and {why}; pass a local model folder (model='PATH'), an endpoint (endpoint='URL') "
+        "or a provider (provider='auto'), or run once with Hub access to download it"
     )
 
 

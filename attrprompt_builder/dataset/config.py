@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import datasets
 
-from attrprompt_builder.client.backends import BACKENDS, BackendSpec, endpoint_urls
+from attrprompt_builder.client.backends import BACKENDS, DEFAULT_MODEL, BackendSpec, endpoint_urls
 from attrprompt_builder.client.types import SamplingParams
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.generation.budget import BudgetSpec
@@ -102,7 +102,11 @@ class AttrPromptConfig(datasets.BuilderConfig):
     endpoint: str | list[str] | None = _option(  # noqa: RUF009 (_option returns a dataclasses.field)
         None, "base URL of a TGI/vLLM/OpenAI-compatible server; repeat for replicas"
     )
-    model: str | None = _option(None, "served model name, Hub id (providers) or local folder (transformers)")
+    model: str | None = _option(
+        None,
+        "served model name, Hub id (providers) or local folder/Hub id (transformers); with no --endpoint or "
+        f"--provider the transformers backend runs {DEFAULT_MODEL} (Apache-2.0, CPU is enough) on this machine",
+    )
     backend: str = _option(
         "auto",
         "where the model runs; auto: endpoint if --endpoint, providers if --provider, else transformers",
@@ -193,7 +197,7 @@ class AttrPromptConfig(datasets.BuilderConfig):
         if threshold is not None and threshold not in ("auto", "off") and (not is_number or not 0 < threshold <= 1):
             raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
         if endpoint_urls(self.endpoint) or self.model or self.provider or self.backend != "auto":
-            self.backend_spec()  # an inconsistent choice fails now; "nothing chosen yet" fails at build time
+            self.backend_spec()  # an inconsistent choice fails now (nothing chosen: the default model)
 
     # -- derived values -------------------------------------------------------------------------
     @property

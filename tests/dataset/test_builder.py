@@ -205,7 +205,7 @@ def test_other_datasets_still_load(tmp_path):
         ({"endpoint": "http://x", "sampling": "random"}, "sampling: got 'random'; use one of uniform, balanced"),
         ({"endpoint": "http://x", "top_p": 1.5}, "top_p: got 1.5; use a number in (0, 1]"),
         ({"endpoint": "http://x", "dedup_threshold": 2}, "dedup_threshold: got 2"),
-        ({"backend": "transformers"}, "model: got None; pass model="),
+        ({"backend": "providers"}, "model: got None; pass model="),
         ({"endpoint": "http://x", "max_cost": 3.0}, "max_cost: got 3.0; also pass price_in and price_out"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from attrprompt_builder.client.backends import DEFAULT_MODEL, BackendSpec
 from attrprompt_builder.pipeline import build_dataset, make_builder
 
 
@@ -33,8 +34,7 @@ def test_transformers_backend_builds_a_dataset_and_resumes_from_the_journal(tiny
     assert rerun.stats.sent == 0 and rerun.stats.reused >= 6
 
 
-def test_no_endpoint_and_no_model_is_one_clear_error():
-    with pytest.raises(ValueError, match="model: got None; pass model="):
-        build_dataset(make_builder("sst2", samples_per_class=1))
+def test_no_endpoint_and_no_model_is_the_default_model_and_providers_need_one():
+    assert make_builder("sst2", samples_per_class=1).config.backend_spec() == BackendSpec("transformers", model=DEFAULT_MODEL)
     with pytest.raises(ValueError, match="for backend='providers'"):
         make_builder("sst2", backend="providers")
