@@ -14,7 +14,7 @@ from attrprompt_builder.client.types import Backend
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.redaction import endpoint_identity
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "BackendSpec", "endpoint_urls", "make_backends"]
+__all__ = ["BACKENDS", "BackendSpec", "DEFAULT_MODEL", "endpoint_urls", "make_backends"]
 
 BACKENDS = ("auto", "endpoint", "providers", "transformers")
 #: What answers when a build names no endpoint, provider or model: a small instruct model (360M parameters,

@@ -27,7 +27,7 @@ from attrprompt_builder.generation.prompts import PromptRenderer
 from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler
 from attrprompt_builder.recipe.model import Recipe
 
-__all__ = ["SAMPLE_DRAWS_PER_CLASS", "Estimate", "estimate", "format_estimate"]
+__all__ = ["Estimate", "SAMPLE_DRAWS_PER_CLASS", "estimate", "format_estimate"]
 
 TOKENS_PER_WORD = 4 / 3
 # Prompts of one class differ by a few dozen words at most, so 256 draws put the mean within about 1%;
