@@ -1,8 +1,10 @@
 """Which LLM answers a build, and the backends that reach it.
 
 ``BackendSpec`` is a picklable value (datasets ships it to ``num_proc`` workers); ``make_backends``
-turns it into live ``Backend`` objects in the worker. ``BackendSpec.identity`` is the one identity of
-"what answers" that goes into every journal key: backends themselves carry only a display label.
+turns it into live ``Backend`` objects in the worker. ``BackendSpec.identity`` names "what answers"
+without asking it: the key part of every journal key 0.1.x wrote, and of today's keys for Inference
+Providers, local models and servers that do not say which model they serve (``served_model``).
+Backends themselves carry only a display label.
 """
 
 from __future__ import annotations
@@ -80,7 +82,10 @@ class BackendSpec:
 
     @property
     def identity(self) -> str:
-        """Part of every journal key: where replies come from, without credentials."""
+        """Where replies come from, without credentials: the endpoint URLs (sorted), provider or local model.
+
+        Frozen: journals written under it must keep being found (``journaled`` looks them up first).
+        """
         if self.kind == "endpoint":
             return "|".join(sorted(endpoint_identity(url) for url in self.endpoints))
         if self.kind == "providers":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -15,18 +16,22 @@ except ImportError:  # datasets < 4 (the loading script's users): plain string k
     Key = None
 
 from attrprompt_builder.client.backends import make_backends
-from attrprompt_builder.client.journal import Journal, journal_folder
+from attrprompt_builder.client.journal import Journal, journal_path
+from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.dataset.config import AttrPromptConfig
 from attrprompt_builder.dataset.schema import CITATION, features_for
 from attrprompt_builder.generation.engine import GenerationRun
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.stats import BuildStats
 from attrprompt_builder.recipe.presets import PRESET_NAMES
+from attrprompt_builder.redaction import display_name
 from attrprompt_builder.version import __version__
 
 __all__ = ["AttrPromptBuilder"]
 
 PRESET_VERSION = datasets.Version("1.0.0")
+# Beside the Arrow files: the stats of the build that wrote them, whichever journal it used.
+_STATS_FILE = "attrprompt_stats.json"
 
 
 class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
@@ -64,15 +69,18 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
 
     @property
     def journal_path(self) -> Path:
-        recipe = self.config.recipe
-        # Beside the datasets this builder writes (its cache_dir, else the datasets cache), unless moved.
-        folder = journal_folder(self.config.journal_dir, cache_root=self._cache_dir_root)
-        return folder / f"{recipe.name}-{recipe.fingerprint}.sqlite"
+        # Beside the datasets this builder writes (its cache_dir, else the datasets cache), unless moved;
+        # one journal for every recipe, since keys are fingerprints of the requests themselves.
+        return journal_path(self.config.journal_dir, cache_root=self._cache_dir_root)
 
     def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
         # A fresh run id per build, so stats of an interrupted earlier run are not mixed in.
         self._run_id = f"{self.config_id}/{uuid.uuid4().hex[:12]}"
-        Journal(self.journal_path).close()  # created (WAL, schema) here, before num_proc workers open it
+        journal = Journal(self.journal_path)  # created here, before num_proc workers open it
+        try:
+            journal.absorb_legacy()  # the per-recipe journals of 0.1.x: nothing paid is lost
+        finally:
+            journal.close()
         settings = self.config.plan(run_id=self._run_id, journal_path=self.journal_path)
         labels = list(self.config.recipe.label_names)
         # datasets splits this list over num_proc workers
@@ -91,21 +99,63 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, label_shards: list[list[str]], settings: RunSettings):
         labels = [label for shard in label_shards for label in shard]  # one run: its classes share the endpoint
-        backends = make_backends(settings.backend, token=self._endpoint_token())
-        run = GenerationRun(settings, labels, backends=backends, worker=f"{os.getpid()}-{labels[0]}")
+        token = self._endpoint_token()
+        backends = make_backends(settings.backend, token=token)
+        served = ServedModelQuery(settings.backend, token=token)
+        run = GenerationRun(settings, labels, backends=backends, worker=f"{os.getpid()}-{labels[0]}", served=served)
         for position, row_index, row in run.rows():
             yield (Key(position, row_index) if Key is not None else f"{position}-{row_index}"), row
 
     # -- after the build ------------------------------------------------------------------------
-    @property
-    def stats(self) -> BuildStats | None:
-        """Counts of the build that produced this dataset (None before any build)."""
+    def _download_and_prepare(
+        self, dl_manager: datasets.DownloadManager, verification_mode: Any, **prepare_split_kwargs: Any
+    ) -> None:
+        super()._download_and_prepare(dl_manager, verification_mode, **prepare_split_kwargs)
+        # Every worker has saved its counts by now; _output_dir is the folder datasets moves into place
+        # (a local one: a remote cache_dir simply keeps no stats beside its files).
+        stats = self._journal_stats(self._run_id)
+        if stats is not None and os.path.isdir(self._output_dir):
+            (Path(self._output_dir) / _STATS_FILE).write_text(json.dumps(stats.to_dict(), sort_keys=True), encoding="utf-8")
+
+    def _journal_stats(self, run_id: str | None) -> BuildStats | None:
         journal = Journal(self.journal_path)
         try:
-            run_id = getattr(self, "_run_id", None) or journal.latest_run(f"{self.config_id}/")
+            run_id = run_id or journal.latest_run(f"{self.config_id}/")
             return BuildStats.merged(journal.load_stats(run_id)) if run_id else None
         finally:
             journal.close()
+
+    @property
+    def cache_hit(self) -> bool:
+        """True when the rows came from the datasets cache: this builder generated nothing."""
+        return getattr(self, "_run_id", None) is None
+
+    @property
+    def built_stats(self) -> BuildStats | None:
+        """Counts of the build that generated the rows, this run's or an earlier one's (None when unknown)."""
+        if not self.cache_hit:
+            return self._journal_stats(self._run_id)
+        try:
+            return BuildStats.load(Path(self._output_dir) / _STATS_FILE)
+        except (OSError, ValueError, TypeError):  # a cache written before the stats were kept beside it
+            return self._journal_stats(None)
+
+    @property
+    def stats(self) -> BuildStats | None:
+        """What this run did (None when nothing is known).
+
+        On a cache hit nothing was sent: the rows' counts (kept, dropped, per class) are those of the
+        build that made them, with every reply behind them counted as reused and no tokens spent.
+        """
+        stats = self.built_stats
+        if stats is None or not self.cache_hit:
+            return stats
+        stats.reused += stats.sent
+        stats.sent = stats.prompt_tokens = stats.completion_tokens = 0
+        stats.cost = stats.wall_time_s = 0.0
+        stats.retries.clear()
+        stats.failures.clear()
+        return stats
 
     def generation_info(self) -> dict[str, Any]:
         """How the data was made, for the dataset card (no token, no URL credentials)."""
@@ -113,7 +163,8 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         spec = config.backend_spec()
         params = config.sampling_params()
         info: dict[str, Any] = {
-            "model": spec.model or "(served model)",
+            # A local folder would show where the user keeps models: the card and the Hub get its last parts.
+            "model": display_name(spec.model) if spec.model else "(served model)",
             "backend": {"endpoint": "endpoint", "providers": "hf-inference-providers"}.get(spec.kind, spec.kind),
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -123,7 +174,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
             "sampling": config.sampling,
             "prompting": config.prompting,
             "dedup_threshold": config.dedup_spec().threshold,
-            "embedder": config.embedder or "sentence-transformers/all-MiniLM-L6-v2",
+            "embedder": display_name(config.embedder or "sentence-transformers/all-MiniLM-L6-v2"),
             "package_version": __version__,
         }
         if spec.kind == "endpoint":

@@ -1,7 +1,8 @@
 """The output folder's layout, in one place: what ``attrprompt generate`` writes and how it is read back.
 
-``data/train-*.parquet`` (the rows), ``recipe.yaml``, ``generation.json`` (the generation record
-and build stats) and the card ``README.md`` with its PNG plots beside it (written by ``card/``).
+``data/train-*.parquet`` (the rows), ``recipe.yaml``, ``generation.json`` (the generation record, local
+paths shortened as on the card, and the run's stats) and the card ``README.md`` with its PNG plots
+beside it (written by ``card/``).
 The readers end in one line naming the caller's parameter (``field``) when a folder is not a
 generated folder, so ``card``, ``compare`` and ``publish`` refuse such folders the same way.
 """
@@ -76,7 +77,16 @@ def write_folder(dataset: datasets.Dataset, folder: Path, *, builder: AttrPrompt
     generation = builder.generation_info()
     generation["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     generation["license"] = builder.config.license or builder.config.recipe.license
-    record = {"generation": generation, "stats": stats.to_dict() if stats else None}
+    # ``stats`` is what this run did; on a datasets cache hit it sent nothing, and ``build_stats`` keeps
+    # what the build that made the rows spent.
+    record: dict[str, Any] = {
+        "generation": generation,
+        "stats": stats.to_dict() if stats else None,
+        "cache_hit": builder.cache_hit,
+    }
+    if builder.cache_hit:
+        built = builder.built_stats
+        record["build_stats"] = built.to_dict() if built else None
     (folder / GENERATION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
     return folder
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from attrprompt_builder.client.dispatch import Dispatcher, Lane
 from attrprompt_builder.client.journal import Journal
 from attrprompt_builder.client.journaled import JournaledClient
+from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
 from attrprompt_builder.errors import BudgetExceededError, QuotaNotMetError
 from attrprompt_builder.filters.screening import (
@@ -49,7 +50,15 @@ _DONE = object()
 class GenerationRun:
     """Generate the rows of some classes of one build (one ``datasets`` shard group)."""
 
-    def __init__(self, settings: RunSettings, labels: list[str], *, backends: list[Backend], worker: str) -> None:
+    def __init__(
+        self,
+        settings: RunSettings,
+        labels: list[str],
+        *,
+        backends: list[Backend],
+        worker: str,
+        served: ServedModelQuery | None = None,
+    ) -> None:
         self.settings = settings
         self.labels = labels
         self.backends = backends
@@ -69,7 +78,7 @@ class GenerationRun:
         # Loaded before the journal is opened, so a bad embedder leaves no connection behind.
         self.dedup = settings.make_dedup_filter()
         self.journal = Journal(settings.journal_path)
-        self.client = JournaledClient(settings.backend, self.journal, self.dispatcher, usage=self.stats)
+        self.client = JournaledClient(settings.backend, self.journal, self.dispatcher, usage=self.stats, served=served)
         self.progress = BuildProgress(
             total=len(self.classes) * settings.samples_per_class, desc=settings.progress_desc, priced=settings.priced
         )
@@ -117,6 +126,7 @@ class GenerationRun:
 
     def request_stop(self) -> None:
         self._stop_requested.set()
+        self.client.stop()  # a wait for another build's reply ends too
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(lambda: None)
 
@@ -157,6 +167,7 @@ class GenerationRun:
             self._finish_stats(started)
             self.progress.update_counts(self.stats, self.dispatcher, force=True)
             self.progress.close()
+            self.client.close()
             self.journal.close()
 
     def _finish_stats(self, started: float) -> None:
@@ -184,15 +195,20 @@ class GenerationRun:
                     pass
                 continue
             state, request, draw = job
-            cached = self.client.reuse(request)
+            cached = await self.client.reuse(request)  # None: claimed, no other build pays for it meanwhile
             if cached is not None:
                 self._deliver(state, request, draw, cached)
                 hits += 1
                 if hits % 64 == 0:
                     await asyncio.sleep(0)
                 continue
+            if self._stop_requested.is_set():  # stopped while waiting for another build's reply
+                self.client.release(request)
+                self._undo_job(state)
+                return
             self._budget_reason = self._budget_reached()
             if self._budget_reason is not None:
+                self.client.release(request)
                 self._undo_job(state)
                 return
             lane = await self.client.acquire()

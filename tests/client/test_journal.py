@@ -1,4 +1,5 @@
-"""The journal: replies by key, durable once recorded, shared by processes; run stats; stable keys."""
+"""The journal: replies by key, durable once recorded, shared by processes and builds; leases; run stats;
+stable keys; the per-recipe journals of 0.1.x read in; a damaged file refused in one line, untouched."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from attrprompt_builder.client.journal import Journal, request_key
-from attrprompt_builder.client.types import ChatReply, ChatRequest, SamplingParams
+from attrprompt_builder.client.journal import JOURNAL_FILE, Journal, JournalDamagedError, journal_path, request_key
+from attrprompt_builder.client.types import ChatReply, SamplingParams
 
 MESSAGES = (
     {"role": "system", "content": "You write news."},
@@ -22,10 +23,6 @@ MESSAGES = (
 )
 PARAMS = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=128)
 KEY_PARTS = {"model": "org/chat-model", "backend": "http://127.0.0.1:8080", "params": PARAMS, "seed": 42}
-
-
-def request(key: str) -> ChatRequest:
-    return ChatRequest(messages=MESSAGES, params=PARAMS, seed=1, key=key)
 
 
 def reply(text: str) -> ChatReply:
@@ -42,19 +39,19 @@ def journal(tmp_path: Path):
 # -- replies ------------------------------------------------------------------------------------------
 def test_a_recorded_reply_comes_back_by_its_key(journal: Journal):
     assert journal.get("k1") is None and len(journal) == 0
-    journal.record(request("k1"), reply("première réponse"), label="sports", index=3)
+    journal.record("k1", reply("première réponse"), label="sports", index=3)
     assert journal.get("k1") == reply("première réponse")
     assert journal.get("k2") is None and len(journal) == 1
 
 
 def test_a_paid_reply_is_never_overwritten(journal: Journal):
-    journal.record(request("k1"), reply("first"), label="sports", index=0)
-    journal.record(request("k1"), reply("second"), label="sports", index=0)
+    journal.record("k1", reply("first"), label="sports", index=0)
+    journal.record("k1", reply("second"), label="sports", index=0)
     assert journal.get("k1") == reply("first") and len(journal) == 1
 
 
 def test_a_reply_is_visible_to_a_new_connection_without_closing_the_first(journal: Journal):
-    journal.record(request("k1"), reply("kept"), label="world", index=0)
+    journal.record("k1", reply("kept"), label="world", index=0)
     other = Journal(journal.path)
     try:
         assert other.get("k1") == reply("kept")
@@ -67,10 +64,9 @@ def test_a_reply_survives_the_process_being_killed_right_after_recording(tmp_pat
     script = (
         "import os, signal, sys\n"
         "from attrprompt_builder.client.journal import Journal\n"
-        "from attrprompt_builder.client.types import ChatReply, ChatRequest, SamplingParams\n"
+        "from attrprompt_builder.client.types import ChatReply\n"
         "journal = Journal(sys.argv[1])\n"
-        "request = ChatRequest(messages=({'role': 'user', 'content': 'x'},), params=SamplingParams(), seed=0, key='k1')\n"
-        "journal.record(request, ChatReply(text='paid'), label='a', index=0)\n"
+        "journal.record('k1', ChatReply(text='paid'), label='a', index=0)\n"
         "os.kill(os.getpid(), signal.SIGKILL)  # no close(), no atexit: what kill -9 leaves behind\n"
     )
     done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
@@ -86,7 +82,7 @@ def _open_and_record(path: str, worker: int, start: multiprocessing.synchronize.
     start.wait()  # every worker opens the brand-new file at the same moment
     journal = Journal(path)
     for i in range(40):
-        journal.record(request(f"w{worker}-{i}"), reply(f"reply {worker}/{i}"), label=f"class{worker}", index=i)
+        journal.record(f"w{worker}-{i}", reply(f"reply {worker}/{i}"), label=f"class{worker}", index=i)
     journal.save_stats("run", f"worker-{worker}", {"sent": 40})
     journal.close()
 
@@ -162,3 +158,136 @@ def test_journal_folders_are_created(tmp_path: Path):
     Journal(tmp_path / "a" / "b" / "j.sqlite").close()
     assert (tmp_path / "a" / "b" / "j.sqlite").is_file()
     assert os.path.getsize(tmp_path / "a" / "b" / "j.sqlite") > 0
+
+
+def test_one_journal_per_folder_whatever_the_recipe(tmp_path: Path):
+    assert journal_path(None, cache_root=tmp_path) == tmp_path / "attrprompt_journal" / JOURNAL_FILE
+    assert journal_path(str(tmp_path / "j"), cache_root="/elsewhere") == tmp_path / "j" / JOURNAL_FILE
+
+
+def test_a_lookup_uses_the_key_index(journal: Journal):
+    # Millions of keys stay a B-tree search (O(log n)), never a scan of the table.
+    plan = " ".join(row[-1] for row in journal._db.execute("EXPLAIN QUERY PLAN SELECT text FROM replies WHERE key = ?", ("k",)))
+    assert "USING INDEX" in plan and "(key=?)" in plan, plan
+
+
+# -- leases -------------------------------------------------------------------------------------------
+def test_a_claimed_key_is_refused_to_another_owner_until_recorded_released_or_expired(journal: Journal):
+    assert journal.claim("k1", owner="build-a", seconds=60)
+    assert journal.claim("k1", owner="build-a", seconds=60)  # its own lease: renewing is fine
+    assert not journal.claim("k1", owner="build-b", seconds=60)
+    journal.release("k1", owner="build-b")  # not its lease: nothing changes
+    assert not journal.claim("k1", owner="build-b", seconds=60)
+    journal.release("k1", owner="build-a")
+    assert journal.claim("k1", owner="build-b", seconds=60)
+    journal.record("k1", reply("paid by b"), label="sports", index=0)
+    assert not journal.claim("k1", owner="build-a", seconds=60)  # answered: nobody pays for it again
+    assert journal.claim("k2", owner="dead-build", seconds=0.0)  # an owner that died holds a lease that has run out
+    assert journal.claim("k2", owner="build-a", seconds=60)
+
+
+def test_renew_keeps_an_owners_leases_alive(journal: Journal):
+    assert journal.claim("k1", owner="build-a", seconds=0.0)
+    journal.renew("build-a", seconds=60)
+    assert not journal.claim("k1", owner="build-b", seconds=60)
+    journal.release_all("build-a")
+    assert journal.claim("k1", owner="build-b", seconds=60)
+
+
+# -- journals of 0.1.x: one file per recipe, read in once, never removed ------------------------------
+def legacy_journal(folder: Path, name: str, keys: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    old = Journal(path)
+    for i, key in enumerate(keys):
+        old.record(key, reply(f"old {key}"), label="world", index=i)
+    old.save_stats("agnews-cfg/run", "w", {"sent": len(keys)})
+    old.close()
+    return path
+
+
+def test_per_recipe_journals_are_absorbed_once_and_left_in_place(tmp_path: Path):
+    folder = tmp_path / "attrprompt_journal"
+    first = legacy_journal(folder, "agnews-0123456789abcdef.sqlite", ["a1", "a2"])
+    legacy_journal(folder, "sst2-fedcba9876543210.sqlite", ["s1", "a1"])
+    (folder / "notes.sqlite").write_bytes(b"not a journal, not named like one")  # left alone
+    shared = Journal(folder / JOURNAL_FILE)
+    shared.record("a2", reply("new a2"), label="world", index=1)
+    try:
+        assert shared.absorb_legacy() == 2  # a1 and s1; a2 was here already and keeps its reply
+        assert [shared.get(k) for k in ("a1", "a2", "s1")] == [reply("old a1"), reply("new a2"), reply("old s1")]
+        assert shared.latest_run("agnews-cfg/") == "agnews-cfg/run"
+        assert shared.absorb_legacy() == 0
+        grown = Journal(first)  # an older release wrote to its file again
+        grown.record("a3", reply("old a3"), label="world", index=2)
+        grown.close()
+        assert shared.absorb_legacy() == 1 and shared.get("a3") == reply("old a3")
+    finally:
+        shared.close()
+    old = Journal(first)
+    assert len(old) == 3 and old.get("a1") == reply("old a1")
+    old.close()
+
+
+# -- a damaged journal: one line naming the file and the fix; the file is never written --------------
+def filled_journal(path: Path, rows: int = 300) -> Path:
+    journal = Journal(path)
+    for i in range(rows):
+        journal.record(f"key-{i}", reply("x" * 200), label="world", index=i)
+    journal.close()
+    return path
+
+
+def damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncated":  # the last page lost (a copy cut short, a full disk)
+        path.write_bytes(data[:-4096])
+    elif how == "garbage":
+        path.write_bytes(os.urandom(len(data)))
+    elif how == "garbage inside":
+        path.write_bytes(data[:4096] + b"\xab" * (len(data) - 4096))
+    else:
+        path.write_bytes(b"")
+
+
+def assert_one_line_naming(err: BaseException, path: Path) -> None:
+    message = str(err)
+    assert "\n" not in message and str(path) in message and "move it aside" in message
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "zero-length"])
+def test_a_damaged_journal_is_refused_before_anything_is_written(tmp_path: Path, how: str):
+    path = filled_journal(tmp_path / "journal.sqlite")
+    damage(path, how)
+    before = path.read_bytes()
+    with pytest.raises(JournalDamagedError) as caught:
+        Journal(path).close()
+    assert_one_line_naming(caught.value, path)
+    assert path.read_bytes() == before
+
+
+def test_garbage_inside_a_journal_is_named_at_the_first_read_and_nothing_is_written(tmp_path: Path):
+    path = filled_journal(tmp_path / "journal.sqlite")
+    damage(path, "garbage inside")
+    before = path.read_bytes()
+    journal = Journal(path)  # the header is intact: SQLite finds the damage where it reads
+    try:
+        with pytest.raises(JournalDamagedError) as caught:
+            journal.get("key-299")
+        assert_one_line_naming(caught.value, path)
+        with pytest.raises(JournalDamagedError):
+            journal.record("new", reply("y"), label="world", index=0)
+    finally:
+        journal.close()
+    assert path.read_bytes() == before
+
+
+def test_a_damaged_per_recipe_journal_is_named_not_the_shared_one(tmp_path: Path):
+    legacy = filled_journal(tmp_path / "agnews-0123456789abcdef.sqlite")
+    damage(legacy, "garbage inside")
+    shared = Journal(tmp_path / JOURNAL_FILE)
+    try:
+        with pytest.raises(JournalDamagedError, match="agnews-0123456789abcdef.sqlite"):
+            shared.absorb_legacy()
+    finally:
+        shared.close()
