@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -128,19 +127,6 @@ def test_generation_info_shows_a_local_model_folder_by_its_last_parts(tmp_path):
     info = builder.generation_info()
     assert "alice" not in json.dumps(info)
     assert info["model"] == "local folder …/models/qwen-chat" and info["embedder"] == "local folder …/models/minilm"
-
-
-def test_a_journal_written_per_recipe_by_0_1_0_still_resumes_and_stays(tmp_path):
-    from tgi_server import TGIServer
-
-    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "journal-0.1.0"
-    shutil.copytree(fixtures, tmp_path / "journal")
-    old = tmp_path / "journal" / "agnews-d2d05da37a67fb4a.sqlite"
-    with TGIServer(port=38917) as server:  # the fixture's keys name this URL
-        texts = build(server.url, tmp_path, preset="agnews", samples_per_class=3, seed=5, max_concurrency=16)
-        assert server.count() == 0
-    assert texts == (fixtures / "texts.txt").read_text(encoding="utf-8").split("\n\x1e\n")
-    assert old.read_bytes() == (fixtures / old.name).read_bytes()
 
 
 def test_the_cli_names_a_damaged_journal_in_one_line_and_leaves_it(tgi, tmp_path):
