@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
 import sys
 import typing
 from collections.abc import Sequence
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from attrprompt_builder.dataset.config import Option, check_options, field_types, option_fields
-from attrprompt_builder.errors import AttrPromptError, ConfigError
+from attrprompt_builder.errors import AttrPromptError, ConfigError, RecipeError
 from attrprompt_builder.version import __version__
 
 __all__ = ["OTHER_FLAGS", "build_parser", "config_kwargs", "main"]
@@ -31,11 +33,15 @@ OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
     "generate": (
         (("--token",), {"help": "token for the endpoint (sent only when given)"}),
         (("--output", "-o"), {"required": True, "help": "folder to write (data/*.parquet, README.md, recipe.yaml)"}),
+        (
+            ("--overwrite",),
+            {"action": "store_true", "help": "write into a non-empty folder that attrprompt did not write"},
+        ),
         (("--cache-dir",), {"help": "datasets cache folder"}),
         (("--num-proc",), {"type": int, "help": "worker processes of the build (datasets' num_proc)"}),
     ),
     "show": (
-        (("-k", "--count"), {"dest": "n", "type": int, "default": 5, "help": "how many prompts (default 5)"}),
+        (("-k", "--count"), {"dest": "count", "type": int, "default": 5, "help": "how many prompts (default 5)"}),
         (("--label",), {"help": "only this class"}),
     ),
     "estimate": (
@@ -82,14 +88,6 @@ def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
             actions.append(parser.add_argument(*flags, **_argument(declared, option)))
     for flags, kwargs in OTHER_FLAGS.get(command, ()):
         actions.append(parser.add_argument(*flags, **kwargs))
-    # Errors name a keyword (max_attempts); a CLI user typed a flag (--max-attempts).
-    parser.set_defaults(
-        flag_words={
-            action.dest: next((f for f in action.option_strings if f.startswith("--")), action.option_strings[0])
-            for action in actions
-            if action.option_strings
-        }
-    )
 
 
 def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,10 +114,24 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         num_proc=args.num_proc,
         cache_dir=args.cache_dir,
         token=args.token,
+        overwrite=args.overwrite,
         **config_kwargs(args),
     )
-    print(f"wrote {folder} (load it with datasets.load_dataset({str(folder)!r}))")
+    print(f"wrote {folder}{_build_summary(folder)} (load it with datasets.load_dataset({str(folder)!r}))")
     return 0
+
+
+def _build_summary(folder: Path) -> str:
+    """What the build did, as its progress bar showed it (the bar clears its line when done)."""
+    from attrprompt_builder.dataset.folder import read_generation
+
+    stats = read_generation(folder, field="output").stats
+    if stats is None:
+        return ""
+    return (
+        f": {stats.kept} rows kept; {stats.sent} replies received, {stats.reused} reused from the journal, "
+        f"{stats.total_tokens} tokens"
+    )
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -144,6 +156,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from attrprompt_builder.generation.prompts import PromptRenderer
     from attrprompt_builder.generation.sampling import AttributeSampler
 
+    if args.count < 1:
+        raise ConfigError(f"count: got {args.count}; use a whole number >= 1")
     recipe = _load(args.preset_or_recipe)
     labels = [args.label] if args.label else recipe.label_names
     unknown = [label for label in labels if label not in recipe.label_names]
@@ -151,7 +165,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         raise AttrPromptError(f"--label: got {unknown[0]!r}; use one of {', '.join(recipe.label_names)}")
     sampler = AttributeSampler(recipe, seed=args.seed, strategy=args.sampling)
     renderer = PromptRenderer(recipe, prompting=args.prompting)
-    for k in range(args.n):
+    for k in range(args.count):
         label = labels[k % len(labels)]
         draw = sampler.draw(label, k // len(labels))
         print(f"--- {label} #{draw.index} " + "-" * 40)
@@ -181,10 +195,9 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
-    from attrprompt_builder.card.render import write_card
-    from attrprompt_builder.pipeline import card_embedder
+    from attrprompt_builder.pipeline import rewrite_card
 
-    path = write_card(Path(args.folder), embedder=card_embedder(args.embedder))
+    path = rewrite_card(args.folder, embedder=args.embedder)
     print(f"wrote {path}")
     return 0
 
@@ -223,7 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     est.set_defaults(func=_cmd_estimate)
     card = sub.add_parser("card", help="(re)write README.md for a generated folder")
     card.add_argument("folder", help="a folder written by `attrprompt generate`")
-    card.add_argument("--embedder", default=None, help="embedder for the diversity metrics")
+    card.add_argument(
+        "--embedder",
+        default=None,
+        help="embedder for pairwise similarity: model folder/Hub id, 'ngram', or 'none' (default: the build's)",
+    )
     card.set_defaults(func=_cmd_card)
     push = sub.add_parser("push", help="publish a generated folder to the Hugging Face Hub")
     push.add_argument("folder", help="a folder written by `attrprompt generate`")
@@ -244,7 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
     _add_lazy(sub, "discover", "ask an LLM for a recipe's dimensions and values (the paper's 4 steps)", "discover.steps")
     _add_lazy(sub, "compare", "compare generated dataset folders side by side", "compare")
+    for name, command in sub.choices.items():
+        # Errors name a keyword (max_attempts); a CLI user typed a flag (--max-attempts).
+        command.set_defaults(flag_words=_flag_words(command) | _KEYWORD_ALIASES.get(name, {}))
     return parser
+
+
+# Keywords of the Python API that a subcommand's flag sets under another name.
+_KEYWORD_ALIASES = {"generate": {"output_dir": "--output"}}
+
+
+def _flag_words(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each option's keyword (its dest) and the flag a user types for it, the long spelling first."""
+    return {
+        action.dest: next((f for f in action.option_strings if f.startswith("--")), action.option_strings[0])
+        for action in parser._actions
+        if action.option_strings and not isinstance(action, argparse._HelpAction)
+    }
 
 
 def _add_lazy(sub: argparse._SubParsersAction, name: str, help_text: str, module: str) -> None:
@@ -260,26 +293,66 @@ def _add_lazy(sub: argparse._SubParsersAction, name: str, help_text: str, module
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a reader that left early (`| head -1`) shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # what a shell reports for a writer stopped by SIGPIPE; the reader has what it wanted
     except KeyboardInterrupt:
         return 130  # the engine already printed how to resume
     except AttrPromptError as err:
         if os.environ.get("ATTRPROMPT_DEBUG"):
             raise
         message = str(err)
-        if isinstance(err, ConfigError):
+        if not isinstance(err, RecipeError):  # a recipe's field names are not flags
             message = _in_cli_words(message, getattr(args, "flag_words", {}))
         print(f"error: {message}", file=sys.stderr)
         return 1
 
 
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit and would report the closed pipe there.
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (captured in tests)
+        pass
+
+
+# ``model=``, ``embedder='ngram'``, ``overwrite=True``: a keyword as a Python caller writes it (a word of its
+# own, so "http://h/?a=b" inside a quoted value is left alone).
+_KEYWORD = re.compile(r"(`?)(?<![^\s(`])([a-z][a-z0-9_]*)=(?:'([^']*)'|\"([^\"]*)\"|(True)\b)?\1")
+# ``price_in``: an option's name with an underscore, which no English word has.
+_OPTION_NAME = re.compile(r"(?<![^\s(`])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?=[\s,;:.)`]|$)")
+
+
 def _in_cli_words(message: str, flag_words: dict[str, str]) -> str:
-    """``max_attempts: got 0; ...`` as ``--max-attempts: got 0; ...``, when the subject is only option names."""
+    """A message written for Python callers, in the words of the command line that is running.
+
+    ``max_attempts: got 0; ...`` becomes ``--max-attempts: got 0; ...`` (when the subject is only
+    option names), ``pass embedder='ngram'`` becomes ``pass --embedder ngram``, and ``price_in``
+    becomes ``--price-in``. Names that are not flags of the running command stay as they are.
+    """
     subject, colon, rest = message.partition(": ")
     names = subject.split(" + ")
-    if not colon or not all(name in flag_words for name in names):
-        return message
-    return " + ".join(flag_words[name] for name in names) + colon + rest
+    if colon and all(name in flag_words for name in names):
+        head = " + ".join(flag_words[name] for name in names) + colon
+    else:
+        head, rest = "", message
+
+    def keyword(match: re.Match[str]) -> str:
+        tick, name, single, double, _true = match.groups()
+        flag = flag_words.get(name)
+        if flag is None:
+            return match.group(0)
+        value = single if single is not None else double
+        return f"{tick}{flag}{'' if value is None else ' ' + shlex.quote(value)}{tick}"
+
+    rest = _KEYWORD.sub(keyword, rest)
+    rest = _OPTION_NAME.sub(lambda match: flag_words.get(match.group(1), match.group(1)), rest)
+    # "pass `token=` (CLI: --token)" now names the flag twice.
+    rest = re.sub(r" \(CLI: (--[\w-]+)\)", lambda m: "" if m.group(1) in rest[: m.start()] else m.group(0), rest)
+    return head + rest
 
 
 if __name__ == "__main__":

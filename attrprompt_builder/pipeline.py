@@ -8,12 +8,12 @@ from typing import Any
 
 import datasets
 
+from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.dataset.builder import AttrPromptBuilder
-from attrprompt_builder.dataset.folder import write_folder
-from attrprompt_builder.errors import AttrPromptError
+from attrprompt_builder.errors import AttrPromptError, ConfigError, MissingDependencyError, one_line
 from attrprompt_builder.recipe.presets import is_preset
 
-__all__ = ["build_dataset", "card_embedder", "generate_folder", "make_builder", "unwrap_error"]
+__all__ = ["build_dataset", "card_embedder", "generate_folder", "make_builder", "rewrite_card", "unwrap_error"]
 
 
 def unwrap_error(err: BaseException) -> BaseException:
@@ -54,23 +54,59 @@ def generate_folder(
     cache_dir: str | None = None,
     token: str | None = None,
     card: bool = True,
+    overwrite: bool = False,
     **config_kwargs: Any,
 ) -> Path:
-    """Generate a dataset and write it, with its card, to ``output_dir`` (what ``attrprompt generate`` does)."""
-    builder = make_builder(preset_or_recipe, cache_dir=cache_dir, token=token, **config_kwargs)
-    dataset = build_dataset(builder, num_proc=num_proc)
-    folder = write_folder(dataset, Path(output_dir), builder=builder, stats=builder.stats)
-    if card:
-        from attrprompt_builder.card.render import write_card
+    """Generate a dataset and write it, with its card, to ``output_dir`` (what ``attrprompt generate`` does).
 
-        write_card(folder, embedder=card_embedder(builder.config.embedder))
+    Everything that would fail after paying is checked first: the output folder (not a file, writable,
+    and empty or written by this tool unless ``overwrite``), ``num_proc``, the cache and journal
+    folders, a token for HF Inference Providers, and that the dedup embedder can be found.
+    """
+    folder = layout.check_output_folder(output_dir, overwrite=overwrite)
+    if num_proc is not None and (isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1):
+        raise ConfigError(f"num_proc: got {num_proc!r}; use a whole number >= 1, or leave it out for one process")
+    for field, path in (("cache_dir", cache_dir), ("journal_dir", config_kwargs.get("journal_dir"))):
+        if path:
+            layout.require_writable_folder(Path(path).expanduser(), field=field)
+    builder = make_builder(preset_or_recipe, cache_dir=cache_dir, token=token, **config_kwargs)
+    _require_provider_token(builder, token)
+    if builder.config.dedup_spec().threshold is not None:
+        from attrprompt_builder.filters.dedup.embedders import check_embedder
+
+        check_embedder(builder.config.embedder)  # before datasets starts the build and its progress bars
+    dataset = build_dataset(builder, num_proc=num_proc)
+    try:
+        layout.write_folder(dataset, folder, builder=builder, stats=builder.stats)
+        if card:
+            from attrprompt_builder.card.render import write_card
+
+            write_card(folder, embedder=card_embedder(builder.config.embedder))
+    except OSError as err:
+        raise ConfigError(
+            f"output_dir: writing {str(folder)!r} failed ({err.strerror or one_line(err)}); the rows are kept in the "
+            "datasets cache: make room or pass another folder, and rerun (nothing is sent again)"
+        ) from err
     return folder
+
+
+def _require_provider_token(builder: AttrPromptBuilder, token: str | bool | None) -> None:
+    """HF Inference Providers refuse every request without a token: say so before the build starts."""
+    if builder.config.backend_spec().kind != "providers" or (isinstance(token, str) and token):
+        return
+    from huggingface_hub import get_token
+
+    if get_token() is None:
+        raise ConfigError(
+            "token: HF Inference Providers need a Hugging Face token; pass token= or set HF_TOKEN (or run `hf auth login`)"
+        )
 
 
 def card_embedder(spec: str | None):
     """The embedder for the card's pairwise similarity, or None (with a warning) when it cannot load.
 
     The dataset is already written at this point: a missing model must not cost the user the build.
+    Loading fails within seconds when the Hub is out of reach (``load_embedder`` asks it once).
     """
     from attrprompt_builder.filters.dedup.embedders import load_embedder
 
@@ -79,3 +115,26 @@ def card_embedder(spec: str | None):
     except AttrPromptError as err:
         print(f"warning: the card leaves out pairwise similarity: {err}", file=sys.stderr)
         return None
+
+
+def rewrite_card(folder: str | Path, *, embedder: str | None = None) -> Path:
+    """``attrprompt card``: rewrite a generated folder's card, measured with the embedder its build used.
+
+    ``embedder`` overrides the recorded one; ``"none"`` leaves out pairwise similarity. Unlike
+    ``generate``, an embedder that cannot load is an error: a card that had pairwise similarity is
+    never replaced by one without it unless asked.
+    """
+    from attrprompt_builder.card.render import write_card
+    from attrprompt_builder.filters.dedup.embedders import load_embedder
+
+    folder = Path(folder)
+    layout.require_data_files(folder, field="folder")  # before the embedder loads: a wrong path fails at once
+    layout.read_recipe(folder, field="folder")
+    spec = embedder if embedder is not None else layout.recorded_embedder(folder, field="folder")
+    model = None
+    if spec != "none":
+        try:
+            model = load_embedder(spec)
+        except MissingDependencyError as err:
+            raise MissingDependencyError(f"{err}, or embedder='none' to leave out pairwise similarity") from err
+    return write_card(folder, embedder=model)

@@ -49,7 +49,8 @@ GOLDEN = {
         "arxiv",
         {"samples_per_class": 1, "seed": 3, "embedder": "ngram", "sampling": "balanced"},
         {"refusal_rate": 0.1},
-        "b4744fcb325d25712f74d36ab98ed092ca1632dfad08f41c47938940d4695b14",
+        # Changed on purpose (issue 11): a catch-all value's full stop no longer doubles the template's ("X..").
+        "2bc4b56631e473451d18206d070dce43479ec21f7b2e9c741d3d6b7ed8f0933c",
     ),
     "sst2-simple-nodedup": (
         "sst2",

@@ -337,7 +337,7 @@ def average_pairwise_similarity(texts: Sequence[str], rows: Sequence[Sequence[st
 
     indices = subsample_indices(len(texts), APS_MAX_ROWS, seed=0)
     sample = [texts[i] for i in indices]
-    batches = tqdm(range(0, len(sample), _ENCODE_BATCH), desc="Embedding for APS", unit="batch")
+    batches = tqdm(range(0, len(sample), _ENCODE_BATCH), desc="Measuring how similar the texts are", unit="batch")
     embeddings = np.concatenate([embedder.encode(sample[start : start + _ENCODE_BATCH]) for start in batches])
     keys = [rows[i][0] if len(rows[i]) == 1 else tuple(rows[i]) for i in indices]
     return pairwise_similarity(embeddings, keys)

@@ -1,14 +1,18 @@
 """PNG figures for the dataset card: label distribution, lengths, class x value coverage.
 
 matplotlib is optional (the ``plots`` extra): it is imported lazily with the Agg backend, and
-when it is missing ``write_plots`` logs one line and returns no figures.
+when it is missing ``write_plots`` logs one line and returns no figures. Bar charts of many classes
+show the largest and smallest ``MAX_BARS // 2`` only, so a figure stays a readable size. Labels in a
+script the default font lacks (CJK...) are drawn with an installed font that has it; without one,
+one log line says so instead of one matplotlib warning per glyph.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from attrprompt_builder.card.measures import ClassCoverage
 
 __all__ = [
     "Figure",
+    "MAX_BARS",
     "MAX_HEATMAP_CLASSES",
     "MAX_HEATMAP_VALUES",
     "coverage_figure",
@@ -34,6 +39,8 @@ MAX_HEATMAP_CLASSES = 30
 MAX_HEATMAP_VALUES = 40
 _MAX_HISTOGRAM_CLASSES = 10
 _MAX_ANNOTATED_CELLS = 300
+# More bars than this (1000 classes made a 28100 px tall PNG) show the largest and smallest half each.
+MAX_BARS = 40
 
 
 @dataclass(frozen=True)
@@ -67,16 +74,31 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _extremes(values: Mapping[str, float], noun: str) -> tuple[list[str], list[float], str]:
+    """Tick labels, bar values and a title note: every bar, or the largest and smallest ``MAX_BARS // 2``.
+
+    A gap row (value 0) between the two halves says how many bars are left out.
+    """
+    if len(values) <= MAX_BARS:
+        return list(values), list(values.values()), ""
+    ranked = sorted(values, key=lambda name: -values[name])  # stable: ties keep their order
+    half = MAX_BARS // 2
+    shown = [*ranked[:half], None, *ranked[-half:]]
+    ticks = [f"… {len(values) - 2 * half} more {noun} …" if name is None else name for name in shown]
+    bars = [0.0 if name is None else values[name] for name in shown]
+    return ticks, bars, f" ({half} largest and {half} smallest of {len(values)} {noun})"
+
+
 def label_bar_chart(plt: Any, counts: Mapping[str, int], folder: Path) -> str:
-    """Rows per label, one horizontal bar each."""
-    labels = list(counts)
+    """Rows per label, one horizontal bar each (the extremes only, when there are many labels)."""
+    labels, values, note = _extremes(counts, "classes")
     height = max(2.5, 0.28 * len(labels) + 1.0)
     figure, axes = plt.subplots(figsize=(7, height))
-    axes.barh(range(len(labels)), [counts[label] for label in labels], color="#4C72B0")
+    axes.barh(range(len(labels)), values, color="#4C72B0")
     axes.set_yticks(range(len(labels)), [_short(label) for label in labels], fontsize=8)
     axes.invert_yaxis()
     axes.set_xlabel("rows")
-    axes.set_title("Label distribution")
+    axes.set_title("Label distribution" + note)
     return _save(plt, figure, folder, "label_distribution.png")
 
 
@@ -124,14 +146,15 @@ def coverage_figure(plt: Any, dimension: str, coverage: Sequence[ClassCoverage],
         axes.set_xlabel("value: position in the class's own list (red 0 = never drawn)")
         axes.set_title(f"{dimension}: rows per class and value")
     else:
-        figure, axes = plt.subplots(figsize=(7, max(2.5, 0.22 * len(coverage) + 1.2)))
-        axes.barh(range(len(coverage)), [100 * c.share_covered for c in coverage], color="#55A868")
-        axes.set_yticks(range(len(coverage)), [_short(c.label, 30) for c in coverage], fontsize=7)
+        labels, shares, note = _extremes({c.label: 100 * c.share_covered for c in coverage}, "classes")
+        figure, axes = plt.subplots(figsize=(7, max(2.5, 0.22 * len(labels) + 1.2)))
+        axes.barh(range(len(labels)), shares, color="#55A868")
+        axes.set_yticks(range(len(labels)), [_short(label, 30) for label in labels], fontsize=7)
         axes.invert_yaxis()
         axes.set_xlim(0, 100)
         axes.margins(y=0.01)
         axes.set_xlabel("% of the class's values drawn at least once")
-        axes.set_title(f"{dimension}: value coverage per class")
+        axes.set_title(f"{dimension}: value coverage per class" + note)
     return _save(plt, figure, folder, filename)
 
 
@@ -148,10 +171,45 @@ def write_plots(
         logger.warning("matplotlib is not installed: the card has no plots (pip install 'attrprompt-builder[plots]')")
         return {}
     folder.mkdir(parents=True, exist_ok=True)
-    figures = {
-        "labels": Figure("Label distribution", label_bar_chart(plt, label_counts, folder)),
-        "lengths": Figure("Text length", length_histogram(plt, lengths_by_class, folder)),
-    }
-    for dimension, items in coverage.items():
-        figures[f"coverage:{dimension}"] = Figure(f"{dimension} coverage", coverage_figure(plt, dimension, items, folder))
+    texts = [*label_counts, *lengths_by_class, *coverage, *(c.label for items in coverage.values() for c in items)]
+    with plt.rc_context(_fonts_for(plt, texts)), warnings.catch_warnings():
+        # Glyphs no installed font has: _fonts_for said so once; matplotlib would warn per glyph and figure.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+        figures = {
+            "labels": Figure("Label distribution", label_bar_chart(plt, label_counts, folder)),
+            "lengths": Figure("Text length", length_histogram(plt, lengths_by_class, folder)),
+        }
+        for dimension, items in coverage.items():
+            figures[f"coverage:{dimension}"] = Figure(f"{dimension} coverage", coverage_figure(plt, dimension, items, folder))
     return figures
+
+
+def _fonts_for(plt: Any, texts: Iterable[str]) -> dict[str, Any]:
+    """rc settings whose font list can draw every character of ``texts`` (empty when the default can).
+
+    matplotlib falls back glyph by glyph along ``font.family``, so one installed font that has the
+    missing characters is added after the default. Without one, the characters show as boxes and
+    one log line names them and the fix.
+    """
+    from matplotlib import font_manager, ft2font
+
+    default = font_manager.findfont(font_manager.FontProperties(family=plt.rcParams["font.family"]))
+    have = set(ft2font.FT2Font(default).get_charmap())
+    missing = sorted({ch for text in texts for ch in str(text) if not ch.isspace() and ord(ch) not in have})
+    if not missing:
+        return {}
+    for entry in font_manager.fontManager.ttflist:
+        if entry.fname == default or "last resort" in entry.name.lower():  # its glyphs are placeholder boxes
+            continue
+        try:
+            charmap = ft2font.FT2Font(entry.fname).get_charmap()
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if all(ord(ch) in charmap for ch in missing):
+            return {"font.family": [*plt.rcParams["font.family"], entry.name]}
+    logger.warning(
+        "no installed font has the characters %s of the class names: the card's plots show boxes for them "
+        "(install a font that has them, e.g. Noto Sans CJK, and rerun `attrprompt card`)",
+        "".join(missing[:10]) + ("…" if len(missing) > 10 else ""),
+    )
+    return {}

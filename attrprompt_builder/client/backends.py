@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from attrprompt_builder.client.types import Backend
 from attrprompt_builder.errors import ConfigError
-from attrprompt_builder.redaction import endpoint_identity
+from attrprompt_builder.redaction import endpoint_identity, redact
 
 __all__ = ["BACKENDS", "BackendSpec", "DEFAULT_MODEL", "endpoint_urls", "make_backends"]
 
@@ -49,7 +50,7 @@ class BackendSpec:
     ) -> BackendSpec:
         """The backend a user's choices name ("auto" picks from what was given), or a one-line ``ConfigError``.
 
-        ``endpoint`` is one URL or several; messages quote a URL without its credentials.
+        ``endpoint`` is taken as the user gave it (one URL or several), so messages quote their value.
         """
         if backend not in BACKENDS:
             raise ConfigError(f"backend: got {backend!r}; use one of {', '.join(BACKENDS)}")
@@ -59,12 +60,7 @@ class BackendSpec:
                 raise ConfigError(
                     f"endpoint: got {url!r}; use a base URL such as http://localhost:8080 (TGI) or http://host:8000/v1 (vLLM)"
                 )
-        hosts = ", ".join(endpoint_identity(url) for url in endpoints)  # what a message may quote: no credentials
-        if provider is not None and endpoints:
-            raise ConfigError(
-                f"provider + endpoint: got provider={provider!r} and endpoint {hosts}; a provider serves the model on "
-                "HF Inference Providers, an endpoint is your own server: pass one of them"
-            )
+            _check_port(url)
         kind = backend
         if kind == "auto":
             kind = "endpoint" if endpoints else ("providers" if provider else "transformers")
@@ -76,9 +72,7 @@ class BackendSpec:
             hint = "a Hub model id" if kind == "providers" else "a chat model's Hub id or local folder"
             raise ConfigError(f"model: got {model!r}; pass model= ({hint}) for backend={kind!r}, or an endpoint= URL")
         if kind != "endpoint" and endpoints:
-            raise ConfigError(f"endpoint: got {hosts}; backend={kind!r} does not use an endpoint; drop one of them")
-        if kind == "transformers" and provider is not None:
-            raise ConfigError(f"provider: got {provider!r}; backend='transformers' runs the model here; drop one of them")
+            raise ConfigError(f"endpoint: got {endpoint!r}; backend={kind!r} does not use an endpoint; drop one of them")
         return cls(
             kind=kind,
             endpoints=endpoints,
@@ -103,6 +97,15 @@ class BackendSpec:
     @property
     def hosts(self) -> list[str]:
         return [endpoint_identity(url) for url in self.endpoints]
+
+
+def _check_port(url: str) -> None:
+    try:
+        port = urlsplit(url).port  # None when absent; ValueError when not a number in 0-65535
+    except ValueError as err:
+        raise ConfigError(f"endpoint: got {redact(url)!r}; its port is not a number from 1 to 65535") from err
+    if port == 0:
+        raise ConfigError(f"endpoint: got {redact(url)!r}; port 0 cannot be connected to, use the server's port")
 
 
 def endpoint_urls(endpoint: str | Sequence[str] | None) -> tuple[str, ...]:

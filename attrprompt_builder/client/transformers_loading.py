@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx2
-
 from attrprompt_builder.errors import (
     AttrPromptError,
     ConfigError,
     MissingDependencyError,
     one_line,
 )
+from attrprompt_builder.hub import HUB_PROBE_TIMEOUT_S, hub_reachable  # shared with the dedup embedder
 
 __all__ = [
     "DTYPES",
@@ -40,8 +39,6 @@ __all__ = [
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 # The package is installed from a checkout, so `pip install 'attrprompt-builder[local]'` would look for it on an index.
 INSTALL_TORCH = "the transformers backend needs torch: pip install torch==2.13.0 (see the README's Install section)"
-# The Hub answers in well under a second when it can be reached at all.
-HUB_PROBE_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -118,23 +115,6 @@ def _not_loadable(err: Exception, *, model_name: str, is_local: bool) -> AttrPro
         f"model={model_name!r} is neither a local folder nor loadable from the Hugging Face cache "
         f"({reason}); pass a local folder holding the model, or download it once with network access"
     )
-
-
-def hub_reachable(*, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """Whether the Hugging Face Hub (``HF_ENDPOINT``) answers at all: one request, no retry; any HTTP status counts.
-
-    False at once when ``HF_HUB_OFFLINE`` is set.
-    """
-    from huggingface_hub import constants
-    from huggingface_hub.utils import get_session
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    try:
-        get_session().head(constants.ENDPOINT, timeout=timeout)
-    except httpx2.HTTPError:
-        return False
-    return True
 
 
 def _from_cache_only(repo_id: str, *, model_name: str) -> bool:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attrprompt_builder.errors import ConfigError
+from attrprompt_builder.errors import ConfigError, one_line
 from attrprompt_builder.generation.stats import BuildStats
 from attrprompt_builder.recipe.model import Recipe, load_recipe
 
@@ -31,14 +33,19 @@ __all__ = [
     "DATA_FILES_PATTERN",
     "GENERATION_FILE",
     "GenerationRecord",
+    "MARKER_FILE",
     "PLOT_PATTERN",
     "RECIPE_FILE",
+    "check_output_folder",
     "data_files",
+    "is_generated_folder",
     "plot_files",
     "read_generation",
     "read_recipe",
     "read_rows",
+    "recorded_embedder",
     "require_data_files",
+    "require_writable_folder",
     "write_folder",
 ]
 
@@ -51,6 +58,9 @@ RECIPE_FILE = "recipe.yaml"
 GENERATION_FILE = "generation.json"
 CARD_FILE = "README.md"
 PLOT_PATTERN = "*.png"
+# What stays on this machine (publish never uploads it): that this tool wrote the folder, and the
+# embedder exactly as given, which generation.json shortens when it is a local folder.
+MARKER_FILE = ".attrprompt.json"
 _MAX_SHARD_BYTES = 500 * 1024 * 1024
 _NOT_GENERATED = "pass a folder `attrprompt generate` wrote"
 
@@ -88,7 +98,15 @@ def write_folder(dataset: datasets.Dataset, folder: Path, *, builder: AttrPrompt
         built = builder.built_stats
         record["build_stats"] = built.to_dict() if built else None
     (folder / GENERATION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+    _write_marker(folder, embedder=builder.config.embedder)
     return folder
+
+
+def _write_marker(folder: Path, *, embedder: str | None) -> None:
+    if embedder is not None and Path(embedder).expanduser().is_dir():
+        embedder = str(Path(embedder).expanduser().resolve())  # `attrprompt card` may run from another directory
+    marker = {"written_by": "attrprompt-builder", "embedder": embedder}
+    (folder / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 
 def data_files(folder: Path) -> list[Path]:
@@ -141,3 +159,88 @@ def read_generation(folder: Path, *, field: str) -> GenerationRecord:
         raise ConfigError(f"{field}: {str(path)!r} holds a {type(record).__name__}, not a JSON object; {fix}")
     stats = BuildStats.from_dict(record["stats"]) if record.get("stats") else None
     return GenerationRecord(generation=record.get("generation") or {}, stats=stats)
+
+
+def _read_marker(folder: Path) -> dict[str, Any] | None:
+    try:
+        marker = json.loads((folder / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("written_by") == "attrprompt-builder" else None
+
+
+def is_generated_folder(folder: Path) -> bool:
+    """Whether ``attrprompt generate`` wrote ``folder``: its marker, or (folders of 0.1.0) its generation.json."""
+    if _read_marker(folder) is not None:
+        return True
+    try:
+        record = json.loads((folder / GENERATION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and isinstance(record.get("generation"), dict)
+
+
+def recorded_embedder(folder: Path, *, field: str) -> str | None:
+    """The embedder the folder's build used, as ``load_embedder`` takes it (None: the default MiniLM).
+
+    Raises ``ConfigError`` when generation.json names it only in a form that cannot be loaded here
+    (a shortened local path, or a folder this machine does not have).
+    """
+    marker = _read_marker(folder)
+    if marker is not None and "embedder" in marker:
+        return marker["embedder"]
+    named = read_generation(folder, field=field).generation.get("embedder")
+    if named is None or named == "ngram" or Path(str(named)).expanduser().is_dir():
+        return named
+    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", str(named)):  # not a Hub id: a folder that is not here
+        raise ConfigError(
+            f"{field}: {GENERATION_FILE} names the embedder {named!r}, which is not a folder on this machine; "
+            "pass embedder= its folder, or embedder='none' to leave out pairwise similarity"
+        )
+    return named
+
+
+def check_output_folder(output_dir: str | Path, *, overwrite: bool, field: str = "output_dir") -> Path:
+    """The folder to write, refused before any work when writing it would lose or fail.
+
+    Refused: an empty path (the current directory, where a project's README.md would be replaced),
+    a file, a folder that cannot be written, and a non-empty folder this tool did not write unless
+    ``overwrite``. A folder written by ``attrprompt generate`` is regenerated in place.
+    """
+    if not str(output_dir).strip():
+        raise ConfigError(f"{field}: got {str(output_dir)!r}; pass the folder to write, e.g. {field}='agnews-synthetic'")
+    folder = Path(output_dir).expanduser()
+    try:
+        occupied = folder.is_dir() and any(folder.iterdir())
+    except OSError as err:
+        raise ConfigError(f"{field}: cannot read {str(folder)!r} ({err.strerror}); pass a folder you can write to") from err
+    if occupied and not overwrite and not is_generated_folder(folder):
+        raise ConfigError(
+            f"{field}: {str(folder)!r} is not empty and was not written by attrprompt; choose a new folder, "
+            "or pass overwrite=True to write the dataset into it (files of the same name are replaced)"
+        )
+    require_writable_folder(folder, field=field)
+    return folder
+
+
+def require_writable_folder(folder: Path, *, field: str) -> None:
+    """Refuse in one line a folder that cannot be created or written; leaves no folder it had to create."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{field}: cannot write to {str(folder)!r}: {str(existing)!r} is a file; pass a folder path")
+    created = [parent for parent in (folder.absolute(), *folder.absolute().parents) if not parent.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        reason = err.strerror or one_line(err)
+        raise ConfigError(f"{field}: cannot write to {str(folder)!r} ({reason}); pass a folder you can write to") from err
+    finally:
+        for parent in created:  # deepest first
+            try:
+                parent.rmdir()
+            except OSError:
+                break

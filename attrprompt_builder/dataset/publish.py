@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
 from pathlib import Path
 
 import httpx2
@@ -114,6 +115,13 @@ def publish(
         raise HubUnreachableError(
             f"cannot reach the Hub at {api.endpoint} ({type(err).__name__}); check the network or HF_ENDPOINT"
         ) from err
+    except httpx2.TransportError as err:
+        raise HubUnavailableError(
+            f"the connection to the Hub at {api.endpoint} broke while publishing {repo_id!r} ({type(err).__name__}); "
+            "publish again (a commit is all or nothing)"
+        ) from err
+    except RuntimeError as err:  # huggingface_hub's "Error while uploading 'x' to the Hub.", the cause chained
+        raise _upload_error(err, repo_id) from err
     logger.info("published %d files (%d stale data files removed) to %s at %s", len(paths), len(stale), url, info.oid)
     return str(url)
 
@@ -158,6 +166,23 @@ def _default_message(root: Path, paths: list[str]) -> str:
     shards = [p for p in paths if p.endswith(".parquet")]
     rows = sum(pq.read_metadata(root / p).num_rows for p in shards)
     return f"Publish attrprompt dataset ({rows} rows in {len(shards)} shard(s))"
+
+
+def _upload_error(err: RuntimeError, repo_id: str) -> Exception:
+    """A file upload that failed after huggingface_hub's retries, as one line naming the file."""
+    named = re.search(r"uploading '(.+)' to the Hub", str(err))
+    what = f"uploading {named.group(1)!r}" if named else "an upload"
+    cause = err.__cause__
+    again = "publish again (nothing is committed until every file is uploaded; uploaded files are skipped)"
+    if isinstance(cause, HfHubHTTPError):
+        hub = _hub_error(cause, repo_id)
+        if isinstance(hub, ConfigError):
+            return hub
+        status = cause.response.status_code if cause.response is not None else None
+        kind = HubUnavailableError if isinstance(hub, HubUnavailableError) else HubError
+        return kind(f"{what} to {repo_id!r} failed: the Hub answered HTTP {status}; {again}", status=status)
+    reason = type(cause).__name__ if isinstance(cause, (httpx2.TransportError, OSError)) else one_line(cause or err)
+    return HubUnavailableError(f"{what} to {repo_id!r} failed ({reason}); {again}")
 
 
 def _hub_error(err: HfHubHTTPError, repo_id: str) -> Exception:

@@ -1,14 +1,7 @@
-"""One progress bar per build: kept rows against the target, with sent/retried/refused counts and tokens.
-
-While a reply is overdue the bar says how long it has waited ("waiting 12s"), and for a few seconds
-after a failed attempt what failed ("retrying after timeout"); the engine refreshes it every second,
-so a silent endpoint shows on a bar that would otherwise sit at 0. Events before the first reply are
-lines on stderr (``note``).
-"""
+"""One progress bar per build: kept rows against the target, with sent/retried/refused counts and tokens."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -22,15 +15,14 @@ if TYPE_CHECKING:
 
 __all__ = ["BuildProgress"]
 
-# A wait for a reply shows once it is this long; a failed attempt shows for this long.
-_SHOW_AFTER = 5.0
-
 
 class BuildProgress:
     """A tqdm bar (silenced by ``datasets.disable_progress_bars()``) whose postfix is refreshed at most twice a second."""
 
     def __init__(self, *, total: int, desc: str, priced: bool) -> None:
-        self._bar = tqdm(total=total, desc=desc, unit="row", dynamic_ncols=True)
+        # Nested under datasets' "Generating train split" bar: each bar keeps its own line, and ours
+        # clears its line when done (leave=None) instead of redrawing itself over datasets' bar.
+        self._bar = tqdm(total=total, desc=desc, unit="row", dynamic_ncols=True, position=_worker_line(), leave=None)
         self._priced = priced
         self._last_postfix = 0.0
 
@@ -52,29 +44,20 @@ class BuildProgress:
         }
         if self._priced:
             postfix["cost"] = f"{stats.cost:.4f}"
-        status = _status(dispatcher, now)
-        if status:
-            postfix["status"] = status
-        self._bar.set_postfix(postfix, refresh=True)
-
-    async def keep_fresh(self, stats: BuildStats, dispatcher: Dispatcher) -> None:
-        """Refresh the bar every second until cancelled, so that a wait shows while nothing else happens."""
-        while True:
-            await asyncio.sleep(1.0)
-            self.update_counts(stats, dispatcher)
-
-    def note(self, line: str) -> None:
-        """One line on stderr, on a line of its own whatever the bars have drawn (they are redrawn below it)."""
-        self._bar.write(line, file=sys.stderr)
+        self._bar.set_postfix(postfix, refresh=False)
 
     def close(self) -> None:
         self._bar.close()
 
 
-def _status(dispatcher: Dispatcher, now: float) -> str | None:
-    waited = now - dispatcher.last_heard
-    if dispatcher.in_flight and waited >= _SHOW_AFTER:
-        return f"waiting {waited:.0f}s" + (" for a first reply" if dispatcher.probing else "")
-    if dispatcher.last_failure is not None and now - dispatcher.last_failure[0] < _SHOW_AFTER:
-        return f"retrying after {dispatcher.last_failure[1]}"
+def _worker_line() -> int | None:
+    """The line of a ``num_proc`` worker's bar: one per worker below the parent's bar (else tqdm picks one).
+
+    A forked worker inherits the parent's bar list, so tqdm alone would put every worker on line 1.
+    """
+    for name in ("multiprocess", "multiprocessing"):  # datasets forks with multiprocess
+        module = sys.modules.get(name)
+        if module is not None and module.parent_process() is not None:
+            identity = module.current_process()._identity
+            return identity[0] if identity else None
     return None

@@ -12,6 +12,11 @@ __all__ = ["PROMPTING_MODES", "PromptRenderer"]
 PROMPTING_MODES = ("attributed", "simple")
 
 
+# Exactly two full stops: a value's own (a catch-all like "Others technique for X.") followed by the
+# template's. An ellipsis ("...") is left alone.
+_DOUBLE_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
+
+
 def _normalise_class_name(text: str) -> str:
     return re.sub(r"[\s_\-]+", " ", text).strip().lower()
 
@@ -51,7 +56,7 @@ class PromptRenderer:
         if self.prompting == "attributed":
             context["similar_classes"] = self.similar_classes(draw)
             context.update(draw.values)
-        return self._template.render(**context).strip()
+        return _DOUBLE_STOP.sub(".", self._template.render(**context).strip())
 
     def messages(self, draw: AttributeDraw) -> tuple[dict[str, str], ...]:
         return ({"role": "user", "content": self.render(draw)},)

@@ -360,3 +360,28 @@ def test_upload_list_is_shards_card_side_files_and_plots(tmp_path: Path) -> None
         "generation.json",
         "label_balance.png",
     ]
+
+
+def test_a_failed_upload_is_one_cli_line_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The LFS storage refuses the shard (a 400 is not retried): huggingface_hub raises a bare RuntimeError."""
+    import hub_server
+
+    from attrprompt_builder import cli
+
+    def refuse_storage(call: Any) -> Any:
+        raise hub_server._HubError(400, "storage refused the object")
+
+    routes = [(m, p, refuse_storage if r is hub_server._lfs_upload else r) for m, p, r in hub_server._ROUTES]
+    monkeypatch.setattr(hub_server, "_ROUTES", routes)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)  # the LFS route, as on loopback
+    folder = _single_label(tmp_path / "out")
+    with LoopbackHub() as failing:
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", failing.url)
+        assert cli.main(["push", str(folder), "team/upload-fails", "--token", TOKEN]) == 1
+        assert "data/train-00000-of-00001.parquet" not in failing.repos["team/upload-fails"].files()  # nothing committed
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert "Traceback" not in err and len(lines) == 1
+    assert lines[0].startswith("error: uploading '") and "to 'team/upload-fails' failed: the Hub answered HTTP 400" in lines[0]
+    assert lines[0].endswith("publish again (nothing is committed until every file is uploaded; uploaded files are skipped)")
+    assert TOKEN not in err

