@@ -50,7 +50,7 @@ class BackendSpec:
     ) -> BackendSpec:
         """The backend a user's choices name ("auto" picks from what was given), or a one-line ``ConfigError``.
 
-        ``endpoint`` is taken as the user gave it (one URL or several), so messages quote their value.
+        ``endpoint`` is one URL or several; messages quote a URL without its credentials.
         """
         if backend not in BACKENDS:
             raise ConfigError(f"backend: got {backend!r}; use one of {', '.join(BACKENDS)}")
@@ -61,6 +61,12 @@ class BackendSpec:
                     f"endpoint: got {url!r}; use a base URL such as http://localhost:8080 (TGI) or http://host:8000/v1 (vLLM)"
                 )
             _check_port(url)
+        hosts = ", ".join(endpoint_identity(url) for url in endpoints)  # what a message may quote: no credentials
+        if provider is not None and endpoints:
+            raise ConfigError(
+                f"provider + endpoint: got provider={provider!r} and endpoint {hosts}; a provider serves the model on "
+                "HF Inference Providers, an endpoint is your own server: pass one of them"
+            )
         kind = backend
         if kind == "auto":
             kind = "endpoint" if endpoints else ("providers" if provider else "transformers")
@@ -72,7 +78,9 @@ class BackendSpec:
             hint = "a Hub model id" if kind == "providers" else "a chat model's Hub id or local folder"
             raise ConfigError(f"model: got {model!r}; pass model= ({hint}) for backend={kind!r}, or an endpoint= URL")
         if kind != "endpoint" and endpoints:
-            raise ConfigError(f"endpoint: got {endpoint!r}; backend={kind!r} does not use an endpoint; drop one of them")
+            raise ConfigError(f"endpoint: got {hosts}; backend={kind!r} does not use an endpoint; drop one of them")
+        if kind == "transformers" and provider is not None:
+            raise ConfigError(f"provider: got {provider!r}; backend='transformers' runs the model here; drop one of them")
         return cls(
             kind=kind,
             endpoints=endpoints,

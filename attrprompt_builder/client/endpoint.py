@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from email.utils import parsedate_to_datetime
 from time import time
+from urllib.parse import urlsplit
 
 import httpx2
 from huggingface_hub import AsyncInferenceClient
@@ -40,6 +41,8 @@ __all__ = ["EndpointBackend", "classify_http_error"]
 
 _OVERLOAD = {429, 503}
 _TRANSIENT = {408, 424, 425, 500, 502, 504}
+# 5xx answers that say the server cannot do this at all (501 Not Implemented, 505), however often asked.
+_PERMANENT_5XX = {501, 505}
 
 
 def _retry_after(response: httpx2.Response) -> float | None:
@@ -78,7 +81,7 @@ def classify_http_error(status: int, response: httpx2.Response, *, where: str, o
         return EndpointOverloadedError(
             f"{where} is overloaded ({status}){suffix}", status=status, cause=f"http_{status}", retry_after=_retry_after(response)
         )
-    if status in _TRANSIENT or status >= 500:
+    if status in _TRANSIENT or (status >= 500 and status not in _PERMANENT_5XX):
         return EndpointTransientError(
             f"{where} failed ({status}){suffix}", status=status, cause=f"http_{status}", retry_after=_retry_after(response)
         )
@@ -89,6 +92,8 @@ def classify_http_error(status: int, response: httpx2.Response, *, where: str, o
         404: f"{where} answered 404 Not Found{suffix}; check the endpoint base URL (e.g. http://host:8080) and `model`",
         422: f"{where} rejected the request (422){suffix}; check `model`, `max_new_tokens` and the sampling parameters",
         400: f"{where} rejected the request (400){suffix}; check `model`, `max_new_tokens` and the sampling parameters",
+        501: f"{where} does not implement chat completions (501){suffix}; check that the URL is the base URL of a "
+        "TGI, vLLM or OpenAI-compatible server (e.g. http://host:8080)",
     }
     message = fixes.get(status, f"{where} answered {status}{suffix}; this is not retried, check the endpoint")
     return EndpointPermanentError(message, status=status, cause=f"http_{status}")
@@ -108,6 +113,13 @@ class EndpointBackend:
     ) -> None:
         if url is None and not model:
             raise ConfigError("model: HF Inference Providers need a Hub model id; pass `model=` (or an `endpoint=` URL)")
+        if url is not None and token and (urlsplit(url).username or urlsplit(url).password):
+            # httpx would send the URL's user:password as basic auth in place of the token's bearer header.
+            raise ConfigError(
+                f"token + endpoint: got a token and credentials inside the endpoint URL {endpoint_identity(url)}; "
+                "a request carries one Authorization header: keep user:password in the URL (sent as basic auth) "
+                "or pass the token, not both"
+            )
         self.url = url
         self.own_endpoint = url is not None
         self.where = f"the endpoint {endpoint_identity(url)}" if url else f"HF Inference Providers ({provider or 'auto'})"

@@ -154,6 +154,12 @@ class AttrPromptConfig(datasets.BuilderConfig):
         changes_rows=True,
     )
     request_timeout: float = _option(300.0, "seconds to wait for one reply", minimum=0.0)
+    first_request_timeout: float = _option(
+        60.0,
+        "seconds to wait for an endpoint's first reply before trying another replica or giving up "
+        "(it shows the endpoint answers at all; later replies get --request-timeout)",
+        minimum=0.0,
+    )
     max_attempts: int = _option(6, "attempts per request before it counts as failed", minimum=1, maximum=100)
     max_errors: int | None = _option(None, "failed requests that stop the build (default: max(100, rows planned))", minimum=1)
     max_draws_per_class: int | None = _option(

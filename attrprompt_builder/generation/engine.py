@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,12 +24,13 @@ from attrprompt_builder.client.journal import Journal
 from attrprompt_builder.client.journaled import JournaledClient
 from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
-from attrprompt_builder.errors import BudgetExceededError, QuotaNotMetError
+from attrprompt_builder.errors import BudgetExceededError
 from attrprompt_builder.filters.screening import (
     ascii_squeeze,
     check_reply,
     normalise_whitespace,
 )
+from attrprompt_builder.generation.budget import Hold, Spending
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.progress import BuildProgress
 from attrprompt_builder.generation.prompts import PromptRenderer
@@ -45,6 +45,8 @@ from attrprompt_builder.generation.stats import BuildStats
 __all__ = ["GenerationRun"]
 
 _DONE = object()
+# After a stop (Ctrl-C), replies about to arrive get this long to be journaled; the rest are abandoned.
+_STOP_GRACE = 1.0
 
 
 class GenerationRun:
@@ -74,7 +76,12 @@ class GenerationRun:
             policy=settings.retry_policy,
             max_errors=settings.max_errors,
             seed=settings.seed,
+            first_timeout=settings.first_request_timeout,
+            on_event=lambda line: self.progress.note(f"attrprompt: {line}"),
         )
+        # With num_proc, each worker may spend its classes' share of a cap, so the workers together cannot exceed it.
+        share = settings.budget.share(len(labels) / len(recipe.label_names))
+        self.spending = Spending(share, max_new_tokens=settings.params.max_new_tokens, whole=settings.budget)
         # Loaded before the journal is opened, so a bad embedder leaves no connection behind.
         self.dedup = settings.make_dedup_filter()
         self.journal = Journal(settings.journal_path)
@@ -93,7 +100,8 @@ class GenerationRun:
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._fatal: BaseException | None = None
-        self._budget_reason: str | None = None
+        self._budget_stop: str | None = None
+        self._dispatching: asyncio.Task[None] | None = None
         self._dedup_running = False
 
     # -- the consumer side (builder thread) ----------------------------------------------------
@@ -114,12 +122,11 @@ class GenerationRun:
                 yield item
         except BaseException as err:
             self.request_stop()
-            thread.join(timeout=30)
+            thread.join(timeout=_STOP_GRACE + 5.0)  # the engine stops within the grace; never hang on it
             if isinstance(err, KeyboardInterrupt):
-                print(
+                self.progress.note(
                     f"interrupted: every paid reply so far is saved in the journal ({self.settings.journal_path}); "
-                    "run the same command again to resume without paying for them",
-                    file=sys.stderr,
+                    "run the same command again to resume without paying for them"
                 )
             raise
         thread.join()
@@ -127,8 +134,17 @@ class GenerationRun:
     def request_stop(self) -> None:
         self._stop_requested.set()
         self.client.stop()  # a wait for another build's reply ends too
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(lambda: None)
+        if self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stop_dispatching)
+            except RuntimeError:  # the loop has already closed: nothing left to stop
+                pass
+
+    def _stop_dispatching(self) -> None:
+        # The dispatch loop may be waiting for a free slot that only a hanging request would free.
+        if self._dispatching is not None:
+            self._dispatching.cancel()
+        self._changed.set()
 
     def _thread_main(self) -> None:
         try:
@@ -143,25 +159,33 @@ class GenerationRun:
         self._loop = asyncio.get_running_loop()
         s = self.settings
         started = time.monotonic()
+        ticker = asyncio.create_task(self.progress.keep_fresh(self.stats, self.dispatcher))
         try:
             for backend in self.backends:
                 load = getattr(backend, "load", None)
                 if load is not None:  # a local model: load (and fail) before the clock of any request starts
                     await load()
-            await self._dispatch_loop()
+            self._dispatching = asyncio.create_task(self._dispatch_loop())
+            try:
+                await self._dispatching
+            except asyncio.CancelledError:
+                if not self._stop_requested.is_set():
+                    raise
             await self._drain()
             if self._fatal is not None:
                 raise self._fatal
-            if self._budget_reason is not None and not all(c.done for c in self.classes):
+            if self._budget_stop is not None and not all(c.done for c in self.classes):
                 kept = sum(c.kept for c in self.classes)
                 raise BudgetExceededError(
-                    f"stopped: {self._budget_reason} reached ({self._spent()}); {kept} rows kept so far and every paid reply "
-                    f"is in the journal ({s.journal_path}); raise the cap and rerun the same command to continue"
+                    f"stopped before exceeding the budget: {self._budget_stop}; {kept} rows kept so far "
+                    f"and every paid reply is in the journal ({s.journal_path}); raise the cap (or lower max_new_tokens) "
+                    "and rerun the same command to continue"
                 )
         finally:
+            ticker.cancel()
             for task in self._tasks:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(ticker, *self._tasks, return_exceptions=True)
             for backend in self.backends:
                 await backend.aclose()
             self._finish_stats(started)
@@ -188,11 +212,7 @@ class GenerationRun:
             if job is None:
                 if self._stranded():
                     return
-                self._changed.clear()
-                try:
-                    await asyncio.wait_for(self._changed.wait(), timeout=0.5)
-                except TimeoutError:
-                    pass
+                await self._wait_for_change()
                 continue
             state, request, draw = job
             cached = await self.client.reuse(request)  # None: claimed, no other build pays for it meanwhile
@@ -206,15 +226,28 @@ class GenerationRun:
                 self.client.release(request)
                 self._undo_job(state)
                 return
-            self._budget_reason = self._budget_reached()
-            if self._budget_reason is not None:
+            hold = self.spending.worst_case(request)
+            cap = self.spending.over(hold)
+            if cap is not None:
                 self.client.release(request)
                 self._undo_job(state)
-                return
+                if not self.spending.holding:  # nothing out that could come back cheaper than its worst case
+                    self._budget_stop = self.spending.stop_line(cap, hold)
+                    return
+                await self._wait_for_change()
+                continue
+            self.spending.hold(hold)
             lane = await self.client.acquire()
-            task = asyncio.create_task(self._send(state, request, draw, lane))
+            task = asyncio.create_task(self._send(state, request, draw, lane, hold))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _wait_for_change(self) -> None:
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout=0.5)
+        except TimeoutError:
+            pass
 
     def _stranded(self) -> bool:
         """True when nothing is in flight and no class can draw again: quotas cannot be met."""
@@ -222,12 +255,7 @@ class GenerationRun:
             return False
         for state in self.classes:
             if not state.done and state.next_index >= self.settings.max_draws_per_class:
-                reasons = ", ".join(f"{r}: {n}" for r, n in self.stats.for_class(state.label).dropped.most_common())
-                self._fatal = QuotaNotMetError(
-                    f"class {state.label!r}: only {state.kept} of {state.quota} rows kept after "
-                    f"{state.next_index} draws ({reasons or 'no reason recorded'}); raise max_draws_per_class or "
-                    "check what the endpoint replies (`attrprompt show` prints the prompts)"
-                )
+                self._fatal = state.not_met(self.stats.for_class(state.label).dropped)
                 return True
         return False
 
@@ -249,23 +277,8 @@ class GenerationRun:
         state.next_index -= 1
         state.outstanding -= 1
 
-    def _budget_reached(self) -> str | None:
-        """The cap that stops dispatching (in-flight requests count: they will be paid)."""
-        s, st = self.settings, self.stats
-        if s.max_requests is not None and st.sent + self.dispatcher.in_flight >= s.max_requests:
-            return f"max_requests={s.max_requests}"
-        if s.max_tokens is not None and st.total_tokens >= s.max_tokens:
-            return f"max_tokens={s.max_tokens}"
-        if s.max_cost is not None and st.cost >= s.max_cost:
-            return f"max_cost={s.max_cost:g}"
-        return None
-
-    def _spent(self) -> str:
-        st = self.stats
-        spent = f"{st.sent} replies paid, {st.total_tokens} tokens"
-        return spent + (f", cost {st.cost:.4f}" if self.settings.priced else "")
-
-    async def _send(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, lane: Lane) -> None:
+    async def _send(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, lane: Lane, hold: Hold) -> None:
+        reply = None
         try:
             reply = await self.client.send(request, label=state.label, index=draw.index, lane=lane)
         except asyncio.CancelledError:
@@ -275,6 +288,8 @@ class GenerationRun:
                 self._fatal = err
             self._changed.set()
             return
+        finally:
+            self.spending.settle(hold, reply)
         if reply is not None:  # journaled and counted by the client; only its price is the engine's business
             self.stats.cost = self.settings.cost_of(self.stats.prompt_tokens, self.stats.completion_tokens)
         self._deliver(state, request, draw, reply)
@@ -396,10 +411,10 @@ class GenerationRun:
 
     async def _drain(self) -> None:
         """Wait for in-flight requests (their replies are paid: journal them), briefly if stopping."""
-        deadline = time.monotonic() + (5.0 if self._stop_requested.is_set() else 3600.0)
+        deadline = time.monotonic() + (_STOP_GRACE if self._stop_requested.is_set() else 3600.0)
         while self._tasks and time.monotonic() < deadline:
             if self._fatal is not None and not self._stop_requested.is_set():
                 return
             await asyncio.wait(set(self._tasks), timeout=0.2)
             if self._stop_requested.is_set():
-                deadline = min(deadline, time.monotonic() + 5.0)
+                deadline = min(deadline, time.monotonic() + _STOP_GRACE)

@@ -54,12 +54,14 @@ class DedupSpec:
 
 @dataclass(frozen=True)
 class RetrySpec:
-    """How hard a build tries: attempts per request, failed requests per build, draws per class.
+    """How hard a build tries: attempts per request, failed requests per build, draws per class, and how
+    long an endpoint may take to give its first reply.
 
     None caps scale with the build (see ``RunSettings.max_errors`` and ``max_draws_per_class``).
     """
 
     max_attempts: int = 6
+    first_request_timeout: float = 60.0
     max_errors: int | None = None
     max_draws_per_class: int | None = None
 
@@ -95,6 +97,11 @@ class RunSettings:
     @property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.retry.max_attempts)
+
+    @property
+    def first_request_timeout(self) -> float | None:
+        # A local model's first batch may legitimately take minutes on a CPU; it hangs on nothing remote.
+        return None if self.backend.kind == "transformers" else self.retry.first_request_timeout
 
     @property
     def max_errors(self) -> int:

@@ -1,7 +1,14 @@
-"""One progress bar per build: kept rows against the target, with sent/retried/refused counts and tokens."""
+"""One progress bar per build: kept rows against the target, with sent/retried/refused counts and tokens.
+
+While a reply is overdue the bar says how long it has waited ("waiting 12s"), and for a few seconds
+after a failed attempt what failed ("retrying after timeout"); the engine refreshes it every second,
+so a silent endpoint shows on a bar that would otherwise sit at 0. Events before the first reply are
+lines on stderr (``note``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -14,6 +21,9 @@ if TYPE_CHECKING:
     from attrprompt_builder.client.dispatch import Dispatcher
 
 __all__ = ["BuildProgress"]
+
+# A wait for a reply shows once it is this long; a failed attempt shows for this long.
+_SHOW_AFTER = 5.0
 
 
 class BuildProgress:
@@ -44,10 +54,32 @@ class BuildProgress:
         }
         if self._priced:
             postfix["cost"] = f"{stats.cost:.4f}"
-        self._bar.set_postfix(postfix, refresh=False)
+        status = _status(dispatcher, now)
+        if status:
+            postfix["status"] = status
+        self._bar.set_postfix(postfix, refresh=True)
+
+    async def keep_fresh(self, stats: BuildStats, dispatcher: Dispatcher) -> None:
+        """Refresh the bar every second until cancelled, so that a wait shows while nothing else happens."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.update_counts(stats, dispatcher)
+
+    def note(self, line: str) -> None:
+        """One line on stderr, on a line of its own whatever the bars have drawn (they are redrawn below it)."""
+        self._bar.write(line, file=sys.stderr)
 
     def close(self) -> None:
         self._bar.close()
+
+
+def _status(dispatcher: Dispatcher, now: float) -> str | None:
+    waited = now - dispatcher.last_heard
+    if dispatcher.in_flight and waited >= _SHOW_AFTER:
+        return f"waiting {waited:.0f}s" + (" for a first reply" if dispatcher.probing else "")
+    if dispatcher.last_failure is not None and now - dispatcher.last_failure[0] < _SHOW_AFTER:
+        return f"retrying after {dispatcher.last_failure[1]}"
+    return None
 
 
 def _worker_line() -> int | None:

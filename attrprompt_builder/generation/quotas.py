@@ -10,10 +10,12 @@ paid-but-unneeded replies of a class once its quota is met.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from attrprompt_builder.client.types import ChatReply, ChatRequest
+from attrprompt_builder.errors import QuotaNotMetError
 from attrprompt_builder.generation.sampling import AttributeDraw
 
 __all__ = ["Candidate", "ClassQuota", "SPECULATIVE_DRAWS_PER_CLASS", "keep_rate"]
@@ -54,6 +56,15 @@ class ClassQuota:
     @property
     def done(self) -> bool:
         return self.kept >= self.quota
+
+    def not_met(self, dropped: Counter[str]) -> QuotaNotMetError:
+        """The error of a class that has drawn all it may and still lacks rows (``dropped``: reason -> count)."""
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in dropped.most_common())
+        return QuotaNotMetError(
+            f"class {self.label!r}: only {self.kept} of {self.quota} rows kept after {self.next_index} draws "
+            f"({reasons or 'no reason recorded'}); raise max_draws_per_class or check what the endpoint replies "
+            "(`attrprompt show` prints the prompts)"
+        )
 
     def wants_draw(self, keep_rate: float, *, max_draws: int) -> bool:
         """Whether one more request for this class is worth sending now."""
