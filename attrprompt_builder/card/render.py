@@ -287,7 +287,7 @@ def _load_template() -> str:
     try:
         resource = importlib.resources.files("attrprompt_builder.cards") / "dataset_card.md"
     except ModuleNotFoundError:  # a source checkout that is not installed: cards/ sits beside the package
-        resource = Path(__file__).resolve().parent.parent / "cards" / "dataset_card.md"
+        resource = Path(__file__).resolve().parents[2] / "cards" / "dataset_card.md"
     return resource.read_text(encoding="utf-8")
 
 
