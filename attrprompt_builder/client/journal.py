@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import sqlite3
 import time
 import uuid
@@ -242,6 +243,8 @@ class Journal:
             return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
 
     # -- leases: one build pays for a key, the others wait for its reply ------------------------------
+    # An owner is "host:pid:nonce" (client/journaled.py); a lease of a process that died on this host is
+    # taken over at once, so a rerun after kill -9 does not wait for the dead build's leases to expire.
     def claim(self, key: str, *, owner: str, seconds: float) -> bool:
         """Take the key for ``owner`` for ``seconds``: False when it has a reply or another owner's live lease."""
         now = time.time()
@@ -249,7 +252,7 @@ class Journal:
             if db.execute("SELECT 1 FROM replies WHERE key = ?", (key,)).fetchone():
                 return False
             held = db.execute("SELECT owner, expires FROM leases WHERE key = ?", (key,)).fetchone()
-            if held is not None and held[0] != owner and held[1] > now:
+            if held is not None and held[0] != owner and held[1] > now and not _died_on_this_host(held[0]):
                 return False
             db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?)", (key, owner, now + seconds))
             return True
@@ -331,3 +334,18 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _died_on_this_host(owner: str) -> bool:
+    """True when ``owner`` names a process of this host that no longer runs (other hosts: unknown, so False)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -184,6 +185,17 @@ def test_a_claimed_key_is_refused_to_another_owner_until_recorded_released_or_ex
     assert not journal.claim("k1", owner="build-a", seconds=60)  # answered: nobody pays for it again
     assert journal.claim("k2", owner="dead-build", seconds=0.0)  # an owner that died holds a lease that has run out
     assert journal.claim("k2", owner="build-a", seconds=60)
+
+
+def test_the_live_lease_of_a_process_that_died_on_this_host_is_taken_over_at_once(journal: Journal):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = f"{socket.gethostname()}:{finished.stdout.strip()}:n1", f"{socket.gethostname()}:{os.getpid()}:n2"
+    assert journal.claim("k1", owner=dead, seconds=60)
+    assert journal.claim("k1", owner="build-b", seconds=60)  # the owner is gone: no need to wait 60 s
+    assert journal.claim("k2", owner=alive, seconds=60)
+    assert not journal.claim("k2", owner="build-b", seconds=60)  # a live process keeps its lease
+    assert journal.claim("k3", owner=f"other-host:{finished.stdout.strip()}:n3", seconds=60)
+    assert not journal.claim("k3", owner="build-b", seconds=60)  # another host's process: only expiry frees it
 
 
 def test_renew_keeps_an_owners_leases_alive(journal: Journal):
