@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default=None, help="folder for the fine-tuned model and metrics.json (default: the model is not saved)"
     )
     train.set_defaults(func=_cmd_train)
-    _add_lazy(sub, "discover", "ask an LLM for a recipe's dimensions and values (the paper's 4 steps)", "discover.steps")
+    _add_lazy(sub, "discover", "ask an LLM for a recipe's dimensions and values (the paper's 4 steps)", "discover.command")
     _add_lazy(sub, "compare", "compare generated dataset folders side by side", "compare")
     for name, command in sub.choices.items():
         # Errors name a keyword (max_attempts); a CLI user typed a flag (--max-attempts).

@@ -11,13 +11,8 @@ import yaml
 from scripted_llm import NEWS_LABELS, RELATED_MARKER, WORLD_RELATED, ScriptedLLM
 
 import attrprompt_builder  # noqa: F401  registers the "attrprompt" dataset
-from attrprompt_builder.discover.steps import (
-    DiscoveryError,
-    add_discover_arguments,
-    discover_recipe,
-    read_labels,
-    run_discover,
-)
+from attrprompt_builder.discover.command import add_discover_arguments, read_labels, run_discover
+from attrprompt_builder.discover.steps import DiscoveryError, discover_recipe
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.pipeline import generate_folder
 from attrprompt_builder.recipe.model import load_recipe
