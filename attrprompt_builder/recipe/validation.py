@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2 import TemplateSyntaxError, meta
 
-from attrprompt_builder.errors import RecipeError, one_line
+from attrprompt_builder.errors import RecipeError
+from attrprompt_builder.recipe.templates import check_rendering, template_environment
 
 __all__ = [
     "ATTRIBUTED_VARIABLES",
@@ -53,11 +53,6 @@ _TOP_LEVEL_FIELDS = frozenset(
         "source",
     }
 )
-
-
-def template_environment() -> SandboxedEnvironment:
-    """The one Jinja environment recipes are parsed and rendered with."""
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 def default_label_text(name: str) -> str:
@@ -136,7 +131,7 @@ class RecipeParser:
         optional = {key: self.string(data[key], key) for key in ("pretty_name", "description", "source") if data.get(key)}
         if "language" in data:
             optional["language"] = self.string(data["language"], "language")
-        self.check_rendering(labels, attributes, similar, attributed=attributed, simple=simple, domain=domain)
+        check_rendering(labels, attributes, similar, attributed=attributed, simple=simple, domain=domain, fail=self.fail)
         return {
             "name": name,
             "domain": domain,
@@ -339,72 +334,6 @@ class RecipeParser:
                 )
         self.check_template(simple, "prompts.simple", SIMPLE_VARIABLES)
         return attributed, simple
-
-    def check_rendering(
-        self,
-        labels: list[Fields],
-        attributes: list[Fields],
-        similar: dict[str, tuple[str, ...]],
-        *,
-        attributed: str,
-        simple: str,
-        domain: str,
-    ) -> None:
-        """Render every template for each label's first draw, in the sandbox builds use.
-
-        What only fails at render time (``{{ product.name }}`` on a string value, ``{{ 1/0 }}``, an attribute
-        the sandbox forbids) then fails at load, in one line, and not in the middle of ``show``, ``estimate``
-        or a paid build.
-        """
-        env = template_environment()
-        templates = {"prompts.attributed": env.from_string(attributed), "prompts.simple": env.from_string(simple)}
-        catch_alls = {
-            f"attributes[{i}] ({a['name']}).catch_all": (a["name"], env.from_string(a["catch_all"]))
-            for i, a in enumerate(attributes)
-            if a.get("catch_all")
-        }
-        text_of = {label["name"]: label["text"] for label in labels}
-        for label, text in text_of.items():
-            for where, (dimension, template) in catch_alls.items():
-                self.render(template, where, label, {"label": label, "label_text": text, "dimension": dimension})
-            values, implied = {}, [label]
-            for attribute in attributes:
-                if "label_map" in attribute:
-                    values[attribute["name"]] = next(v for v, of in attribute["label_map"].items() if label in of)
-                    implied = list(attribute["label_map"][values[attribute["name"]]])
-                else:
-                    choices = attribute["values"] if "values" in attribute else attribute["per_class"][label]
-                    values[attribute["name"]] = choices[0]
-            context = {
-                "label": label,
-                "label_text": text,
-                "labels": implied,
-                "labels_text": [text_of[name] for name in implied],
-                "domain": domain,
-            }
-            self.render(templates["prompts.simple"], "prompts.simple", label, context)
-            attributed_context = {**context, "similar_classes": list(similar.get(label, ())), **values}
-            self.render(templates["prompts.attributed"], "prompts.attributed", label, attributed_context)
-
-    def render(self, template: Template, where: str, label: str, context: Fields) -> None:
-        try:
-            template.render(**context)
-        except SecurityError as err:
-            raise self.fail(
-                where,
-                f"the template breaks the sandbox for label {label!r} ({one_line(err)})",
-                "use only the recipe's variables, Jinja filters and tests",
-            ) from err
-        except UndefinedError as err:
-            raise self.fail(
-                where,
-                f"the template fails for label {label!r} ({one_line(err)})",
-                "every variable is plain text (labels, labels_text and similar_classes are lists): write e.g. {{ label_text }}",
-            ) from err
-        except Exception as err:  # whatever a user's template raises (1/0, 'a' + 1...) is a mistake in the recipe
-            raise self.fail(
-                where, f"the template fails for label {label!r} ({type(err).__name__}: {one_line(err)})", "fix the template"
-            ) from err
 
     def parse_generation(self, raw: Any) -> Fields:
         if not isinstance(raw, dict):
