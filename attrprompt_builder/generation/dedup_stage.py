@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import Counter
 
 from attrprompt_builder.filters.dedup.filter import DedupDecision, NearDuplicateFilter
+from attrprompt_builder.generation.quotas import ClassQuota
 from attrprompt_builder.generation.sampling import AttributeDraw
 from attrprompt_builder.generation.stats import BuildStats
 from attrprompt_builder.recipe.model import Recipe
 
-__all__ = ["DedupStage"]
+__all__ = ["DedupStage", "next_batch"]
 
 
 class DedupStage:
@@ -23,6 +24,23 @@ class DedupStage:
         self.recipe = recipe
         self.removed_by_value: dict[str, Counter] = {}
         self.cross_class_flags = 0
+
+    def check_batch(self, batch: list[tuple[ClassQuota, int]]) -> list[list[bool | str | None]]:
+        """Decide the first ``take`` candidates of each class in ``batch``: True, or the drop reason, per candidate."""
+        texts: list[str] = []
+        groups: list[str] = []
+        draws: list[AttributeDraw] = []
+        for state, take in batch:
+            texts += [c.text for c in state.candidates[:take]]
+            draws += [c.draw for c in state.candidates[:take]]
+            groups += [state.label] * take
+        decisions = self.check(texts, groups, draws)
+        verdicts: list[list[bool | str | None]] = []
+        offset = 0
+        for _, take in batch:
+            verdicts.append([d.keep or d.reason for d in decisions[offset : offset + take]])
+            offset += take
+        return verdicts
 
     def check(self, texts: list[str], groups: list[str], draws: list[AttributeDraw]) -> list[DedupDecision]:
         decisions = self.filter.check(texts, groups)
@@ -42,3 +60,23 @@ class DedupStage:
         ]
         for name, counts in self.removed_by_value.items():
             stats.dedup_removed_by_value.setdefault(name, Counter()).update(counts)
+
+
+def next_batch(classes: list[ClassQuota], *, in_order: bool) -> list[tuple[ClassQuota, int]]:
+    """The candidates to decide next, as (class, how many of its first candidates); empty when none wait.
+
+    A class offers at most its open slots (more cannot all be kept; the rest wait for the next batch). With
+    ``in_order`` (cross-class duplicates dropped) later classes wait until the classes before them are complete,
+    so they are judged against those classes' final rows, not whichever rows had arrived first.
+    """
+    batch: list[tuple[ClassQuota, int]] = []
+    for state in classes:
+        if state.done and state.candidates:  # surplus replies: paid and journaled, not needed
+            state.outstanding -= len(state.candidates)
+            state.candidates.clear()
+        take = min(len(state.candidates), state.quota - state.kept)
+        if take > 0:
+            batch.append((state, take))
+        if in_order and not state.done:
+            break
+    return batch

@@ -31,6 +31,7 @@ from attrprompt_builder.filters.screening import (
     normalise_whitespace,
 )
 from attrprompt_builder.generation.budget import Hold, Spending
+from attrprompt_builder.generation.dedup_stage import next_batch
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.progress import BuildProgress
 from attrprompt_builder.generation.prompts import PromptRenderer
@@ -373,33 +374,12 @@ class GenerationRun:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                batch: list[tuple[ClassQuota, int]] = []
-                texts: list[str] = []
-                groups: list[str] = []
-                draws: list[AttributeDraw] = []
-                for state in self.classes:
-                    if state.done and state.candidates:  # surplus replies: paid and journaled, not needed
-                        state.outstanding -= len(state.candidates)
-                        state.candidates.clear()
-                    # More candidates than open slots cannot all be kept; the rest wait for the next batch.
-                    take = min(len(state.candidates), state.quota - state.kept)
-                    if take > 0:
-                        batch.append((state, take))
-                        texts += [c.text for c in state.candidates[:take]]
-                        draws += [c.draw for c in state.candidates[:take]]
-                        groups += [state.label] * take
-                    if self._classes_in_order and not state.done:
-                        # Later classes are judged against this class's final rows, not whichever
-                        # rows it had kept when their replies happened to arrive.
-                        break
-                if not texts:
+                batch = next_batch(self.classes, in_order=self._classes_in_order)
+                if not batch:
                     return
-                decisions = await loop.run_in_executor(None, dedup.check, texts, groups, draws)
-                offset = 0
-                for state, take in batch:
-                    verdicts: list[bool | str | None] = [d.keep or d.reason for d in decisions[offset : offset + take]]
-                    offset += take
-                    self._finalize_candidates(state, verdicts)
+                verdicts = await loop.run_in_executor(None, dedup.check_batch, batch)
+                for (state, _), keep in zip(batch, verdicts):
+                    self._finalize_candidates(state, keep)
                 self.progress.update_counts(self.stats, self.dispatcher)
                 self._changed.set()
         except BaseException as err:
