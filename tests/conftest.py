@@ -61,6 +61,22 @@ def offline_models(monkeypatch):
 
 
 @pytest.fixture
+def dead_hub(monkeypatch, tmp_path):
+    """The Hub's address is a closed loopback port and the Hub cache is empty; nothing is loaded yet."""
+    import huggingface_hub.constants as hub_constants
+    import transformers  # noqa: F401  (imported outside the timed part)
+
+    from attrprompt_builder.filters.dedup import embedders
+
+    dead = "http://127.0.0.1:1"
+    monkeypatch.setattr(hub_constants, "ENDPOINT", dead)
+    monkeypatch.setattr(hub_constants, "HUGGINGFACE_CO_URL_TEMPLATE", dead + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(embedders, "_CACHE", {})
+    return tmp_path / "hub"
+
+
+@pytest.fixture
 def in_empty_dir(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "cwd"
     folder.mkdir()

@@ -21,20 +21,6 @@ APS_LINE = "Pairwise similarity is the cosine similarity of"
 NO_APS_LINE = "Average pairwise similarity was not computed"
 
 
-@pytest.fixture
-def dead_hub(monkeypatch, tmp_path):
-    """The Hub's address is a closed loopback port and the Hub cache is empty."""
-    import huggingface_hub.constants as hub_constants
-
-    from attrprompt_builder.filters.dedup import embedders
-
-    dead = "http://127.0.0.1:1"
-    monkeypatch.setattr(hub_constants, "ENDPOINT", dead)
-    monkeypatch.setattr(hub_constants, "HUGGINGFACE_CO_URL_TEMPLATE", dead + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(embedders, "_CACHE", {})
-
-
 def build(tgi, tmp_path: Path, **options) -> Path:
     settings = {"samples_per_class": 2, "dedup_threshold": "off", "embedder": "ngram", **options}
     return generate_folder(
