@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import datasets
 
+from attrprompt_builder import errors
 from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.dataset.builder import AttrPromptBuilder
 from attrprompt_builder.errors import AttrPromptError, ConfigError, MissingDependencyError, one_line
@@ -16,12 +18,25 @@ from attrprompt_builder.recipe.presets import is_preset
 __all__ = ["build_dataset", "card_embedder", "generate_folder", "make_builder", "rewrite_card", "unwrap_error"]
 
 
+# How our error reads in a num_proc worker's traceback text (``multiprocess.pool.RemoteTraceback``).
+_WORKER_ERROR = re.compile(r"^attrprompt_builder\.errors\.(\w+): (.+)$", re.MULTILINE)
+
+
 def unwrap_error(err: BaseException) -> BaseException:
-    """Our own error inside datasets' ``DatasetGenerationError`` wrapper, if there is one."""
+    """Our own error inside datasets' ``DatasetGenerationError`` wrapper, if there is one.
+
+    With ``num_proc`` the worker's exception crosses a process boundary as traceback text only (the pool
+    attaches a ``RemoteTraceback``); our error is rebuilt from that text, so it is still one line.
+    """
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, (AttrPromptError, KeyboardInterrupt)):
             return seen
+        if type(seen).__name__ == "RemoteTraceback":
+            found = _WORKER_ERROR.search(str(seen))
+            error_class = getattr(errors, found.group(1), None) if found else None
+            if isinstance(error_class, type) and issubclass(error_class, AttrPromptError):
+                return error_class(found.group(2))  # type: ignore[union-attr]
         seen = seen.__cause__ or seen.__context__
     return err
 

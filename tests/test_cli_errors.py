@@ -230,3 +230,14 @@ def test_discover_with_one_label_says_two_are_needed(tmp_path, capsys):
     argv = ["discover", "--labels", "a", "--domain", "news", "--endpoint", "http://127.0.0.1:9", "-o", str(tmp_path / "r")]
     assert cli.main(argv) == 1
     assert "at least two" in one_error_line(capsys)
+
+
+# -- a stop inside a num_proc worker -----------------------------------------------------------------
+def test_a_budget_stop_in_a_num_proc_worker_is_one_line(tgi, tmp_path, capsys):
+    """The worker's error reaches the parent as traceback text only; the CLI still says it in one line."""
+    code = cli.main([*generate_args(tgi, tmp_path, "--num-proc", "2", "--max-tokens", "500"), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback" not in err, err
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert last.startswith("error: stopped before exceeding the budget"), err
