@@ -159,7 +159,8 @@ class JournaledClient:
         say in the journal which sample the reply belongs to. The claim ``reuse`` took ends either way.
         """
         try:
-            key = await self.served_key(request)
+            # The key reuse() claimed is already known: hashing the request again would cost every send.
+            key = self._claims.get(request.key) or await self.served_key(request)
             reply = await self.dispatcher.send(request, lane)
         except BaseException:
             self.release(request)
