@@ -43,7 +43,8 @@ def messages(i: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"Give a synthetic sample of news number {i}, between 30 words and 80 words."}]
 
 
-async def bare_loop(url: str, n: int, concurrency: int) -> float:
+async def bare_loop(url: str, n: int, concurrency: int) -> tuple[float, float]:
+    """Request rate and CPU milliseconds per request of the client-side ceiling."""
     from huggingface_hub import AsyncInferenceClient
 
     client = AsyncInferenceClient(base_url=url, headers={"authorization": None})
@@ -53,11 +54,13 @@ async def bare_loop(url: str, n: int, concurrency: int) -> float:
         async with gate:
             await client.chat_completion(messages(i), seed=i, max_tokens=256)
 
+    cpu_before = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(n)))
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_before
     await client.close()
-    return n / elapsed
+    return n / elapsed, 1000 * cpu / n
 
 
 async def barrier_loop(url: str, n: int, batch: int = 20) -> float:
@@ -138,11 +141,12 @@ def main() -> None:
 
     server, url = start_server(latency)
     bare = barrier = rate = 0.0
-    cpu_ms = float("inf")
+    cpu_ms = bare_cpu_ms = float("inf")
     try:
         # Alternating runs, best of each: the first run of anything pays imports and cold caches.
         for _ in range(args.repeat):
-            bare = max(bare, asyncio.run(bare_loop(url, n, c)))
+            bare_rate, bare_cpu = asyncio.run(bare_loop(url, n, c))
+            bare, bare_cpu_ms = max(bare, bare_rate), min(bare_cpu_ms, bare_cpu)
             barrier = max(barrier, asyncio.run(barrier_loop(url, min(n, 2000))))
             run_rate, run_cpu = ours([url], n, c)
             rate, cpu_ms = max(rate, run_rate), min(cpu_ms, run_cpu)
@@ -152,7 +156,8 @@ def main() -> None:
     print(f"bare AsyncInferenceClient loop : {bare:8.1f} req/s")
     print(f"barrier batches of 20          : {barrier:8.1f} req/s")
     print(f"attrprompt load_dataset        : {rate:8.1f} req/s  = {rate / bare:.2f} x bare, {rate / barrier:.2f} x barrier")
-    print(f"CPU per row (ours, whole build): {cpu_ms:8.2f} ms")
+    print(f"CPU per request (bare loop)    : {bare_cpu_ms:8.2f} ms")
+    print(f"CPU per row (ours, whole build): {cpu_ms:8.2f} ms  = {cpu_ms / bare_cpu_ms:.2f} x bare (target <= 1.10)")
 
     pool_latency = (args.pool_median, args.sigma)
     for replicas in args.replicas:

@@ -38,7 +38,16 @@ from typing import Any
 from attrprompt_builder.client.types import ChatReply, SamplingParams
 from attrprompt_builder.errors import AttrPromptError
 
-__all__ = ["JOURNAL_FILE", "Journal", "JournalDamagedError", "journal_folder", "journal_path", "request_key"]
+__all__ = [
+    "JOURNAL_FILE",
+    "Journal",
+    "JournalDamagedError",
+    "backend_key",
+    "journal_folder",
+    "journal_path",
+    "request_key",
+    "request_payload",
+]
 
 JOURNAL_FILE = "journal.sqlite"
 # What 0.1.x named its per-recipe journals (discovery's ``discover-<hash>.sqlite`` match too: harmless).
@@ -98,12 +107,22 @@ def journal_path(given: str | Path | None, *, cache_root: str | Path) -> Path:
 
 def request_key(messages: tuple[dict[str, str], ...], *, model: str, backend: str, params: SamplingParams, seed: int) -> str:
     """Fingerprint of everything that determines a reply (never a credential)."""
-    payload = json.dumps(
-        {"messages": messages, "model": model, "backend": backend, "params": params.as_dict(), "seed": seed},
-        sort_keys=True,
-        ensure_ascii=False,
+    return backend_key(request_payload(messages, model=model, params=params, seed=seed), backend)
+
+
+def request_payload(messages: tuple[dict[str, str], ...], *, model: str, params: SamplingParams, seed: int) -> str:
+    """Everything ``request_key`` hashes except the backend, serialised once: a build looks a request up
+    under two backend identities (the endpoint URLs of 0.1.x, then the served model)."""
+    return json.dumps(
+        {"messages": messages, "model": model, "params": params.as_dict(), "seed": seed}, sort_keys=True, ensure_ascii=False
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def backend_key(payload: str, backend: str) -> str:
+    """``request_key`` from a ``request_payload``: sorted keys put "backend" first, so splicing it in gives
+    the same bytes as serialising all five keys together (the keys of every existing journal)."""
+    spliced = '{"backend": ' + json.dumps(backend, ensure_ascii=False) + ", " + payload[1:]
+    return hashlib.sha256(spliced.encode("utf-8")).hexdigest()
 
 
 def _damaged(path: Path, what: str) -> JournalDamagedError:

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from attrprompt_builder.client.backends import BackendSpec
 from attrprompt_builder.client.dispatch import Dispatcher, Lane
-from attrprompt_builder.client.journal import Journal, request_key
+from attrprompt_builder.client.journal import Journal, backend_key, request_payload
 from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.client.types import ChatReply, ChatRequest, SamplingParams
 
@@ -93,8 +93,8 @@ class JournaledClient:
         self._renewer: asyncio.Task[None] | None = None
 
     def request(self, messages: tuple[dict[str, str], ...], *, params: SamplingParams, seed: int) -> ChatRequest:
-        key = request_key(messages, model=self._model, backend=self._backend, params=params, seed=seed)
-        return ChatRequest(messages=messages, params=params, seed=seed, key=key)
+        payload = request_payload(messages, model=self._model, params=params, seed=seed)
+        return ChatRequest(messages=messages, params=params, seed=seed, key=backend_key(payload, self._backend), payload=payload)
 
     async def served_key(self, request: ChatRequest) -> str:
         """The key a reply to ``request`` is recorded under (asks the servers on first use)."""
@@ -106,7 +106,10 @@ class JournaledClient:
             self._identity = await asyncio.shield(task)
         if self._identity == self._backend:
             return request.key
-        return request_key(request.messages, model=self._model, backend=self._identity, params=request.params, seed=request.seed)
+        payload = request.payload or request_payload(
+            request.messages, model=self._model, params=request.params, seed=request.seed
+        )
+        return backend_key(payload, self._identity)
 
     async def reuse(self, request: ChatRequest) -> ChatReply | None:
         """The reply already paid for (counted as reused), or None: then the key is claimed for this client.

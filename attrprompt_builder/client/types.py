@@ -9,7 +9,7 @@ raises an ``errors.EndpointError`` subclass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Backend", "ChatReply", "ChatRequest", "SamplingParams"]
@@ -33,6 +33,8 @@ class ChatRequest:
     params: SamplingParams
     seed: int
     key: str = ""
+    # The serialised request without the backend (journal.request_payload), so keying it again is one hash.
+    payload: str = field(default="", repr=False, compare=False)
 
     @property
     def prompt(self) -> str:

@@ -45,7 +45,9 @@ _ANYWHERE = [
 REFUSAL_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     [re.compile(r"^\W*" + p, re.IGNORECASE) for p in _OPENING] + [re.compile(p, re.IGNORECASE) for p in _ANYWHERE]
 )
-_N_OPENING = len(_OPENING)
+# One search per reply instead of one per pattern: screening runs on every reply of a build.
+_OPENING_REFUSAL = re.compile(r"^\W*(?:" + "|".join(f"(?:{p})" for p in _OPENING) + ")", re.IGNORECASE)
+_ANYWHERE_REFUSAL = re.compile("|".join(f"(?:{p})" for p in _ANYWHERE), re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*(?:\n\s*)+")
 
@@ -66,8 +68,7 @@ def ascii_squeeze(text: str) -> str:
 
 
 def is_refusal(text: str) -> bool:
-    opening = text.lstrip()[:200]
-    return any(pattern.search(opening if i < _N_OPENING else text) for i, pattern in enumerate(REFUSAL_PATTERNS))
+    return bool(_OPENING_REFUSAL.search(text.lstrip()[:200]) or _ANYWHERE_REFUSAL.search(text))
 
 
 def check_reply(text: str) -> FilterResult:

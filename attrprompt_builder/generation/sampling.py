@@ -22,7 +22,7 @@ SAMPLING_STRATEGIES = ("uniform", "balanced")
 
 
 def _hash64(*parts: object) -> int:
-    payload = "\x1f".join(str(part) for part in parts).encode("utf-8")
+    payload = "\x1f".join(map(str, parts)).encode("utf-8")
     return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")
 
 

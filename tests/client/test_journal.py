@@ -3,6 +3,8 @@ stable keys; the per-recipe journals of 0.1.x read in; a damaged file refused in
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import os
 import signal
@@ -15,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from attrprompt_builder.client.journal import JOURNAL_FILE, Journal, JournalDamagedError, journal_path, request_key
+from attrprompt_builder.client.journal import (
+    JOURNAL_FILE,
+    Journal,
+    JournalDamagedError,
+    backend_key,
+    journal_path,
+    request_key,
+    request_payload,
+)
 from attrprompt_builder.client.types import ChatReply, SamplingParams
 
 MESSAGES = (
@@ -38,6 +48,26 @@ def journal(tmp_path: Path):
 
 
 # -- replies ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "backend",
+    ["endpoint:http://127.0.0.1:8080", 'served:"quoted" model', "providers:café/模型"],
+)
+def test_a_key_spliced_from_the_payload_is_the_key_of_the_whole_request(backend: str):
+    # Journals hold keys of the five-field dump; splicing the backend into a payload serialised once must give
+    # the very same bytes, or every reply paid before would be paid again.
+    messages = ({"role": "system", "content": 'Café \u2014 "quotes"\n'}, {"role": "user", "content": "Über 30 wörds"})
+    params = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=64)
+    whole = json.dumps(
+        {"messages": messages, "model": "m", "backend": backend, "params": params.as_dict(), "seed": 7},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    expected = hashlib.sha256(whole.encode("utf-8")).hexdigest()
+    payload = request_payload(messages, model="m", params=params, seed=7)
+    assert backend_key(payload, backend) == expected
+    assert request_key(messages, model="m", backend=backend, params=params, seed=7) == expected
+
+
 def test_a_recorded_reply_comes_back_by_its_key(journal: Journal):
     assert journal.get("k1") is None and len(journal) == 0
     journal.record("k1", reply("première réponse"), label="sports", index=3)
