@@ -49,13 +49,16 @@ REFUSAL_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
 _OPENING_REFUSAL = re.compile(r"^\W*(?:" + "|".join(f"(?:{p})" for p in _OPENING) + ")", re.IGNORECASE)
 _ANYWHERE_REFUSAL = re.compile("|".join(f"(?:{p})" for p in _ANYWHERE), re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+# When neither occurs, collapsing runs would only replace each lone " " by itself, at every word of every reply.
+_OTHER_SPACES = re.compile(r"[\t\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*(?:\n\s*)+")
 
 
 def normalise_whitespace(text: str) -> str:
     """Unify line endings, collapse runs of spaces, keep at most one blank line, strip the ends."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _SPACES.sub(" ", text)
+    if "  " in text or _OTHER_SPACES.search(text):
+        text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", text).strip()
 
@@ -67,8 +70,17 @@ def ascii_squeeze(text: str) -> str:
     return re.sub(r"\s{2,}", " ", text).strip()
 
 
+# Each pattern found anywhere contains one of these words, so a reply without any of them needs no regex
+# search (a slow one: case-insensitive alternations of word-boundary patterns over the whole reply).
+# casefold() folds every character IGNORECASE treats as one of these letters (the long s, the Kelvin sign).
+_ANYWHERE_WORDS = ("an ai", "language model", "request", "against")
+
+
 def is_refusal(text: str) -> bool:
-    return bool(_OPENING_REFUSAL.search(text.lstrip()[:200]) or _ANYWHERE_REFUSAL.search(text))
+    if _OPENING_REFUSAL.search(text.lstrip()[:200]):
+        return True
+    folded = text.casefold()
+    return any(word in folded for word in _ANYWHERE_WORDS) and bool(_ANYWHERE_REFUSAL.search(text))
 
 
 def check_reply(text: str) -> FilterResult:

@@ -120,7 +120,7 @@ class GenerationRun:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                yield from item
         except BaseException as err:
             self.request_stop()
             thread.join(timeout=_STOP_GRACE + 5.0)  # the engine stops within the grace; never hang on it
@@ -351,10 +351,11 @@ class GenerationRun:
     def _emit(self) -> None:
         while self._emit_ptr < len(self.classes):
             state = self.classes[self._emit_ptr]
-            for row in state.rows:
-                self._out.put((state.position, state.emitted, row))
-                state.emitted += 1
-                self.progress.advance()
+            if state.rows:  # one hand-over per batch: waking the consumer thread per row costs CPU on every row
+                first = state.emitted
+                self._out.put([(state.position, first + i, row) for i, row in enumerate(state.rows)])
+                state.emitted += len(state.rows)
+                self.progress.advance(len(state.rows))
             state.rows.clear()
             if not state.done:
                 return
