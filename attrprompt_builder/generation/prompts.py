@@ -36,13 +36,18 @@ class PromptRenderer:
         self.prompting = prompting
         source = recipe.attributed_template if prompting == "attributed" else recipe.simple_template
         self._template = template_environment().from_string(source)
+        # Per (class, label set): the same few lists are asked for on every row of a build.
+        self._similar: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
     def similar_classes(self, draw: AttributeDraw) -> list[str]:
-        # A multi-label sample must not be told to avoid one of its own labels.
-        own = {_normalise_class_name(name) for name in draw.labels}
-        own |= {_normalise_class_name(self.recipe.label_text[name]) for name in draw.labels}
-        similar = self.recipe.similar.get(draw.label, ())
-        return [name for name in similar if _normalise_class_name(name) not in own]
+        cached = self._similar.get((draw.label, draw.labels))
+        if cached is None:
+            # A multi-label sample must not be told to avoid one of its own labels.
+            own = {_normalise_class_name(name) for name in draw.labels}
+            own |= {_normalise_class_name(self.recipe.label_text[name]) for name in draw.labels}
+            similar = self.recipe.similar.get(draw.label, ())
+            cached = self._similar[draw.label, draw.labels] = [name for name in similar if _normalise_class_name(name) not in own]
+        return list(cached)
 
     def render(self, draw: AttributeDraw) -> str:
         recipe = self.recipe
