@@ -342,6 +342,7 @@ _KEYWORD_ALIASES = {
     "generate": {"output_dir": "--output"},
     "reproduce": {
         "output_dir": "--output",
+        "eval_data": "--gold",
         "training.model": "--classifier",
         "training.epochs": "--epochs",
         "training.learning_rate": "--learning-rate",

@@ -17,7 +17,8 @@ from tiny_model import build_tiny_chat_model
 from attrprompt_builder import cli
 from attrprompt_builder.card.measures import MISSING, format_measure
 from attrprompt_builder.compare import compare_folders
-from attrprompt_builder.reproduce import MODEL_MARKER, RESULTS_JSON, RESULTS_MD
+from attrprompt_builder.reproduce.models import MODEL_MARKER
+from attrprompt_builder.reproduce.report import RESULTS_JSON, RESULTS_MD
 from attrprompt_builder.train.evaluate import evaluate_classifier
 
 MODULES = ("math", "random", "shutil")
@@ -129,6 +130,7 @@ def test_reproduce_runs_end_to_end_and_a_rerun_sends_and_trains_nothing(tgi, tmp
     assert _cells(first.out, "cost") == [MISSING, MISSING]
     assert _cells(first.out, "places mentioned (regional bias)") == [MISSING, MISSING]
     assert "Places mentioned (regional bias): the verify stage's places-mentioned measure; not measured" in first.out
+    assert "Same budget: both builds had the same options, 6 rows per class and no cap on requests" in first.out
     assert "| places mentioned (regional bias) | n/a | n/a |" in (out / RESULTS_MD).read_text()
     for phase in ("[1/5] generating attrprompt", "[2/5] generating simprompt", "[3/5] classifier on attrprompt",
                   "[4/5] classifier on simprompt", "[5/5] measuring diversity", "trained: accuracy"):  # fmt: skip
