@@ -18,9 +18,15 @@ from attrprompt_builder.card import measures
 from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.reproduce.report import TrainingSettings
 
-__all__ = ["MODEL_MARKER", "rows_fingerprint", "trained_scores"]
+__all__ = ["MODEL_MARKER", "STATUS_NOTES", "rows_fingerprint", "trained_scores"]
 
 MODEL_MARKER = "reproduce-model.json"  # beside the saved weights
+# How a method's scores were obtained in this run.
+STATUS_NOTES = {
+    "trained": "trained now and scored on the test set",
+    "reused": "trained and scored on this test set by an earlier run",
+    "re-scored": "the model an earlier run trained, scored now on a new test set",
+}
 
 
 def rows_fingerprint(texts: list[Any], labels: list[Any]) -> str:
@@ -31,7 +37,7 @@ def rows_fingerprint(texts: list[Any], labels: list[Any]) -> str:
 def trained_scores(
     folder: Path, model_dir: Path, gold: str | Path, gold_split: str, gold_key: str, training: TrainingSettings
 ) -> tuple[dict[str, Any], str]:
-    """The saved model's scores on the gold set: reused, re-scored, or from training it now."""
+    """The saved model's scores on the gold set, and how they were obtained (a key of ``STATUS_NOTES``)."""
     from attrprompt_builder.train.classifier import train_classifier
     from attrprompt_builder.train.evaluate import evaluate_classifier
 
@@ -43,11 +49,11 @@ def trained_scores(
     if marker.get("key") == key and (model_dir / "config.json").is_file():
         stored = marker.get("scores", {}).get(gold_key)
         if stored is not None:
-            return stored, "reused (trained and scored on this test set by an earlier run)"
+            return stored, "reused"
         scores = evaluate_classifier(
             model_dir, str(gold), batch_size=training.batch_size, max_length=training.max_length, eval_split=gold_split
         )
-        how = "re-scored (the model an earlier run trained, on a new test set)"
+        how = "re-scored"
     else:
         (model_dir / MODEL_MARKER).unlink(missing_ok=True)  # weights about to change: no marker may vouch for them
         scores = train_classifier(

@@ -61,7 +61,7 @@ class MethodResult:
     folder: Path
     model_dir: Path
     scores: dict[str, Any]  # train_classifier's metrics on the gold set
-    trained: str  # "trained", "reused" or "re-scored" (the saved model on a new gold set)
+    trained: str  # "trained", "reused" or "re-scored" (reproduce.models.STATUS_NOTES)
     built: BuildStats | None  # what the build that made the rows spent
     sent_this_run: int
     priced: bool
@@ -148,7 +148,7 @@ def format_reproduce(report: ReproduceReport, *, markdown: bool = False) -> str:
         "build that made each dataset sent (replies an earlier, interrupted run paid for count as reused).",
         _budget_line(report.budget),
         f"This run sent {', '.join(f'{m.sent_this_run} ({m.name})' for m in report.methods)} requests; models: "
-        + ", ".join(f"{m.name} {m.trained.split(' ')[0]}" for m in report.methods)
+        + ", ".join(f"{m.name} {m.trained}" for m in report.methods)
         + ".",
         "Diversity: vocabulary and distinct-n higher = more diverse; INGF and APS lower = more diverse; "
         + (f"APS embedder {report.embedder}." if report.embedder else "APS not measured (no embedder)."),
@@ -188,7 +188,7 @@ def write_results(report: ReproduceReport, root: Path) -> tuple[Path, ...]:
                 "prompting": m.prompting,
                 "folder": str(m.folder),
                 "model_dir": str(m.model_dir),
-                "model": m.trained.split(" ")[0],
+                "model": m.trained,
                 "scores": m.scores,
                 "spent": _spent(m),
                 "sent_this_run": m.sent_this_run,

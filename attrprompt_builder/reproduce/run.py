@@ -10,7 +10,7 @@ from typing import Any
 from attrprompt_builder.compare import compare_folders
 from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.errors import ConfigError, MissingDependencyError, one_line
-from attrprompt_builder.reproduce.models import rows_fingerprint, trained_scores
+from attrprompt_builder.reproduce.models import STATUS_NOTES, rows_fingerprint, trained_scores
 from attrprompt_builder.reproduce.report import (
     PAPER_TRAINING,
     MethodResult,
@@ -96,7 +96,7 @@ def reproduce(
     for step, (name, prompting) in enumerate(METHODS, start=3):
         _phase(f"[{step}/5] classifier on {name}: {training.model}, {training.epochs:g} epochs")
         scores, how = trained_scores(folders[name], root / MODELS_DIR / name, gold, gold_split, gold_key, training)
-        _phase(f"      {how}: {', '.join(f'{k} {scores[k]:.4f}' for k in score_names(scores))}")
+        _phase(f"      {how} ({STATUS_NOTES[how]}): {', '.join(f'{k} {scores[k]:.4f}' for k in score_names(scores))}")
         record = records[name]
         results.append(
             MethodResult(

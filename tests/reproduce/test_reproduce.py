@@ -133,7 +133,7 @@ def test_reproduce_runs_end_to_end_and_a_rerun_sends_and_trains_nothing(tgi, tmp
     assert "Same budget: both builds had the same options, 6 rows per class and no cap on requests" in first.out
     assert "| places mentioned (regional bias) | n/a | n/a |" in (out / RESULTS_MD).read_text()
     for phase in ("[1/5] generating attrprompt", "[2/5] generating simprompt", "[3/5] classifier on attrprompt",
-                  "[4/5] classifier on simprompt", "[5/5] measuring diversity", "trained: accuracy"):  # fmt: skip
+                  "[4/5] classifier on simprompt", "[5/5] measuring diversity", "trained (trained now and scored on the test set): accuracy"):  # fmt: skip
         assert phase in first.err
 
     weights = sorted((out / "models").glob("*/model.safetensors"))
@@ -154,7 +154,8 @@ def test_reproduce_runs_end_to_end_and_a_rerun_sends_and_trains_nothing(tgi, tmp
     assert cli.main(command(other)) == 0
     third = capsys.readouterr()
     assert len(counted_training) == 2 and tgi.count() == requests
-    assert "re-scored" in third.err and "scored on 15 rows" in third.out
+    assert third.err.count("re-scored (the model an earlier run trained") == 2 and "scored on 15 rows" in third.out
+    assert "models: attrprompt re-scored, simprompt re-scored." in third.out
     markers = [json.loads((out / "models" / name / MODEL_MARKER).read_text()) for name in methods]
     assert all(len(marker["scores"]) == 2 for marker in markers)  # one entry per test set
 
