@@ -23,9 +23,9 @@ from attrprompt_builder.reproduce.run import METHODS, reproduce
 
 __all__ = [
     "METHODS",
+    "MethodResult",
     "PAPER_TRAINING",
     "QUICK_CLASSIFIER",
-    "MethodResult",
     "ReproduceReport",
     "TrainingSettings",
     "format_reproduce",

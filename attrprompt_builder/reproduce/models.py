@@ -18,7 +18,12 @@ from attrprompt_builder.card import measures
 from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.reproduce.report import TrainingSettings
 
-__all__ = ["MODEL_MARKER", "STATUS_NOTES", "rows_fingerprint", "trained_scores"]
+__all__ = [
+    "MODEL_MARKER",
+    "STATUS_NOTES",
+    "rows_fingerprint",
+    "trained_scores",
+]
 
 MODEL_MARKER = "reproduce-model.json"  # beside the saved weights
 # How a method's scores were obtained in this run.

@@ -18,12 +18,12 @@ from attrprompt_builder.compare import DatasetSummary, text_table
 from attrprompt_builder.generation.stats import BuildStats
 
 __all__ = [
+    "MethodResult",
     "NOT_MEASURED",
     "PAPER_TRAINING",
     "QUICK_CLASSIFIER",
     "RESULTS_JSON",
     "RESULTS_MD",
-    "MethodResult",
     "ReproduceReport",
     "TrainingSettings",
     "format_reproduce",

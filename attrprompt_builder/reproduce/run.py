@@ -20,7 +20,12 @@ from attrprompt_builder.reproduce.report import (
     write_results,
 )
 
-__all__ = ["FOLDER_MARKER", "METHODS", "MODELS_DIR", "reproduce"]
+__all__ = [
+    "FOLDER_MARKER",
+    "METHODS",
+    "MODELS_DIR",
+    "reproduce",
+]
 
 # (name in the table and folder, the `prompting` it is generated with)
 METHODS = (("attrprompt", "attributed"), ("simprompt", "simple"))
