@@ -19,7 +19,7 @@ from typing import Any
 
 from attrprompt_builder.dataset.config import Option, check_options, field_types, option_fields
 from attrprompt_builder.errors import AttrPromptError, ConfigError, RecipeError
-from attrprompt_builder.reproduce import PAPER_TRAINING, QUICK_CLASSIFIER, TrainingSettings
+from attrprompt_builder.reproduce.command import REPRODUCE_FLAGS
 from attrprompt_builder.version import __version__
 
 __all__ = ["OTHER_FLAGS", "build_parser", "command_options", "config_kwargs", "main"]
@@ -27,9 +27,6 @@ __all__ = ["OTHER_FLAGS", "build_parser", "command_options", "config_kwargs", "m
 
 _Flag = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's flags and keywords
 
-# Flags that are not build options (those come from AttrPromptConfig's fields): where the output
-# goes, how the build runs, and what `show` and `estimate` print. tests/test_options.py fails on a
-# flag that is in neither place.
 # How a build runs, for both commands that build.
 _RUN_FLAGS: tuple[_Flag, ...] = (
     (("--token",), {"help": "token for the endpoint (sent only when given)"}),
@@ -38,6 +35,9 @@ _RUN_FLAGS: tuple[_Flag, ...] = (
 )
 _OVERWRITE = "write into a non-empty folder that attrprompt did not write"
 
+# Flags that are not build options (those come from AttrPromptConfig's fields): where the output
+# goes, how the build runs, and what `show` and `estimate` print. tests/test_options.py fails on a
+# flag that is in neither place.
 OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
     "generate": (
         _RUN_FLAGS[0],
@@ -53,25 +53,7 @@ OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
         (("--refusal-rate",), {"type": float, "default": 0.02, "help": "expected share of refused replies (default 0.02)"}),
         (("--duplicate-rate",), {"type": float, "default": 0.02, "help": "expected share of near-duplicates (default 0.02)"}),
     ),
-    "reproduce": (
-        (
-            ("--gold",),
-            {"required": True, "help": "the real test set: a Hub dataset id or a local dataset folder, with the recipe's labels"},
-        ),
-        (("--gold-split",), {"default": "test", "help": "split of --gold to score on (default: test, else its only split)"}),
-        (
-            ("--output", "-o"),
-            {"required": True, "help": "work folder: attrprompt/ and simprompt/ datasets, models/, results.md, results.json"},
-        ),
-        (("--overwrite",), {"action": "store_true", "help": _OVERWRITE}),
-        *_RUN_FLAGS,
-        (("--classifier",), {"help": f"encoder to fine-tune, Hub id or folder (default: {PAPER_TRAINING.model})"}),
-        (("--quick",), {"action": "store_true", "help": f"fine-tune {QUICK_CLASSIFIER} (BERT-Mini) instead, for a quick run"}),
-        (("--epochs",), {"type": float, "help": f"training epochs (default {PAPER_TRAINING.epochs:g})"}),
-        (("--learning-rate",), {"type": float, "help": f"learning rate (default {PAPER_TRAINING.learning_rate:g})"}),
-        (("--max-length",), {"type": int, "help": f"tokens per text (default {PAPER_TRAINING.max_length})"}),
-        (("--train-batch-size",), {"type": int, "help": f"training batch size (default {PAPER_TRAINING.batch_size})"}),
-    ),
+    "reproduce": (*REPRODUCE_FLAGS, (("--overwrite",), {"action": "store_true", "help": _OVERWRITE}), *_RUN_FLAGS),
 }
 
 # Build options reproduce sets itself: it generates with both prompting modes.
@@ -255,34 +237,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    from attrprompt_builder.reproduce.command import run_reproduce
 
-    from attrprompt_builder.reproduce import format_reproduce, reproduce
-
-    base = replace(PAPER_TRAINING, model=QUICK_CLASSIFIER) if args.quick else PAPER_TRAINING
-    given = {
-        "model": args.classifier,
-        "epochs": args.epochs,
-        "learning_rate": args.learning_rate,
-        "max_length": args.max_length,
-        "batch_size": args.train_batch_size,
-    }
-    training: TrainingSettings = replace(base, seed=args.seed, **{k: v for k, v in given.items() if v is not None})
-    report = reproduce(
-        args.preset_or_recipe,
-        args.output,
-        gold=args.gold,
-        gold_split=args.gold_split,
-        training=training,
-        num_proc=args.num_proc,
-        cache_dir=args.cache_dir,
-        token=args.token,
-        overwrite=args.overwrite,
-        **config_kwargs(args, command="reproduce"),
-    )
-    print(format_reproduce(report))
-    print("wrote " + " and ".join(str(path) for path in report.files))
-    return 0
+    return run_reproduce(args, config_kwargs(args, command="reproduce"))
 
 
 def build_parser() -> argparse.ArgumentParser:

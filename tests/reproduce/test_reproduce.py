@@ -181,3 +181,18 @@ def test_prompting_is_not_a_reproduce_flag_and_bad_training_settings_name_their_
     capsys.readouterr()
     assert cli.main(["reproduce", "agnews", "--gold", "g", "-o", str(tmp_path / "o"), "--epochs", "0"]) == 1
     assert capsys.readouterr().err.strip() == "error: --epochs: 0.0 is not usable; use a positive number such as 3"
+
+
+def test_quick_picks_bert_mini_and_a_classifier_out_of_reach_stops_before_any_request(
+    tgi, tmp_path, in_empty_dir, dead_hub, capsys
+):
+    recipe = tmp_path / "stdlib.yaml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    gold = _gold(tmp_path / "gold", per_module=5)
+    assert cli.main(["reproduce", str(recipe), "--endpoint", tgi.url, "--gold", str(gold), "-o", "out", "--quick"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(
+        "error: --classifier: 'google/bert_uncased_L-4_H-256_A-4' is not a model folder and could not be fetched or found"
+    )
+    assert err.endswith("pass a model folder, or download it once with network access")
+    assert tgi.count() == 0 and not Path("out").exists()
