@@ -19,26 +19,31 @@ from typing import Any
 
 from attrprompt_builder.dataset.config import Option, check_options, field_types, option_fields
 from attrprompt_builder.errors import AttrPromptError, ConfigError, RecipeError
+from attrprompt_builder.reproduce.command import REPRODUCE_FLAGS
 from attrprompt_builder.version import __version__
 
-__all__ = ["OTHER_FLAGS", "build_parser", "config_kwargs", "main"]
+__all__ = ["OTHER_FLAGS", "build_parser", "command_options", "config_kwargs", "main"]
 
 
 _Flag = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's flags and keywords
+
+# How a build runs, for both commands that build.
+_RUN_FLAGS: tuple[_Flag, ...] = (
+    (("--token",), {"help": "token for the endpoint (sent only when given)"}),
+    (("--cache-dir",), {"help": "datasets cache folder"}),
+    (("--num-proc",), {"type": int, "help": "worker processes of the build (datasets' num_proc)"}),
+)
+_OVERWRITE = "write into a non-empty folder that attrprompt did not write"
 
 # Flags that are not build options (those come from AttrPromptConfig's fields): where the output
 # goes, how the build runs, and what `show` and `estimate` print. tests/test_options.py fails on a
 # flag that is in neither place.
 OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
     "generate": (
-        (("--token",), {"help": "token for the endpoint (sent only when given)"}),
+        _RUN_FLAGS[0],
         (("--output", "-o"), {"required": True, "help": "folder to write (data/*.parquet, README.md, recipe.yaml)"}),
-        (
-            ("--overwrite",),
-            {"action": "store_true", "help": "write into a non-empty folder that attrprompt did not write"},
-        ),
-        (("--cache-dir",), {"help": "datasets cache folder"}),
-        (("--num-proc",), {"type": int, "help": "worker processes of the build (datasets' num_proc)"}),
+        (("--overwrite",), {"action": "store_true", "help": _OVERWRITE}),
+        *_RUN_FLAGS[1:],
     ),
     "show": (
         (("-k", "--count"), {"dest": "count", "type": int, "default": 5, "help": "how many prompts (default 5)"}),
@@ -48,7 +53,18 @@ OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
         (("--refusal-rate",), {"type": float, "default": 0.02, "help": "expected share of refused replies (default 0.02)"}),
         (("--duplicate-rate",), {"type": float, "default": 0.02, "help": "expected share of near-duplicates (default 0.02)"}),
     ),
+    "reproduce": (*REPRODUCE_FLAGS, (("--overwrite",), {"action": "store_true", "help": _OVERWRITE}), *_RUN_FLAGS),
 }
+
+# Build options reproduce sets itself: it generates with both prompting modes.
+_REPRODUCE_SETS = frozenset({"prompting"})
+
+
+def command_options(command: str) -> tuple[Field, ...]:
+    """The config fields ``command`` takes as flags; ``reproduce`` takes generate's, but those it sets itself."""
+    if command == "reproduce":
+        return tuple(f for f in command_options("generate") if f.name not in _REPRODUCE_SETS)
+    return tuple(f for f in option_fields() if command in f.metadata["option"].commands)
 
 
 def _is_positional(flags: tuple[str, ...]) -> bool:
@@ -80,25 +96,25 @@ def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
     """``command``'s flags: the config fields it shows, then its entries in ``OTHER_FLAGS``."""
     added: set[tuple[str, ...]] = set()
     actions: list[argparse.Action] = []
-    for declared in option_fields():
+    for declared in command_options(command):
         option = declared.metadata["option"]
         flags = option.spelling(declared.name)
-        if command in option.commands and flags not in added:  # preset and config share one argument
+        if flags not in added:  # preset and config share one argument
             added.add(flags)
             actions.append(parser.add_argument(*flags, **_argument(declared, option)))
     for flags, kwargs in OTHER_FLAGS.get(command, ()):
         actions.append(parser.add_argument(*flags, **kwargs))
 
 
-def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The build options of parsed ``generate`` arguments, as ``load_dataset`` keywords.
+def config_kwargs(args: argparse.Namespace, *, command: str = "generate") -> dict[str, Any]:
+    """The build options of parsed ``command`` arguments, as ``load_dataset`` keywords.
 
     The recipe argument is left out: ``make_builder`` decides whether it is a preset or a file.
     """
     kwargs: dict[str, Any] = {}
-    for declared in option_fields():
+    for declared in command_options(command):
         option = declared.metadata["option"]
-        if "generate" not in option.commands or _is_positional(option.spelling(declared.name)):
+        if _is_positional(option.spelling(declared.name)):
             continue
         value = getattr(args, declared.name)
         kwargs[declared.name] = option.parse(value) if option.parse is not None and isinstance(value, str) else value
@@ -220,6 +236,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from attrprompt_builder.reproduce.command import run_reproduce
+
+    return run_reproduce(args, config_kwargs(args, command="reproduce"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attrprompt", description="Synthetic classification data with attributed prompts.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -234,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     est = sub.add_parser("estimate", help="predict requests, tokens and cost before sending anything")
     _add_options(est, "estimate")
     est.set_defaults(func=_cmd_estimate)
+    reproduce = sub.add_parser(
+        "reproduce", help="the paper's comparison: AttrPrompt and SimPrompt data, a classifier on each, one table"
+    )
+    _add_options(reproduce, "reproduce")
+    reproduce.set_defaults(func=_cmd_reproduce)
     card = sub.add_parser("card", help="(re)write README.md for a generated folder")
     card.add_argument("folder", help="a folder written by `attrprompt generate`")
     card.add_argument(
@@ -268,7 +295,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Keywords of the Python API that a subcommand's flag sets under another name.
-_KEYWORD_ALIASES = {"generate": {"output_dir": "--output"}}
+_KEYWORD_ALIASES = {
+    "generate": {"output_dir": "--output"},
+    "reproduce": {
+        "output_dir": "--output",
+        "eval_data": "--gold",
+        "training.model": "--classifier",
+        "training.epochs": "--epochs",
+        "training.learning_rate": "--learning-rate",
+        "training.max_length": "--max-length",
+        "training.batch_size": "--train-batch-size",
+    },
+}
 
 
 def _flag_words(parser: argparse.ArgumentParser) -> dict[str, str]:

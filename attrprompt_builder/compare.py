@@ -32,6 +32,7 @@ __all__ = [
     "format_report",
     "load_folder",
     "run_compare",
+    "text_table",
 ]
 
 _TOP_VALUES = 5
@@ -163,7 +164,8 @@ def _location_terms(summaries: list[DatasetSummary], recipes: list[Recipe | None
     return [], ""
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    """Rows under a header and a rule, for a terminal: the first column left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: list[str]) -> str:  # names left-aligned, numbers right-aligned
@@ -195,14 +197,14 @@ def format_report(report: CompareReport) -> str:
         ["APS within class", *aps("within")],
         ["APS across classes", *aps("across")],
     ]
-    parts = [_table(header, rows)]
+    parts = [text_table(header, rows)]
     if report.embedder is None:
         parts.append("APS: not measured (embedder 'none')")
     else:
         parts.append(f"APS: mean cosine similarity of pairs, embedder {report.embedder} (lower = more diverse)")
     labels = list(dict.fromkeys(label for s in sets for label in s.labels))
     label_rows = [[label, *(str(s.labels.get(label, 0)) for s in sets)] for label in labels]
-    parts.append("\nLabel distribution\n" + _table(["label", *header[1:]], label_rows))
+    parts.append("\nLabel distribution\n" + text_table(["label", *header[1:]], label_rows))
     attribute_lines = []
     for s in sets:
         for dimension, counts in s.attributes.items():
@@ -218,7 +220,7 @@ def format_report(report: CompareReport) -> str:
         mentioned = (sum(1 for n in s.mentions.values() if n) for s in sets)
         rows.append(["terms mentioned", *(f"{n}/{len(report.terms)}" for n in mentioned)])
         title = f"\nTexts mentioning each term ({len(report.terms)} terms from {report.terms_source}; top {len(shown)})"
-        parts.append(title + "\n" + _table(["term", *header[1:]], rows))
+        parts.append(title + "\n" + text_table(["term", *header[1:]], rows))
     if report.plot is not None:
         parts.append(f"\nwrote {report.plot}")
     return "\n".join(parts)

@@ -22,7 +22,7 @@ from attrprompt_builder.version import __version__
 
 BUILDER_CONFIG_FIELDS = {f.name for f in fields(datasets.BuilderConfig)}
 # The subcommands whose arguments cli.py declares (discover and compare declare their own).
-CLI_COMMANDS = ("generate", "presets", "show", "estimate", "card", "push", "train")
+CLI_COMMANDS = ("generate", "presets", "show", "estimate", "card", "push", "train", "reproduce")
 
 
 def subcommand(name: str) -> argparse.ArgumentParser:
@@ -46,9 +46,9 @@ def test_every_config_field_is_declared_as_an_option_with_a_generate_flag():
         assert option.spelling(declared.name)[0] in generate, f"{declared.name}: no flag of `attrprompt generate`"
 
 
-@pytest.mark.parametrize("command", ["generate", "show", "estimate"])
+@pytest.mark.parametrize("command", ["generate", "show", "estimate", "reproduce"])
 def test_every_flag_is_a_config_field_or_listed_in_other_flags(command):
-    options = [f for f in option_fields() if command in f.metadata["option"].commands]
+    options = cli.command_options(command)
     from_config = {flag for f in options for flag in f.metadata["option"].spelling(f.name)}
     other = {flag for flags, _ in cli.OTHER_FLAGS.get(command, ()) for flag in flags}
     assert not from_config & other, "a flag declared both as a config field and in OTHER_FLAGS"
@@ -90,6 +90,18 @@ def test_generate_flags_become_config_keywords():
     assert kwargs == {name: value for name, value in defaults.items() if name in kwargs}
     assert set(kwargs) == set(defaults) - {"max_attempts", "dedup_threshold", "endpoint", "samples_per_class",
                                            "drop_cross_class_duplicates"}  # fmt: skip
+
+
+def test_reproduce_forwards_every_build_option_of_generate_but_prompting():
+    """Derived, not listed: an option added for generate (paper mode) reaches both of reproduce's builds."""
+    generate = {f.name for f in cli.command_options("generate")}
+    assert {f.name for f in cli.command_options("reproduce")} == generate - {"prompting"}
+    argv = ["reproduce", "agnews", "--gold", "g", "-o", "X", "--max-requests", "40", "--dedup-threshold", "off",
+            "--endpoint", "A", "-n", "7", "--ascii-squeeze"]  # fmt: skip
+    kwargs = cli.config_kwargs(cli.build_parser().parse_args(argv), command="reproduce")
+    assert set(kwargs) == generate - {"prompting", "preset", "config"}
+    assert (kwargs["max_requests"], kwargs["dedup_threshold"], kwargs["endpoint"]) == (40, "off", ["A"])
+    assert (kwargs["samples_per_class"], kwargs["ascii_squeeze"]) == (7, True)
 
 
 @pytest.mark.parametrize(("text", "value"), [("0.9", 0.9), ("auto", "auto"), ("off", "off")])

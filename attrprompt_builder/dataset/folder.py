@@ -67,10 +67,15 @@ _NOT_GENERATED = "pass a folder `attrprompt generate` wrote"
 
 @dataclass(frozen=True)
 class GenerationRecord:
-    """``generation.json``: the settings of the build (as the card shows them) and its stats, if recorded."""
+    """``generation.json``: the settings of the build (as the card shows them) and its stats, if recorded.
+
+    ``stats`` is what the run that wrote the folder did (nothing sent on a datasets cache hit);
+    ``built`` what the build that made the rows spent, that run's or an earlier one's.
+    """
 
     generation: dict[str, Any]
     stats: BuildStats | None
+    built: BuildStats | None = None
 
 
 def write_folder(dataset: datasets.Dataset, folder: Path, *, builder: AttrPromptBuilder, stats: BuildStats | None) -> Path:
@@ -158,7 +163,10 @@ def read_generation(folder: Path, *, field: str) -> GenerationRecord:
     if not isinstance(record, dict):
         raise ConfigError(f"{field}: {str(path)!r} holds a {type(record).__name__}, not a JSON object; {fix}")
     stats = BuildStats.from_dict(record["stats"]) if record.get("stats") else None
-    return GenerationRecord(generation=record.get("generation") or {}, stats=stats)
+    built = record.get("build_stats") if record.get("cache_hit") else record.get("stats")
+    return GenerationRecord(
+        generation=record.get("generation") or {}, stats=stats, built=BuildStats.from_dict(built) if built else None
+    )
 
 
 def _read_marker(folder: Path) -> dict[str, Any] | None:

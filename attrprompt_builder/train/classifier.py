@@ -35,7 +35,7 @@ from attrprompt_builder.train.data import (
     texts_of,
 )
 
-__all__ = ["HELD_OUT_SOURCE", "classification_metrics", "format_metrics", "train_classifier"]
+__all__ = ["HELD_OUT_SOURCE", "check_training_options", "classification_metrics", "format_metrics", "train_classifier"]
 
 HELD_OUT_SOURCE = "held-out 10% of the synthetic data"
 METRICS_FILE = "metrics.json"  # inside output_dir
@@ -58,6 +58,7 @@ def train_classifier(
     seed: int = 0,
     threshold: float = 0.5,
     eval_split: str = "test",
+    eval_each_epoch: bool = True,
 ) -> Metrics:
     """Fine-tune ``model`` on ``data``, evaluate on ``eval_data``, and return the metrics.
 
@@ -67,7 +68,8 @@ def train_classifier(
     as label-name strings. From ``eval_data`` the split ``eval_split`` is used, else
     ``validation``, else ``test``, else its only split. Training evaluates after every epoch (shown
     in the log) but never selects a checkpoint on the eval set; the figures returned are those of
-    the final model. Single-label: ``accuracy`` and ``macro_f1``; multi-label (sigmoid >=
+    the final model (``eval_each_epoch=False`` evaluates only the final model, as the paper
+    reports it; the eval set is then read once). Single-label: ``accuracy`` and ``macro_f1``; multi-label (sigmoid >=
     ``threshold``): ``micro_f1``, ``macro_f1`` and ``subset_accuracy``; both add ``eval_loss``,
     ``train_loss``, ``num_train``, ``num_eval``, ``epochs``, ``model`` and ``eval_source``.
 
@@ -76,7 +78,7 @@ def train_classifier(
     when it is a local folder (beside ``data/``, where ``load_dataset`` does not look), and the key
     ``metrics_file`` of the result names the file written, if any.
     """
-    _check_options(
+    check_training_options(
         model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, threshold=threshold
     )
     train_ds = select_split(load_data(data, field="data"), field="data", preferred=("train",))
@@ -128,6 +130,7 @@ def train_classifier(
         max_length=max_length,
         seed=seed,
         threshold=threshold,
+        eval_each_epoch=eval_each_epoch,
     )
     metrics.update(
         {
@@ -202,7 +205,7 @@ def _f1(tp: int, fp: int, fn: int) -> float:
     return float(2 * tp / denominator) if denominator else 0.0
 
 
-def _check_options(
+def check_training_options(
     *, model: str, epochs: float, batch_size: int, learning_rate: float, max_length: int, threshold: float
 ) -> None:
     checks = (
@@ -242,6 +245,7 @@ def _fit(
     max_length: int,
     seed: int,
     threshold: float,
+    eval_each_epoch: bool,
 ) -> Metrics:
     try:
         import torch
@@ -277,7 +281,7 @@ def _fit(
             per_device_train_batch_size=batch_size,
             per_device_eval_batch_size=batch_size,
             learning_rate=learning_rate,
-            eval_strategy="epoch",
+            eval_strategy="epoch" if eval_each_epoch else "no",
             logging_strategy="epoch",
             save_strategy="no",  # the final model is saved once below; checkpoints would only fill the disk
             report_to=[],
