@@ -65,16 +65,17 @@ class DedupStage:
 def next_batch(classes: list[ClassQuota], *, in_order: bool) -> list[tuple[ClassQuota, int]]:
     """The candidates to decide next, as (class, how many of its first candidates); empty when none wait.
 
-    A class offers at most its open slots (more cannot all be kept; the rest wait for the next batch). With
-    ``in_order`` (cross-class duplicates dropped) later classes wait until the classes before them are complete,
-    so they are judged against those classes' final rows, not whichever rows had arrived first.
+    A class offers at most its open slots (more cannot all be kept, counting those with the judge; the rest
+    wait for the next batch). With ``in_order`` (cross-class duplicates dropped) later classes wait until the
+    classes before them are complete, so they are judged against those classes' final rows, not whichever
+    rows had arrived first.
     """
     batch: list[tuple[ClassQuota, int]] = []
     for state in classes:
         if state.done and state.candidates:  # surplus replies: paid and journaled, not needed
             state.outstanding -= len(state.candidates)
             state.candidates.clear()
-        take = min(len(state.candidates), state.quota - state.kept)
+        take = min(len(state.candidates), state.open_slots)
         if take > 0:
             batch.append((state, take))
         if in_order and not state.done:

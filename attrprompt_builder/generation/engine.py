@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from attrprompt_builder.client.dispatch import Dispatcher, Lane
 from attrprompt_builder.client.journal import Journal
@@ -32,6 +33,7 @@ from attrprompt_builder.filters.screening import (
 )
 from attrprompt_builder.generation.budget import Hold, Spending
 from attrprompt_builder.generation.dedup_stage import next_batch
+from attrprompt_builder.generation.judging import JudgeStage
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.progress import BuildProgress
 from attrprompt_builder.generation.prompts import PromptRenderer
@@ -61,10 +63,12 @@ class GenerationRun:
         backends: list[Backend],
         worker: str,
         served: ServedModelQuery | None = None,
+        judge_backends: list[Backend] | None = None,
+        judge_served: ServedModelQuery | None = None,
     ) -> None:
         self.settings = settings
         self.labels = labels
-        self.backends = backends
+        self.backends = [*backends, *(judge_backends or ())]  # loaded and closed together
         self.worker = worker
         self.stats = BuildStats()
         recipe = settings.recipe
@@ -82,7 +86,7 @@ class GenerationRun:
         )
         # With num_proc, each worker may spend its classes' share of a cap, so the workers together cannot exceed it.
         share = settings.budget.share(len(labels) / len(recipe.label_names))
-        self.spending = Spending(share, max_new_tokens=settings.params.max_new_tokens, whole=settings.budget)
+        self.spending = Spending(share, whole=settings.budget)
         # Loaded before the journal is opened, so a bad embedder leaves no connection behind.
         self.dedup = settings.make_dedup_filter()
         self.journal = Journal(settings.journal_path)
@@ -90,6 +94,8 @@ class GenerationRun:
         self.progress = BuildProgress(
             total=len(self.classes) * settings.samples_per_class, desc=settings.progress_desc, priced=settings.priced
         )
+        judged = settings.judge.enabled
+        self.judging = JudgeStage(self, backends=judge_backends, served=judge_served or served) if judged else None
         self._classes_in_order = settings.decides_classes_in_order
         self._out: queue.SimpleQueue = queue.SimpleQueue()
         self._emit_ptr = 0
@@ -202,11 +208,13 @@ class GenerationRun:
         stats.wall_time_s = time.monotonic() - started
         if self.dedup is not None:
             self.dedup.update_build_stats(stats)
+        if self.judging is not None:
+            self.judging.update_build_stats(stats)
         self.journal.save_stats(self.settings.run_id, self.worker, stats.to_dict())
 
     async def _dispatch_loop(self) -> None:
         hits = 0
-        while self._fatal is None and not self._stop_requested.is_set():
+        while self._fatal is None and self._budget_stop is None and not self._stop_requested.is_set():
             if all(c.done for c in self.classes):
                 return
             job = self._next_job()
@@ -301,10 +309,15 @@ class GenerationRun:
             draw, request, reply = state.results.pop(state.next_decide)
             state.next_decide += 1
             self._screen(state, draw, request, reply)
-        if self.dedup is None:
-            self._finalize_candidates(state, [True] * len(state.candidates))
-        else:
+        self._offer(state)
+
+    def _offer(self, state: ClassQuota) -> None:
+        """Hand the class's waiting candidates on (near-duplicate check, else the decision) and wake the dispatch loop."""
+        if self.dedup is not None:
             self._schedule_dedup()
+        else:
+            waiting = len(state.candidates)
+            self._finalize_candidates(state, [True] * (waiting if state.done else min(waiting, state.open_slots)))
         self.progress.update_counts(self.stats, self.dispatcher)
         self._changed.set()
 
@@ -334,19 +347,25 @@ class GenerationRun:
         for candidate, verdict in zip(decided, keep):
             if state.done:  # a surplus reply: paid and journaled, not needed
                 state.outstanding -= 1
-                continue
-            if verdict is not True:
+            elif verdict is not True:
                 self._drop(state, str(verdict))
-                continue
-            state.outstanding -= 1
-            state.finalized += 1
-            state.kept += 1
-            self.stats.kept += 1
-            class_stats = self.stats.for_class(state.label)
-            class_stats.kept += 1
-            class_stats.attempts += 1
-            state.rows.append(self.settings.make_row(candidate.draw, candidate.text, candidate.prompt))
+            elif self.judging is not None and self.judging.checks_labels:
+                self.judging.submit(state, candidate)  # kept or dropped in index order once judged
+            else:
+                self._keep(state, candidate)
         self._emit()
+
+    def _keep(self, state: ClassQuota, candidate: Candidate, **checked: Any) -> None:
+        state.outstanding -= 1
+        state.finalized += 1
+        state.kept += 1
+        self.stats.kept += 1
+        class_stats = self.stats.for_class(state.label)
+        class_stats.kept += 1
+        class_stats.attempts += 1
+        state.rows.append({**self.settings.make_row(candidate.draw, candidate.text, candidate.prompt), **checked})
+        if self.judging is not None:
+            self.judging.kept(state, candidate)
 
     def _emit(self) -> None:
         while self._emit_ptr < len(self.classes):

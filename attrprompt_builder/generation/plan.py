@@ -18,6 +18,7 @@ from attrprompt_builder.client.types import SamplingParams
 from attrprompt_builder.generation.budget import BudgetSpec
 from attrprompt_builder.generation.sampling import AttributeDraw
 from attrprompt_builder.recipe.model import Recipe
+from attrprompt_builder.verify.judge import JudgeSpec
 
 if TYPE_CHECKING:
     from attrprompt_builder.generation.dedup_stage import DedupStage
@@ -82,6 +83,7 @@ class RunSettings:
     dedup: DedupSpec = field(default_factory=DedupSpec)
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     retry: RetrySpec = field(default_factory=RetrySpec)
+    judge: JudgeSpec = field(default_factory=JudgeSpec)
 
     @property
     def progress_desc(self) -> str:

@@ -52,8 +52,12 @@ class BuildProgress:
             "dup": stats.dropped.get("near_duplicate", 0) + stats.dropped.get("exact_duplicate", 0),
             "tokens": stats.total_tokens,
         }
+        if stats.judge_sent or stats.judge_reused:  # the judge's questions, paid apart from generation
+            postfix["judged"] = stats.judge_sent + stats.judge_reused
+            postfix["mismatch"] = stats.dropped.get("label_mismatch", 0) + stats.label_flags
+            postfix["judge_tokens"] = stats.judge_tokens
         if self._priced:
-            postfix["cost"] = f"{stats.cost:.4f}"
+            postfix["cost"] = f"{stats.cost + stats.judge_cost:.4f}"
         status = _status(dispatcher, now)
         if status:
             postfix["status"] = status

@@ -1,0 +1,189 @@
+"""The LLM judge: label checks that keep quotas exact, constrained or parsed answers, journaled like everything else.
+
+Builds run the real builder against ``scripted_judge.ScriptedJudgeLLM`` over HTTP: 20% of its tickets
+are about another class than asked, recognisable from their text, and it judges texts truthfully.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from scripted_judge import LABELS, TICKETS_RECIPE, ScriptedJudgeLLM, plain_label_reply, topic_of
+
+from attrprompt_builder.errors import BudgetExceededError, ConfigError
+from attrprompt_builder.pipeline import build_dataset, make_builder
+from attrprompt_builder.verify.judge import parse_labels, parse_yes_no
+
+N = 8
+CHAT = "/v1/chat/completions"
+NEWS = [("world", "world"), ("sports", "sports"), ("business", "business"), ("sci_tech", "science and technology")]
+
+
+@pytest.fixture
+def judge_llm():
+    server = ScriptedJudgeLLM(off_class_rate=0.2)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def no_grammar_llm():
+    """The same model behind a TGI started without grammar support: a response_format gets 422."""
+    server = ScriptedJudgeLLM(off_class_rate=0.2, grammar_support=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    path = tmp_path / "tickets.yaml"
+    path.write_text(TICKETS_RECIPE, encoding="utf-8")
+    return str(path)
+
+
+def build(recipe, server, tmp_path, tag="first", **options):
+    options = {"samples_per_class": N, "embedder": "ngram", "max_concurrency": 8, **options}
+    builder = make_builder(
+        recipe, endpoint=server.url, cache_dir=str(tmp_path / tag), journal_dir=str(tmp_path / "journal"), **options
+    )
+    return builder, build_dataset(builder)
+
+
+def judge_requests(server):
+    return [r for r in server.requests if r["route"] == CHAT and "classes does the" in r["body"]["messages"][-1]["content"]]
+
+
+def assert_exact_and_correct(ds):
+    names = ds.features["label"].names
+    labels = [names[i] for i in ds["label"]]
+    assert Counter(labels) == dict.fromkeys(LABELS, N)
+    assert [topic_of(text) for text in ds["text"]] == labels  # none mislabeled
+    assert ds["label_check"] == [[label] for label in labels]
+
+
+# -- parsing ----------------------------------------------------------------------------------------
+def test_answers_are_read_from_json_or_from_the_class_they_name():
+    assert parse_labels('{"label": "sports"}', NEWS, multi_label=False) == ("sports",)
+    assert parse_labels('Sure! {"label": "Science and Technology"}', NEWS, multi_label=False) == ("sci_tech",)
+    assert parse_labels("It is about **sci tech**.", NEWS, multi_label=False) == ("sci_tech",)
+    assert parse_labels("SPORTS", NEWS, multi_label=False) == ("sports",)
+    assert parse_labels(plain_label_reply("business"), NEWS, multi_label=False) == ("business",)
+    assert parse_labels("world or business, hard to say", NEWS, multi_label=False) is None  # two classes: no answer
+    assert parse_labels("none of them", NEWS, multi_label=False) is None
+    assert parse_labels('{"label": "cooking"}', NEWS, multi_label=False) is None
+    assert parse_labels('{"labels": ["business", "world"]}', NEWS, multi_label=True) == ("world", "business")
+    assert parse_labels("Both world and business apply.", NEWS, multi_label=True) == ("world", "business")
+
+
+def test_yes_and_no_are_read_from_json_or_the_first_word():
+    assert parse_yes_no('{"answer": "yes"}') is True
+    assert parse_yes_no('{"answer": "no"}') is False
+    assert parse_yes_no("No, it is about something else.") is False
+    assert parse_yes_no("**Yes**.") is True
+    assert parse_yes_no("The answer is yes.") is True
+    assert parse_yes_no("Maybe.") is None
+    assert parse_yes_no("Yes and no.") is True  # a first word decides
+    assert parse_yes_no("It could be yes or no") is None
+
+
+# -- builds ---------------------------------------------------------------------------------------
+def test_mislabeled_replies_are_dropped_and_redrawn_and_a_rerun_sends_nothing(judge_llm, recipe, tmp_path):
+    builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", adherence_sample=8)
+    assert_exact_and_correct(ds)
+    stats = builder.stats
+    assert judge_llm.kinds["off_class"] > 0
+    assert stats.dropped["label_mismatch"] >= 1
+    assert all(s.kept == N and s.attempts == s.kept + sum(s.dropped.values()) for s in stats.per_class.values())
+    judged = judge_requests(judge_llm)
+    asked = sum(answers.total() for answers in stats.adherence.values())
+    assert len(judged) >= 4 * N + stats.dropped["label_mismatch"] and stats.judge_sent == len(judged) + asked
+    # huggingface_hub sends OpenAI's json_schema form to an endpoint URL as TGI's grammar form
+    assert all(r["body"]["response_format"]["type"] == "json_object" for r in judged)
+    enum = judged[0]["body"]["response_format"]["value"]["properties"]["label"]["enum"]
+    assert enum == list(LABELS)
+    assert stats.judge_response_format == "json_schema" and stats.judge_tokens > 0
+    # the bounded adherence sample: 2 rows per class, asked about subtopic and tone, never length
+    assert set(stats.adherence) == {"subtopic", "tone"}
+    assert stats.adherence["subtopic"] == {"yes": 8} and stats.adherence["tone"] == {"yes": 8}
+
+    sent = judge_llm.count(CHAT)
+    rerun, again = build(recipe, judge_llm, tmp_path, tag="rerun", label_check="judge", adherence_sample=8)
+    assert judge_llm.count(CHAT) == sent  # every generation reply and every judge answer came from the journal
+    assert again.to_list() == ds.to_list()
+    assert rerun.stats.judge_reused == stats.judge_sent and rerun.stats.judge_sent == 0
+
+
+def test_a_server_without_grammar_support_is_asked_plainly_after_one_refusal(no_grammar_llm, recipe, tmp_path):
+    builder, ds = build(recipe, no_grammar_llm, tmp_path, label_check="judge", adherence_sample=0)
+    assert_exact_and_correct(ds)
+    stats = builder.stats
+    assert stats.dropped["label_mismatch"] >= 1 and stats.judge_response_format == "plain"
+    judged = judge_requests(no_grammar_llm)
+    refused = [r for r in judged if r["status"] == 422]
+    assert len(refused) == 1 and judged[0] is refused[0]  # once for the endpoint, not once per row
+    assert all("response_format" not in r["body"] for r in judged[1:])
+    assert stats.judge_sent == len(judged) - len(refused)
+    assert not stats.failures and not stats.retries
+
+    sent = no_grammar_llm.count(CHAT)
+    _, again = build(recipe, no_grammar_llm, tmp_path, tag="rerun", label_check="judge", adherence_sample=0)
+    assert no_grammar_llm.count(CHAT) == sent  # no probe either: the journal has every answer
+    assert again.to_list() == ds.to_list()
+
+
+def test_flagging_keeps_the_rows_and_names_the_judged_class(judge_llm, recipe, tmp_path):
+    builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", on_mismatch="flag", adherence_sample=0)
+    names = ds.features["label"].names
+    labels = [names[i] for i in ds["label"]]
+    assert Counter(labels) == dict.fromkeys(LABELS, N)
+    assert ds["label_check"] == [[topic_of(text)] for text in ds["text"]]
+    flagged = sum(check != [label] for check, label in zip(ds["label_check"], labels))
+    assert flagged >= 1 and builder.stats.label_flags == flagged
+    assert "label_mismatch" not in builder.stats.dropped
+
+
+def test_judge_requests_count_toward_the_request_cap(judge_llm, recipe, tmp_path):
+    builder = make_builder(
+        recipe, endpoint=judge_llm.url, samples_per_class=N, dedup_threshold="off", label_check="judge",
+        adherence_sample=0, max_requests=20, max_concurrency=4, journal_dir=str(tmp_path / "journal"),
+    )  # fmt: skip
+    with pytest.raises(BudgetExceededError, match="max_requests 20"):
+        build_dataset(builder)
+    assert judge_llm.count(CHAT) <= 20
+    assert len(judge_requests(judge_llm)) > 0
+
+
+def test_a_judge_on_another_endpoint_answers_and_is_part_of_the_cache_key(judge_llm, recipe, tmp_path):
+    with ScriptedJudgeLLM() as judge:
+        builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", judge_endpoint=judge.url, adherence_sample=0)
+        assert_exact_and_correct(ds)
+        assert judge_requests(judge_llm) == [] and len(judge_requests(judge)) == builder.stats.judge_sent
+    own = make_builder(recipe, endpoint=judge_llm.url, label_check="judge")
+    assert own.config_id != builder.config_id
+
+
+# -- options --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"label_check": "maybe"}, "label_check: got 'maybe'; use one of classifier, judge"),
+        ({"label_check": "judge", "on_mismatch": "keep"}, "on_mismatch: got 'keep'; use one of drop, flag"),
+        ({"on_mismatch": "flag"}, "on_mismatch: got 'flag'; it acts on a label check"),
+        ({"adherence_sample": -1}, "adherence_sample: got -1; use a whole number >= 0"),
+        ({"adherence_sample": 2.5}, "adherence_sample: got 2.5; use a whole number >= 0"),
+        ({"label_check": "judge", "judge_endpoint": "localhost:8080"}, "judge_endpoint: got 'localhost:8080'; use a base URL"),
+        ({"judge_endpoint": "http://a:1", "judge_provider": "auto"}, "judge_provider + endpoint: got provider='auto'"),
+        ({"label_check": "classifier"}, "label_check: got 'classifier'; the classifier check is not available yet"),
+    ],
+)
+def test_bad_judge_options_are_one_line(recipe, options, message):
+    with pytest.raises(ConfigError) as caught:
+        make_builder(recipe, endpoint="http://localhost:8080", **options)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
