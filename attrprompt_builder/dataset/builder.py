@@ -160,8 +160,10 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         if stats is None or not self.cache_hit:
             return stats
         stats.reused += stats.sent
+        stats.judge_reused += stats.judge_sent
         stats.sent = stats.prompt_tokens = stats.completion_tokens = 0
-        stats.cost = stats.wall_time_s = 0.0
+        stats.judge_sent = stats.judge_prompt_tokens = stats.judge_completion_tokens = 0
+        stats.cost = stats.judge_cost = stats.wall_time_s = 0.0
         stats.retries.clear()
         stats.failures.clear()
         return stats

@@ -270,8 +270,6 @@ class AttrPromptConfig(datasets.BuilderConfig):
     def judge_spec(self) -> JudgeSpec:
         """The judge: the build's own backend unless judge_endpoint/judge_provider name another (judge_model: its model)."""
         elsewhere = bool(endpoint_urls(self.judge_endpoint)) or self.judge_provider is not None
-        configured = self.label_check == "judge" or elsewhere or self.judge_model is not None
-        sample = self.adherence_sample if self.adherence_sample is not None else (ADHERENCE_SAMPLE if configured else 0)
         backend = None
         if elsewhere or self.judge_model is not None:
             try:
@@ -284,9 +282,14 @@ class AttrPromptConfig(datasets.BuilderConfig):
                     batch_size=self.batch_size,
                 )
             except ConfigError as err:  # the same rules as the build's backend, named by the judge's options
-                raise ConfigError(f"judge_{err}") from err
-        return JudgeSpec(
-            backend=backend, label_check=self.label_check == "judge", on_mismatch=self.on_mismatch, adherence_sample=sample
+                names, _, rest = str(err).partition(": ")
+                raise ConfigError(" + ".join(f"judge_{name}" for name in names.split(" + ")) + f": {rest}") from err
+        return JudgeSpec.resolve(
+            label_check=self.label_check,
+            on_mismatch=self.on_mismatch,
+            adherence_sample=self.adherence_sample,
+            backend=backend,
+            named=backend is not None,
         )
 
     def sampling_params(self) -> SamplingParams:

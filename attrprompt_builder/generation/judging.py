@@ -28,7 +28,7 @@ from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
 from attrprompt_builder.generation.quotas import Candidate, ClassQuota
 from attrprompt_builder.generation.stats import BuildStats
-from attrprompt_builder.verify.judge import LABEL_CHECK_COLUMN, MEASURED_WITHOUT_JUDGE, Judge
+from attrprompt_builder.verify.judge import LABEL_CHECK_COLUMN, Judge
 
 if TYPE_CHECKING:
     from attrprompt_builder.generation.engine import GenerationRun
@@ -94,8 +94,7 @@ class JudgeStage:
         self.judge = Judge(self.client, recipe, send=self._send)
         self.checks_labels = self.spec.label_check
         self._pending: dict[int, deque[_Pending]] = {}
-        attributed = settings.prompting == "attributed"  # a SimPrompt row drew no attribute to follow
-        self._dimensions = [n for n in recipe.attribute_names if attributed and n not in MEASURED_WITHOUT_JUDGE]
+        self._dimensions = self.spec.dimensions(recipe, prompting=settings.prompting)
         self._positions = {label: position for position, label in enumerate(recipe.label_names)}
         self._classes = len(recipe.label_names)
 

@@ -80,9 +80,37 @@ class JudgeSpec:
     on_mismatch: str = "drop"
     adherence_sample: int = 0
 
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        label_check: str | None,
+        on_mismatch: str = "drop",
+        adherence_sample: int | None = None,
+        backend: BackendSpec | None = None,
+        named: bool = False,
+    ) -> JudgeSpec:
+        """The judge the options describe: configured by ``label_check="judge"`` or by naming one (``named``);
+        ``adherence_sample`` None is ``ADHERENCE_SAMPLE`` when configured, else 0."""
+        configured = label_check == "judge" or named
+        sample = adherence_sample if adherence_sample is not None else (ADHERENCE_SAMPLE if configured else 0)
+        return cls(backend=backend, label_check=label_check == "judge", on_mismatch=on_mismatch, adherence_sample=sample)
+
     @property
     def enabled(self) -> bool:
         return self.label_check or self.adherence_sample > 0
+
+    @property
+    def asks(self) -> tuple[str, ...]:
+        """What the judge is asked about: "label" for every row, "adherence" for the sample."""
+        return (("label",) if self.label_check else ()) + (("adherence",) if self.adherence_sample > 0 else ())
+
+    @staticmethod
+    def dimensions(recipe: Recipe, *, prompting: str) -> list[str]:
+        """The dimensions adherence questions ask about (a SimPrompt row drew none)."""
+        if prompting != "attributed":
+            return []
+        return [name for name in recipe.attribute_names if name not in MEASURED_WITHOUT_JUDGE]
 
 
 # -- questions -----------------------------------------------------------------------------------

@@ -6,14 +6,18 @@ are about another class than asked, recognisable from their text, and it judges 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
 from scripted_judge import LABELS, TICKETS_RECIPE, ScriptedJudgeLLM, plain_label_reply, topic_of
 
+from attrprompt_builder import cli
 from attrprompt_builder.errors import BudgetExceededError, ConfigError
+from attrprompt_builder.generation.estimate import estimate
 from attrprompt_builder.pipeline import build_dataset, make_builder
-from attrprompt_builder.verify.judge import parse_labels, parse_yes_no
+from attrprompt_builder.recipe.model import load_recipe
+from attrprompt_builder.verify.judge import JudgeSpec, parse_labels, parse_yes_no
 
 N = 8
 CHAT = "/v1/chat/completions"
@@ -119,6 +123,15 @@ def test_mislabeled_replies_are_dropped_and_redrawn_and_a_rerun_sends_nothing(ju
     assert again.to_list() == ds.to_list()
     assert rerun.stats.judge_reused == stats.judge_sent and rerun.stats.judge_sent == 0
 
+    # the estimate, told the share of mislabeled replies this server wrote, predicts the judge's requests
+    share = stats.dropped["label_mismatch"] / (4 * N + stats.dropped["label_mismatch"])
+    judge = JudgeSpec.resolve(label_check="judge", adherence_sample=8)
+    predicted = estimate(
+        load_recipe(recipe), samples_per_class=N, judge=judge, mismatch_rate=share, refusal_rate=0, duplicate_rate=0
+    )
+    assert predicted.judge_requests == 4 * N + stats.dropped["label_mismatch"] + 2 * 8
+    assert stats.judge_sent - 4 <= predicted.judge_requests <= stats.judge_sent  # speculative judging aside
+
 
 def test_a_server_without_grammar_support_is_asked_plainly_after_one_refusal(no_grammar_llm, recipe, tmp_path):
     builder, ds = build(recipe, no_grammar_llm, tmp_path, label_check="judge", adherence_sample=0)
@@ -169,6 +182,38 @@ def test_a_judge_on_another_endpoint_answers_and_is_part_of_the_cache_key(judge_
     assert own.config_id != builder.config_id
 
 
+def test_the_judge_cost_shows_in_the_progress_bar_the_card_and_generation_json(judge_llm, recipe, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = cli.main([
+        "generate", recipe, "--endpoint", judge_llm.url, "-n", "3", "--embedder", "ngram", "--label-check", "judge",
+        "--adherence-sample", "4", "--price-in", "0.5", "--price-out", "1.0", "-o", str(out),
+        "--cache-dir", str(tmp_path / "cache"), "--journal-dir", str(tmp_path / "journal"),
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "judged=" in err and "judge_tokens=" in err and "mismatch=" in err
+    record = json.loads((out / "generation.json").read_text())
+    built = record["stats"]
+    assert built["judge_sent"] > 0 and built["judge_tokens"] > 0 and built["judge_cost"] > 0
+    assert record["generation"]["judge"]["label_check"] is True
+    card = (out / "README.md").read_text()
+    assert f"| judge total tokens | {built['judge_tokens']} |" in card
+    assert f"| judge cost (in the currency of the prices) | {built['judge_cost']:.4f} |" in card
+    assert "| subtopic | 4 | 4 | 0 |" in card and "#### LLM judge" in card
+
+
+def test_estimate_adds_the_judge(recipe, capsys):
+    plain = estimate(load_recipe(recipe), samples_per_class=10, price_in=1.0, price_out=1.0)
+    judged = estimate(
+        load_recipe(recipe), samples_per_class=10, price_in=1.0, price_out=1.0,
+        judge=JudgeSpec.resolve(label_check="judge"), mismatch_rate=0.2,
+    )  # fmt: skip
+    assert plain.judge_requests == 0 and judged.judge_requests == 50 + 2 * 40  # 40 rows / 0.8, and 2 dimensions x 40 rows
+    assert judged.requests > plain.requests and judged.cost > plain.cost + judged.judge_prompt_tokens / 1000
+    assert cli.main(["estimate", "agnews", "-n", "10", "--label-check", "judge", "--adherence-sample", "0"]) == 0
+    assert "judge requests" in capsys.readouterr().out
+
+
 # -- options --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("options", "message"),
@@ -179,7 +224,7 @@ def test_a_judge_on_another_endpoint_answers_and_is_part_of_the_cache_key(judge_
         ({"adherence_sample": -1}, "adherence_sample: got -1; use a whole number >= 0"),
         ({"adherence_sample": 2.5}, "adherence_sample: got 2.5; use a whole number >= 0"),
         ({"label_check": "judge", "judge_endpoint": "localhost:8080"}, "judge_endpoint: got 'localhost:8080'; use a base URL"),
-        ({"judge_endpoint": "http://a:1", "judge_provider": "auto"}, "judge_provider + endpoint: got provider='auto'"),
+        ({"judge_endpoint": "http://a:1", "judge_provider": "auto"}, "judge_provider + judge_endpoint: got provider='auto'"),
         ({"label_check": "classifier"}, "label_check: got 'classifier'; the classifier check is not available yet"),
     ],
 )
