@@ -32,7 +32,6 @@ from attrprompt_builder.filters.screening import (
     normalise_whitespace,
 )
 from attrprompt_builder.generation.budget import Hold, Spending
-from attrprompt_builder.generation.dedup_stage import next_batch
 from attrprompt_builder.generation.judging import JudgeStage
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.progress import BuildProgress
@@ -94,8 +93,9 @@ class GenerationRun:
         self.progress = BuildProgress(
             total=len(self.classes) * settings.samples_per_class, desc=settings.progress_desc, priced=settings.priced
         )
-        judged = settings.judge.enabled
-        self.judging = JudgeStage(self, backends=judge_backends, served=judge_served or served) if judged else None
+        self.judging = (
+            JudgeStage(self, backends=judge_backends, served=judge_served or served) if settings.judge.enabled else None
+        )
         self._classes_in_order = settings.decides_classes_in_order
         self._out: queue.SimpleQueue = queue.SimpleQueue()
         self._emit_ptr = 0
@@ -315,9 +315,8 @@ class GenerationRun:
         """Hand the class's waiting candidates on (near-duplicate check, else the decision) and wake the dispatch loop."""
         if self.dedup is not None:
             self._schedule_dedup()
-        else:
-            waiting = len(state.candidates)
-            self._finalize_candidates(state, [True] * (waiting if state.done else min(waiting, state.open_slots)))
+        else:  # all waiting candidates of a complete class (surplus), else as many as it could keep
+            self._finalize_candidates(state, [True] * len(state.candidates[: None if state.done else max(0, state.open_slots)]))
         self.progress.update_counts(self.stats, self.dispatcher)
         self._changed.set()
 
@@ -335,11 +334,8 @@ class GenerationRun:
         state.candidates.append(Candidate(draw.index, draw, request.prompt, text))
 
     def _drop(self, state: ClassQuota, reason: str) -> None:
-        state.outstanding -= 1
-        state.finalized += 1
-        self.stats.dropped[reason] += 1
-        self.stats.for_class(state.label).dropped[reason] += 1
-        self.stats.for_class(state.label).attempts += 1
+        state.decided(kept=False)
+        self.stats.count_decision(state.label, dropped=reason)
 
     def _finalize_candidates(self, state: ClassQuota, keep: list[bool | str | None]) -> None:
         """Apply decisions (True, or the drop reason) to the first ``len(keep)`` candidates of a class."""
@@ -356,13 +352,8 @@ class GenerationRun:
         self._emit()
 
     def _keep(self, state: ClassQuota, candidate: Candidate, **checked: Any) -> None:
-        state.outstanding -= 1
-        state.finalized += 1
-        state.kept += 1
-        self.stats.kept += 1
-        class_stats = self.stats.for_class(state.label)
-        class_stats.kept += 1
-        class_stats.attempts += 1
+        state.decided(kept=True)
+        self.stats.count_decision(state.label)
         state.rows.append({**self.settings.make_row(candidate.draw, candidate.text, candidate.prompt), **checked})
         if self.judging is not None:
             self.judging.kept(state, candidate)
@@ -388,17 +379,9 @@ class GenerationRun:
             task.add_done_callback(self._tasks.discard)
 
     async def _dedup_worker(self) -> None:
-        dedup = self.dedup
-        assert dedup is not None  # scheduled only when near-duplicates are filtered
-        loop = asyncio.get_running_loop()
+        assert self.dedup is not None  # scheduled only when near-duplicates are filtered
         try:
-            while True:
-                batch = next_batch(self.classes, in_order=self._classes_in_order)
-                if not batch:
-                    return
-                verdicts = await loop.run_in_executor(None, dedup.check_batch, batch)
-                for (state, _), keep in zip(batch, verdicts):
-                    self._finalize_candidates(state, keep)
+            async for _ in self.dedup.batches(self.classes, in_order=self._classes_in_order, decide=self._finalize_candidates):
                 self.progress.update_counts(self.stats, self.dispatcher)
                 self._changed.set()
         except BaseException as err:

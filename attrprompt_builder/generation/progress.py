@@ -1,5 +1,8 @@
 """One progress bar per build: kept rows against the target, with sent/retried/refused counts and tokens.
 
+With an LLM judge the bar also shows its questions (``judged``, sent or reused), the rows it found about
+another class (``mismatch``, dropped or flagged) and its tokens (``judge_tokens``); ``cost`` covers both.
+
 While a reply is overdue the bar says how long it has waited ("waiting 12s"), and for a few seconds
 after a failed attempt what failed ("retrying after timeout"); the engine refreshes it every second,
 so a silent endpoint shows on a bar that would otherwise sit at 0. Events before the first reply are

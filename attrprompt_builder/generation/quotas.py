@@ -58,6 +58,12 @@ class ClassQuota:
     def done(self) -> bool:
         return self.kept >= self.quota
 
+    def decided(self, *, kept: bool) -> None:
+        """One drawn sample is finally decided: kept as a row, or dropped."""
+        self.outstanding -= 1
+        self.finalized += 1
+        self.kept += kept
+
     @property
     def open_slots(self) -> int:
         """Rows still to find beyond those kept or with the judge: more candidates than this could not all be kept."""

@@ -71,6 +71,17 @@ class BuildStats:
             self.per_class[label] = ClassStats()
         return self.per_class[label]
 
+    def count_decision(self, label: str, *, dropped: str | None = None) -> None:
+        """A sample of class ``label`` was kept, or dropped for reason ``dropped``."""
+        class_stats = self.for_class(label)
+        class_stats.attempts += 1
+        if dropped is None:
+            self.kept += 1
+            class_stats.kept += 1
+        else:
+            self.dropped[dropped] += 1
+            class_stats.dropped[dropped] += 1
+
     def merge(self, other: BuildStats) -> BuildStats:
         """Add ``other`` into this record (workers of one build cover disjoint classes)."""
         for name in ("sent", "reused", "kept", "cross_class_flags", "prompt_tokens", "completion_tokens", *_JUDGE_COUNTS):

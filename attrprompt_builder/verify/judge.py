@@ -100,11 +100,6 @@ class JudgeSpec:
     def enabled(self) -> bool:
         return self.label_check or self.adherence_sample > 0
 
-    @property
-    def asks(self) -> tuple[str, ...]:
-        """What the judge is asked about: "label" for every row, "adherence" for the sample."""
-        return (("label",) if self.label_check else ()) + (("adherence",) if self.adherence_sample > 0 else ())
-
     @staticmethod
     def dimensions(recipe: Recipe, *, prompting: str) -> list[str]:
         """The dimensions adherence questions ask about (a SimPrompt row drew none)."""

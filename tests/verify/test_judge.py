@@ -17,7 +17,8 @@ from attrprompt_builder.errors import BudgetExceededError, ConfigError
 from attrprompt_builder.generation.estimate import estimate
 from attrprompt_builder.pipeline import build_dataset, make_builder
 from attrprompt_builder.recipe.model import load_recipe
-from attrprompt_builder.verify.judge import JudgeSpec, parse_labels, parse_yes_no
+from attrprompt_builder.recipe.presets import load_preset
+from attrprompt_builder.verify.judge import JudgeSpec, label_question, parse_labels, parse_yes_no
 
 N = 8
 CHAT = "/v1/chat/completions"
@@ -95,6 +96,18 @@ def test_yes_and_no_are_read_from_json_or_the_first_word():
     assert parse_yes_no("Maybe.") is None
     assert parse_yes_no("Yes and no.") is True  # a first word decides
     assert parse_yes_no("It could be yes or no") is None
+
+
+def test_the_question_offers_exactly_the_recipe_classes_single_or_multi_label():
+    agnews, arxiv = load_preset("agnews"), load_preset("arxiv")
+    messages, schema, params = label_question(agnews, "Rain delays the final.")
+    assert schema["properties"]["label"]["enum"] == agnews.label_names and schema["required"] == ["label"]
+    assert "Which one of these classes" in messages[-1]["content"] and "Rain delays the final." in messages[-1]["content"]
+    assert params.temperature == 0.0
+    messages, schema, params = label_question(arxiv, "A proof.")
+    labels = schema["properties"]["labels"]
+    assert labels["type"] == "array" and labels["items"]["enum"] == arxiv.label_names and labels["minItems"] == 1
+    assert "One or more" in messages[-1]["content"] and params.max_new_tokens > 48
 
 
 # -- builds ---------------------------------------------------------------------------------------
