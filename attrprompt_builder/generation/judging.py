@@ -86,7 +86,7 @@ class JudgeStage:
                 policy=settings.retry_policy,
                 max_errors=settings.max_errors,
                 seed=settings.seed,
-                first_timeout=None if backend_spec.kind == "transformers" else settings.retry.first_request_timeout,
+                first_timeout=settings.first_timeout_of(backend_spec),
                 on_event=lambda line: run.progress.note(f"attrprompt: judge: {line}"),
             )
         self.dispatcher = dispatcher

@@ -102,8 +102,12 @@ class RunSettings:
 
     @property
     def first_request_timeout(self) -> float | None:
+        return self.first_timeout_of(self.backend)
+
+    def first_timeout_of(self, backend: BackendSpec) -> float | None:
+        """How long ``backend``'s first reply may take (the build's, or a judge's on its own backend)."""
         # A local model's first batch may legitimately take minutes on a CPU; it hangs on nothing remote.
-        return None if self.backend.kind == "transformers" else self.retry.first_request_timeout
+        return None if backend.kind == "transformers" else self.retry.first_request_timeout
 
     @property
     def max_errors(self) -> int:

@@ -53,9 +53,11 @@ ADHERENCE_SAMPLE = 200
 #: Dimensions the judge is not asked about: ``verify`` measures them from the text itself (word counts, place names).
 MEASURED_WITHOUT_JUDGE = ("length", "location")
 JUDGE_SEED = 0
-# Greedy: a judge's answer should not depend on the dice. Room for a JSON object or a short sentence.
+# Greedy: a judge's answer should not depend on the dice. Room for a JSON object or a short sentence
+# (multi-label: a few class names more; a list of every class of a large recipe is no real answer).
 _LABEL_TOKENS = 48
 _TOKENS_PER_EXTRA_LABEL = 12
+_MAX_LABEL_TOKENS = 256
 _YES_NO_TOKENS = 16
 
 SendFn = Callable[[ChatRequest, str, int], Awaitable["ChatReply | None"]]
@@ -122,7 +124,7 @@ def label_question(recipe: Recipe, text: str) -> tuple[tuple[dict[str, str], ...
         form = '{"labels": ["<class name>", ...]}'
         item = {"type": "string", "enum": names}
         schema = {"type": "array", "items": item, "minItems": 1, "uniqueItems": True}
-        field_name, tokens = "labels", _LABEL_TOKENS + _TOKENS_PER_EXTRA_LABEL * len(names)
+        field_name, tokens = "labels", min(_MAX_LABEL_TOKENS, _LABEL_TOKENS + _TOKENS_PER_EXTRA_LABEL * len(names))
     else:
         ask = f"Which one of these classes does the {recipe.domain} below belong to?"
         form = '{"label": "<class name>"}'

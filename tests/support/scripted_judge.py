@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from tgi_server import TGIServer
-from tgi_text import fraction, reply_text
+from tgi_text import digest, fraction, reply_text
 
 __all__ = ["LABELS", "TICKETS_RECIPE", "TOPIC_SENTENCES", "ScriptedJudgeLLM", "topic_of"]
 
@@ -96,7 +96,8 @@ class ScriptedJudgeLLM(TGIServer):
         if fraction("off-class", prompt, seed) < self.off_class_rate:
             topic = LABELS[(LABELS.index(asked) + 1) % len(LABELS)]
             subtopic, kind = SUBTOPICS[topic][0], "off_class"
-        filler = reply_text(f"a message between 20 and 30 words #{prompt}", seed=seed)
+        # prose of its own, which does not quote the prompt's values: only the sentences above say what was asked
+        filler = reply_text(f"a message between 20 and 30 words #{digest('filler', prompt, seed)}", seed=seed)
         return f"{TOPIC_SENTENCES[topic]} It is about {subtopic}. I am {tone}. {filler}", kind
 
 

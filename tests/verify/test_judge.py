@@ -165,7 +165,7 @@ def test_a_server_without_grammar_support_is_asked_plainly_after_one_refusal(no_
 
 
 def test_flagging_keeps_the_rows_and_names_the_judged_class(judge_llm, recipe, tmp_path):
-    builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", on_mismatch="flag", adherence_sample=0)
+    builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", on_mismatch="flag")  # default adherence_sample 200
     names = ds.features["label"].names
     labels = [names[i] for i in ds["label"]]
     assert Counter(labels) == dict.fromkeys(LABELS, N)
@@ -173,6 +173,9 @@ def test_flagging_keeps_the_rows_and_names_the_judged_class(judge_llm, recipe, t
     flagged = sum(check != [label] for check, label in zip(ds["label_check"], labels))
     assert flagged >= 1 and builder.stats.label_flags == flagged
     assert "label_mismatch" not in builder.stats.dropped
+    # every kept row was asked (200 > 32 rows): a row about another class was written about another subtopic
+    assert builder.stats.adherence["subtopic"] == {"yes": 4 * N - flagged, "no": flagged}
+    assert builder.stats.adherence["tone"] == {"yes": 4 * N}
 
 
 def test_judge_requests_count_toward_the_request_cap(judge_llm, recipe, tmp_path):
@@ -188,9 +191,14 @@ def test_judge_requests_count_toward_the_request_cap(judge_llm, recipe, tmp_path
 
 def test_a_judge_on_another_endpoint_answers_and_is_part_of_the_cache_key(judge_llm, recipe, tmp_path):
     with ScriptedJudgeLLM() as judge:
-        builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", judge_endpoint=judge.url, adherence_sample=0)
+        url = judge.url.replace("http://", "http://judge-user:s3cret-pw@")  # sent as basic auth, shown nowhere
+        builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", judge_endpoint=url, adherence_sample=0)
         assert_exact_and_correct(ds)
         assert judge_requests(judge_llm) == [] and len(judge_requests(judge)) == builder.stats.judge_sent
+        assert judge.requests[-1]["headers"]["authorization"].startswith("Basic ")
+        shown = json.dumps([builder.generation_info(), builder.stats.to_dict(), builder.config_id])
+        assert "s3cret-pw" not in shown and "judge-user" not in shown
+        assert builder.generation_info()["judge"]["endpoint_host"] == judge.url
     own = make_builder(recipe, endpoint=judge_llm.url, label_check="judge")
     assert own.config_id != builder.config_id
 
