@@ -199,6 +199,8 @@ class GenerationRun:
             self.progress.update_counts(self.stats, self.dispatcher, force=True)
             self.progress.close()
             self.client.close()
+            if self.judging is not None:
+                self.judging.client.close()  # its leases too
             self.journal.close()
 
     def _finish_stats(self, started: float) -> None:

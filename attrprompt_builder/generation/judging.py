@@ -11,7 +11,8 @@ flagged with an empty ``label_check``).
 Judge requests are paid like generation requests: they wait for the same budget (``Spending``), go
 through a dispatcher lane (the build's own, or the judge endpoint's) and are journaled before use.
 After a row is kept, the first rows of each class (``adherence_sample`` in all, spread over the
-classes) are asked, per dimension the judge is asked about, whether they follow the drawn value.
+classes) are asked, per dimension the judge is asked about, whether they follow the drawn value (a
+catch-all value, "Others <dimension> for <class>.", asks for nothing that can be checked and is skipped).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class JudgeStage:
             )
         self.dispatcher = dispatcher
         self.client = JournaledClient(backend_spec, run.journal, dispatcher, usage=_JudgeUsage(run.stats), served=served)
+        self.client.stopping = run.client.stopping  # a stop (Ctrl-C) ends the judge's waits for other builds too
         self.judge = Judge(self.client, recipe, send=self._send)
         self.checks_labels = self.spec.label_check
         self._pending: dict[int, deque[_Pending]] = {}
@@ -141,6 +143,8 @@ class JudgeStage:
 
     async def _adherence(self, label: str, candidate: Candidate, dimension: str) -> None:
         value = candidate.draw.values[dimension]
+        if value == self.run.settings.recipe.catch_all_for(dimension, label):  # "Others ... for <class>.": nothing to check
+            return
         said = await self.judge.adheres(candidate.text, dimension=dimension, value=value, label=label, index=candidate.index)
         outcome = "unclear" if said is None else ("yes" if said else "no")
         self.run.stats.adherence.setdefault(dimension, Counter())[outcome] += 1

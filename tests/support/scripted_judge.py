@@ -43,6 +43,7 @@ labels: [billing, outage, shipping, account]
 attributes:
   - name: subtopic
     per_class: {json.dumps(SUBTOPICS)}
+    catch_all: "Others {{{{ dimension }}}} for {{{{ label_text }}}}."
   - name: tone
     values: [angry, polite, confused]
   - name: length
