@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields
@@ -283,6 +284,7 @@ class AttrPromptConfig(datasets.BuilderConfig):
                 )
             except ConfigError as err:  # the same rules as the build's backend, named by the judge's options
                 names, _, rest = str(err).partition(": ")
+                rest = re.sub(r"(?<![\w-])(endpoint|model|provider)=", r"judge_\1=", rest)
                 raise ConfigError(" + ".join(f"judge_{name}" for name in names.split(" + ")) + f": {rest}") from err
         return JudgeSpec.resolve(
             label_check=self.label_check,
