@@ -253,7 +253,10 @@ def test_estimate_adds_the_judge(recipe, capsys):
         ({"adherence_sample": -1}, "adherence_sample: got -1; use a whole number >= 0"),
         ({"adherence_sample": 2.5}, "adherence_sample: got 2.5; use a whole number >= 0"),
         ({"label_check": "judge", "judge_endpoint": "localhost:8080"}, "judge_endpoint: got 'localhost:8080'; use a base URL"),
-        ({"judge_endpoint": "http://a:1", "judge_provider": "auto"}, "judge_provider + judge_endpoint: got judge_provider='auto'"),
+        (
+            {"judge_endpoint": "http://a:1", "judge_provider": "auto"},
+            "judge_provider + judge_endpoint: got judge_provider='auto'",
+        ),
         ({"label_check": "classifier"}, "label_check: got 'classifier'; the classifier check is not available yet"),
     ],
 )
