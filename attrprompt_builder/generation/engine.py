@@ -317,8 +317,8 @@ class GenerationRun:
         """Hand the class's waiting candidates on (near-duplicate check, else the decision) and wake the dispatch loop."""
         if self.dedup is not None:
             self._schedule_dedup()
-        else:  # all waiting candidates of a complete class (surplus), else as many as it could keep
-            self._finalize_candidates(state, [True] * len(state.candidates[: None if state.done else max(0, state.open_slots)]))
+        else:
+            self._finalize_candidates(state, [True] * state.ready)
         self.progress.update_counts(self.stats, self.dispatcher)
         self._changed.set()
 

@@ -69,6 +69,11 @@ class ClassQuota:
         """Rows still to find beyond those kept or with the judge: more candidates than this could not all be kept."""
         return self.quota - self.kept - self.judging
 
+    @property
+    def ready(self) -> int:
+        """Waiting candidates that may be decided now: all of a complete class (surplus), else as many as it could keep."""
+        return len(self.candidates) if self.done else max(0, min(len(self.candidates), self.open_slots))
+
     def not_met(self, dropped: Counter[str]) -> QuotaNotMetError:
         """The error of a class that has drawn all it may and still lacks rows (``dropped``: reason -> count)."""
         reasons = ", ".join(f"{reason}: {n}" for reason, n in dropped.most_common())

@@ -168,7 +168,8 @@ def test_a_server_without_grammar_support_is_asked_plainly_after_one_refusal(no_
 
 
 def test_flagging_keeps_the_rows_and_names_the_judged_class(judge_llm, recipe, tmp_path):
-    builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", on_mismatch="flag")  # default adherence_sample 200
+    # no near-duplicate check: candidates go from screening straight to the judge; default adherence_sample 200
+    builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", on_mismatch="flag", dedup_threshold="off")
     names = ds.features["label"].names
     labels = [names[i] for i in ds["label"]]
     assert Counter(labels) == dict.fromkeys(LABELS, N)
@@ -182,6 +183,17 @@ def test_flagging_keeps_the_rows_and_names_the_judged_class(judge_llm, recipe, t
     off_class = sum(ok and check != [label] for ok, check, label in zip(specific, ds["label_check"], labels))
     assert builder.stats.adherence["subtopic"] == {"yes": sum(specific) - off_class, "no": off_class} and off_class
     assert builder.stats.adherence["tone"] == {"yes": 4 * N}
+
+
+def test_kept_rows_do_not_depend_on_timing_or_num_proc(judge_llm, recipe, tmp_path):
+    one = build(recipe, judge_llm, tmp_path, tag="one", label_check="judge", dedup_threshold="off", max_concurrency=1)[1]
+    assert_exact_and_correct(one)
+    builder = make_builder(
+        recipe, endpoint=judge_llm.url, samples_per_class=N, label_check="judge", dedup_threshold="off", max_concurrency=16,
+        cache_dir=str(tmp_path / "two"), journal_dir=str(tmp_path / "other-journal"),
+    )  # fmt: skip
+    two = build_dataset(builder, num_proc=2)  # answers arrive in another order, in two processes, from a fresh journal
+    assert two.to_list() == one.to_list()
 
 
 def test_judge_requests_count_toward_the_request_cap(judge_llm, recipe, tmp_path):
