@@ -20,7 +20,8 @@ as many more generation requests as those redraws take. A question costs its own
 reply it quotes (the mean output above) and ``JUDGE_ANSWER_TOKENS`` of answer (a JSON label or
 "yes"; a plain answer from a server that refuses ``response_format`` may run longer). Adherence
 questions: ``adherence_sample`` rows (at most the rows kept) times the dimensions the judge is asked
-about. Judge questions are priced like generation requests.
+about (an upper bound: a row that drew a catch-all value is not asked about it). Judge questions are
+priced like generation requests.
 """
 
 from __future__ import annotations
