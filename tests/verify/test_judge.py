@@ -21,6 +21,9 @@ from attrprompt_builder.recipe.presets import load_preset
 from attrprompt_builder.verify.judge import JudgeSpec, label_question, parse_labels, parse_yes_no
 
 N = 8
+# The scripted server puts a reply on another class by a hash of its prompt and seed: with seed 2, 10 of the
+# first 44 draws are (seed 0 happens to draw only 4), close to its 20%.
+SEED = 2
 CHAT = "/v1/chat/completions"
 NEWS = [("world", "world"), ("sports", "sports"), ("business", "business"), ("sci_tech", "science and technology")]
 
@@ -54,7 +57,7 @@ def recipe(tmp_path):
 
 
 def build(recipe, server, tmp_path, tag="first", **options):
-    options = {"samples_per_class": N, "embedder": "ngram", "max_concurrency": 8, **options}
+    options = {"samples_per_class": N, "seed": SEED, "embedder": "ngram", "max_concurrency": 8, **options}
     builder = make_builder(
         recipe, endpoint=server.url, cache_dir=str(tmp_path / tag), journal_dir=str(tmp_path / "journal"), **options
     )
@@ -115,8 +118,9 @@ def test_mislabeled_replies_are_dropped_and_redrawn_and_a_rerun_sends_nothing(ju
     builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", adherence_sample=8)
     assert_exact_and_correct(ds)
     stats = builder.stats
-    assert judge_llm.kinds["off_class"] > 0
-    assert stats.dropped["label_mismatch"] >= 1
+    written = judge_llm.kinds["off_class"] + judge_llm.kinds["on_class"]
+    assert 0.15 <= judge_llm.kinds["off_class"] / written <= 0.3
+    assert stats.dropped["label_mismatch"] >= 6
     assert all(s.kept == N and s.attempts == s.kept + sum(s.dropped.values()) for s in stats.per_class.values())
     judged = judge_requests(judge_llm)
     asked = sum(answers.total() for answers in stats.adherence.values())
@@ -143,7 +147,7 @@ def test_mislabeled_replies_are_dropped_and_redrawn_and_a_rerun_sends_nothing(ju
     share = stats.dropped["label_mismatch"] / (4 * N + stats.dropped["label_mismatch"])
     judge = JudgeSpec.resolve(label_check="judge", adherence_sample=8)
     predicted = estimate(
-        load_recipe(recipe), samples_per_class=N, judge=judge, mismatch_rate=share, refusal_rate=0, duplicate_rate=0
+        load_recipe(recipe), samples_per_class=N, seed=SEED, judge=judge, mismatch_rate=share, refusal_rate=0, duplicate_rate=0
     )
     assert predicted.judge_requests == 4 * N + stats.dropped["label_mismatch"] + 2 * 8  # catch-alls counted as asked
     assert abs(predicted.judge_requests - stats.judge_sent) <= 8
@@ -189,7 +193,7 @@ def test_kept_rows_do_not_depend_on_timing_or_num_proc(judge_llm, recipe, tmp_pa
     one = build(recipe, judge_llm, tmp_path, tag="one", label_check="judge", dedup_threshold="off", max_concurrency=1)[1]
     assert_exact_and_correct(one)
     builder = make_builder(
-        recipe, endpoint=judge_llm.url, samples_per_class=N, label_check="judge", dedup_threshold="off", max_concurrency=16,
+        recipe, endpoint=judge_llm.url, samples_per_class=N, seed=SEED, label_check="judge", dedup_threshold="off", max_concurrency=16,
         cache_dir=str(tmp_path / "two"), journal_dir=str(tmp_path / "other-journal"),
     )  # fmt: skip
     two = build_dataset(builder, num_proc=2)  # answers arrive in another order, in two processes, from a fresh journal
