@@ -48,20 +48,20 @@ class _Pending:
     done: bool = False
 
 
+def _stat(name: str) -> property:
+    return property(lambda usage: getattr(usage.stats, name), lambda usage, n: setattr(usage.stats, name, n))
+
+
 class _JudgeUsage:
     """``JournaledClient`` counts a judge's replies and tokens into the build's ``judge_*`` counts."""
 
     def __init__(self, stats: BuildStats) -> None:
-        self._stats = stats
+        self.stats = stats
 
-    sent = property(lambda self: self._stats.judge_sent, lambda self, n: setattr(self._stats, "judge_sent", n))
-    reused = property(lambda self: self._stats.judge_reused, lambda self, n: setattr(self._stats, "judge_reused", n))
-    prompt_tokens = property(
-        lambda self: self._stats.judge_prompt_tokens, lambda self, n: setattr(self._stats, "judge_prompt_tokens", n)
-    )
-    completion_tokens = property(
-        lambda self: self._stats.judge_completion_tokens, lambda self, n: setattr(self._stats, "judge_completion_tokens", n)
-    )
+    sent = _stat("judge_sent")
+    reused = _stat("judge_reused")
+    prompt_tokens = _stat("judge_prompt_tokens")
+    completion_tokens = _stat("judge_completion_tokens")
 
 
 def adherence_share(total: int, *, position: int, classes: int) -> int:
@@ -192,6 +192,9 @@ class JudgeStage:
             run._changed.set()
 
     def update_build_stats(self, stats: BuildStats) -> None:
+        if self.dispatcher is not self.run.dispatcher:  # the judge's own endpoint: its retries and failures too
+            stats.retries.update({f"judge_{cause}": n for cause, n in self.dispatcher.retries.items()})
+            stats.failures.update({f"judge_{cause}": n for cause, n in self.dispatcher.failures.items()})
         constrained = self.judge.support.constrained
         if constrained is not None:  # None: every answer came from the journal
             stats.judge_response_format = "json_schema" if constrained else "plain"

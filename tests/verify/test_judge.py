@@ -214,9 +214,12 @@ def test_judge_requests_count_toward_the_request_cap(judge_llm, recipe, tmp_path
 def test_a_judge_on_another_endpoint_answers_and_is_part_of_the_cache_key(judge_llm, recipe, tmp_path):
     with ScriptedJudgeLLM() as judge:
         url = judge.url.replace("http://", "http://judge-user:s3cret-pw@")  # sent as basic auth, shown nowhere
+        judge.fail_next(2, 429)  # the judge's endpoint has its own retries, counted apart
         builder, ds = build(recipe, judge_llm, tmp_path, label_check="judge", judge_endpoint=url, adherence_sample=0)
         assert_exact_and_correct(ds)
-        assert judge_requests(judge_llm) == [] and len(judge_requests(judge)) == builder.stats.judge_sent
+        assert builder.stats.retries == {"judge_http_429": 2}
+        answered = [r for r in judge_requests(judge) if r["status"] == 200]
+        assert judge_requests(judge_llm) == [] and len(answered) == builder.stats.judge_sent
         assert judge.requests[-1]["headers"]["authorization"].startswith("Basic ")
         shown = json.dumps([builder.generation_info(), builder.stats.to_dict(), builder.config_id])
         assert "s3cret-pw" not in shown and "judge-user" not in shown
