@@ -162,10 +162,10 @@ def format_estimate(result: Estimate) -> str:
         "requests (expected)": result.requests,
         "prompt tokens": result.prompt_tokens,
         "output tokens": result.completion_tokens,
-        "total tokens": result.total_tokens,
     }
     if result.judge_requests:
         counts.update({"judge requests": result.judge_requests, "judge tokens": result.judge_tokens})
+    counts["total tokens"] = result.total_tokens
     width = max(12, *(len(f"{count:,}") for count in counts.values()))
     lines = [f"{name:<20}{count:>{width},}" for name, count in counts.items()]
     lines[3] += f"   from {result.output_basis}"
