@@ -139,10 +139,17 @@ def _build_summary(folder: Path) -> str:
     stats = read_generation(folder, field="output").stats
     if stats is None:
         return ""
-    return (
+    summary = (
         f": {stats.kept} rows kept; {stats.sent} replies received, {stats.reused} reused from the journal, "
         f"{stats.total_tokens} tokens"
     )
+    if stats.judge_sent or stats.judge_reused:
+        mismatched = stats.dropped.get("label_mismatch", 0) + stats.label_flags
+        summary += (
+            f"; judge: {stats.judge_sent} answers received, {stats.judge_reused} reused, {stats.judge_tokens} tokens, "
+            f"{mismatched} rows about another class"
+        )
+    return summary
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:

@@ -235,13 +235,15 @@ def test_the_judge_cost_shows_in_the_progress_bar_the_card_and_generation_json(j
         "--adherence-sample", "4", "--price-in", "0.5", "--price-out", "1.0", "-o", str(out),
         "--cache-dir", str(tmp_path / "cache"), "--journal-dir", str(tmp_path / "journal"),
     ])  # fmt: skip
-    err = capsys.readouterr().err
+    printed = capsys.readouterr()
+    err = printed.err
     assert code == 0, err
     assert "judged=" in err and "judge_tokens=" in err and "mismatch=" in err
     record = json.loads((out / "generation.json").read_text())
     built = record["stats"]
     assert built["judge_sent"] > 0 and built["judge_tokens"] > 0 and built["judge_cost"] > 0
     assert record["generation"]["judge"]["label_check"] is True
+    assert f"; judge: {built['judge_sent']} answers received, 0 reused, {built['judge_tokens']} tokens" in printed.out
     card = (out / "README.md").read_text()
     assert f"| judge total tokens | {built['judge_tokens']} |" in card
     assert f"| judge cost (in the currency of the prices) | {built['judge_cost']:.4f} |" in card
