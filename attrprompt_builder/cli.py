@@ -35,9 +35,14 @@ _RUN_FLAGS: tuple[_Flag, ...] = (
 )
 _OVERWRITE = "write into a non-empty folder that attrprompt did not write"
 
+
 # Flags that are not build options (those come from AttrPromptConfig's fields): where the output
 # goes, how the build runs, and what `show` and `estimate` print. tests/test_options.py fails on a
 # flag that is in neither place.
+def _label_checks() -> tuple[str, ...]:
+    return next(f for f in option_fields() if f.name == "label_check").metadata["option"].choices
+
+
 OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
     "generate": (
         _RUN_FLAGS[0],
@@ -52,6 +57,12 @@ OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
     "estimate": (
         (("--refusal-rate",), {"type": float, "default": 0.02, "help": "expected share of refused replies (default 0.02)"}),
         (("--duplicate-rate",), {"type": float, "default": 0.02, "help": "expected share of near-duplicates (default 0.02)"}),
+        # generate's --label-check, for the judge's requests (the option itself is generate's: it changes rows)
+        (("--label-check",), {"choices": _label_checks(), "help": "the build's label check: 'judge' adds its requests"}),
+        (
+            ("--mismatch-rate",),
+            {"type": float, "default": 0.05, "help": "expected share of judged replies about another class (default 0.05)"},
+        ),
     ),
     "reproduce": (*REPRODUCE_FLAGS, (("--overwrite",), {"action": "store_true", "help": _OVERWRITE}), *_RUN_FLAGS),
 }
@@ -144,10 +155,17 @@ def _build_summary(folder: Path) -> str:
     stats = read_generation(folder, field="output").stats
     if stats is None:
         return ""
-    return (
+    summary = (
         f": {stats.kept} rows kept; {stats.sent} replies received, {stats.reused} reused from the journal, "
         f"{stats.total_tokens} tokens"
     )
+    if stats.judge_sent or stats.judge_reused:
+        mismatched = stats.dropped.get("label_mismatch", 0) + stats.label_flags
+        summary += (
+            f"; judge: {stats.judge_sent} answers received, {stats.judge_reused} reused, {stats.judge_tokens} tokens, "
+            f"{mismatched} rows about another class"
+        )
+    return summary
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -191,6 +209,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from attrprompt_builder.generation.estimate import estimate, format_estimate
+    from attrprompt_builder.verify.judge import JudgeSpec
 
     check_options(vars(args))  # generate's bounds: an estimate of a build that generate would refuse is no use
     recipe = _load(args.preset_or_recipe)
@@ -205,6 +224,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         duplicate_rate=args.duplicate_rate,
         price_in=args.price_in,
         price_out=args.price_out,
+        judge=JudgeSpec.resolve(label_check=args.label_check, adherence_sample=args.adherence_sample),
+        mismatch_rate=args.mismatch_rate,
     )
     print(format_estimate(result))
     return 0

@@ -27,6 +27,7 @@ __all__ = [
     "RecipeError",
     "ReplyFormatError",
     "RequestTimeoutError",
+    "ResponseFormatRejectedError",
     "one_line",
 ]
 
@@ -89,6 +90,13 @@ class ReplyFormatError(EndpointTransientError):
 
 class EndpointPermanentError(EndpointError, RuntimeError):
     """Retrying cannot help (400, 401, 403, 404, 422): stop the build at once."""
+
+
+class ResponseFormatRejectedError(EndpointError):
+    """The endpoint refused a request's ``response_format`` (400/422, or a backend without structured output).
+
+    Neither retried nor fatal: the caller asks again without it (``verify.judge``).
+    """
 
 
 class EndpointUnreachableError(EndpointError, ConnectionError):

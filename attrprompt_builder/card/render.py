@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from attrprompt_builder.card import measures
+from attrprompt_builder.card.judge_stats import judge_summary
 from attrprompt_builder.card.measures import INGF_N, MISSING, format_measure
 from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.dataset.schema import CITATION, find_label_column
@@ -280,6 +281,7 @@ def _build(stats: BuildStats | None, generation: dict[str, Any]) -> dict[str, An
         "total_tokens": stats.total_tokens,
         "wall_time": f"{stats.wall_time_s:.0f} s",
         "cost": f"{stats.cost:.4f}" if priced else None,
+        "judge": judge_summary(stats, priced=bool(priced), escape=_md),
     }
 
 

@@ -36,6 +36,7 @@ from attrprompt_builder.errors import (
     EndpointUnreachableError,
     GenerationStoppedError,
     RequestTimeoutError,
+    ResponseFormatRejectedError,
 )
 
 __all__ = ["Dispatcher", "Lane"]
@@ -215,7 +216,8 @@ class Dispatcher:
                 lane = await self._acquire_lane()
             try:
                 reply = await self._attempt(lane, request)
-            except EndpointPermanentError:
+            except (EndpointPermanentError, ResponseFormatRejectedError):
+                # Not a failure of the endpoint: a refused response_format is the caller's to handle.
                 await self._release(lane)
                 raise
             except EndpointError as err:

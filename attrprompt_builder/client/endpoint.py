@@ -34,6 +34,7 @@ from attrprompt_builder.errors import (
     EndpointUnreachableError,
     ReplyFormatError,
     RequestTimeoutError,
+    ResponseFormatRejectedError,
 )
 from attrprompt_builder.redaction import endpoint_identity
 
@@ -43,6 +44,9 @@ _OVERLOAD = {429, 503}
 _TRANSIENT = {408, 424, 425, 500, 502, 504}
 # 5xx answers that say the server cannot do this at all (501 Not Implemented, 505), however often asked.
 _PERMANENT_5XX = {501, 505}
+# How servers refuse a response_format they cannot honour: TGI without grammar support answers 422
+# ("Input validation error: grammar is not supported"); vLLM and OpenAI-compatible servers 400.
+_FORMAT_REJECTED = {400, 422}
 
 
 def _retry_after(response: httpx2.Response) -> float | None:
@@ -149,10 +153,20 @@ class EndpointBackend:
                 temperature=request.params.temperature,
                 top_p=request.params.top_p,
                 max_tokens=request.params.max_new_tokens,
+                # A plain dict: huggingface_hub sends it as given (TGI, vLLM and OpenAI-compatible servers read it).
+                response_format=request.response_format,  # type: ignore[arg-type]
             )
         except InferenceTimeoutError as err:
             raise RequestTimeoutError(f"{self.where} timed out after {self._timeout:g} s", cause="timeout") from err
         except HfHubHTTPError as err:
+            status = err.response.status_code
+            if request.response_format is not None and status in _FORMAT_REJECTED:
+                detail = _server_message(err.response)
+                raise ResponseFormatRejectedError(
+                    f"{self.where} rejected response_format ({status}){': ' + detail if detail else ''}",
+                    status=status,
+                    cause="response_format_rejected",
+                ) from err
             raise classify_http_error(
                 err.response.status_code, err.response, where=self.where, own_endpoint=self.own_endpoint
             ) from err

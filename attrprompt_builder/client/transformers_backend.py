@@ -49,6 +49,7 @@ from attrprompt_builder.errors import (
     ConfigError,
     EndpointPermanentError,
     MissingDependencyError,
+    ResponseFormatRejectedError,
     one_line,
 )
 
@@ -147,6 +148,10 @@ class TransformersBackend:
             raise self._closed_error()
         if self._load_error is not None:
             raise self._load_error
+        if request.response_format is not None:  # no constrained decoding here: the caller asks without it
+            raise ResponseFormatRejectedError(
+                "the transformers backend does not constrain replies to a JSON schema", cause="response_format_rejected"
+            )
         self._ensure_worker()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ChatReply] = loop.create_future()

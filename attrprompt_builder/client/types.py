@@ -10,7 +10,7 @@ raises an ``errors.EndpointError`` subclass.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Backend", "ChatReply", "ChatRequest", "SamplingParams"]
 
@@ -27,12 +27,17 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One generation request; ``key`` is the journal fingerprint (see ``journal.request_key``)."""
+    """One generation request; ``key`` is the journal fingerprint (see ``journal.request_key``).
+
+    ``response_format`` (OpenAI's chat-completion field: a JSON schema the reply must match) is not part
+    of the key: a judge asks the same question with or without it, and parses either reply.
+    """
 
     messages: tuple[dict[str, str], ...]
     params: SamplingParams
     seed: int
     key: str = ""
+    response_format: dict[str, Any] | None = None
     # The serialised request without the backend (journal.request_payload), so keying it again is one hash.
     payload: str = field(default="", repr=False, compare=False)
 

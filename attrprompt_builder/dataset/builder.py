@@ -62,7 +62,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         recipe = self.config.recipe
         return datasets.DatasetInfo(
             description=recipe.description or f"Synthetic {recipe.domain} classification data generated with AttrPrompt.",
-            features=features_for(recipe),
+            features=features_for(recipe, label_check=self.config.label_check is not None),
             citation=CITATION,
             license=self.config.license or recipe.license,
         )
@@ -102,7 +102,16 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         token = self._endpoint_token()
         backends = make_backends(settings.backend, token=token)
         served = ServedModelQuery(settings.backend, token=token)
-        run = GenerationRun(settings, labels, backends=backends, worker=f"{os.getpid()}-{labels[0]}", served=served)
+        judge = settings.judge.backend  # None: the build's own backend judges
+        run = GenerationRun(
+            settings,
+            labels,
+            backends=backends,
+            worker=f"{os.getpid()}-{labels[0]}",
+            served=served,
+            judge_backends=make_backends(judge, token=token) if judge is not None else None,
+            judge_served=ServedModelQuery(judge, token=token) if judge is not None else None,
+        )
         for position, row_index, row in run.rows():
             yield (Key(position, row_index) if Key is not None else f"{position}-{row_index}"), row
 
@@ -151,8 +160,10 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         if stats is None or not self.cache_hit:
             return stats
         stats.reused += stats.sent
+        stats.judge_reused += stats.judge_sent
         stats.sent = stats.prompt_tokens = stats.completion_tokens = 0
-        stats.cost = stats.wall_time_s = 0.0
+        stats.judge_sent = stats.judge_prompt_tokens = stats.judge_completion_tokens = 0
+        stats.cost = stats.judge_cost = stats.wall_time_s = 0.0
         stats.retries.clear()
         stats.failures.clear()
         return stats
@@ -179,6 +190,16 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         }
         if spec.kind == "endpoint":
             info["endpoint_host"] = ", ".join(spec.hosts)
+        judge = config.judge_spec()
+        if judge.enabled:
+            where = judge.backend or spec
+            info["judge"] = {
+                "model": display_name(where.model) if where.model else "(served model)",
+                "endpoint_host": ", ".join(where.hosts) or None,
+                "label_check": judge.label_check,
+                "on_mismatch": judge.on_mismatch if judge.label_check else None,
+                "adherence_sample": judge.adherence_sample,
+            }
         if config.price_in is not None or config.price_out is not None:
             info.update(price_in=config.price_in, price_out=config.price_out)
         return info

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields
@@ -28,6 +29,7 @@ from attrprompt_builder.generation.prompts import PROMPTING_MODES
 from attrprompt_builder.generation.sampling import SAMPLING_STRATEGIES
 from attrprompt_builder.recipe.model import Recipe, load_recipe
 from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
+from attrprompt_builder.verify.judge import ADHERENCE_SAMPLE, JudgeSpec
 
 __all__ = ["AttrPromptConfig", "Option", "check_options", "field_types", "option_fields", "parse_dedup_threshold"]
 
@@ -153,6 +155,35 @@ class AttrPromptConfig(datasets.BuilderConfig):
         "drop a reply that near-duplicates another class's row (the earlier class keeps it) instead of flagging it",
         changes_rows=True,
     )
+    label_check: str | None = _option(
+        None,
+        "check each row's label: 'classifier' (embeddings + confident learning, no LLM) or 'judge' (an LLM judge)",
+        choices=("classifier", "judge"),
+        changes_rows=True,
+    )
+    on_mismatch: str = _option(
+        "drop",
+        "a row failing the label check: drop (its class draws again) or flag (keep it, the judged label(s) in its "
+        "label_check column)",
+        choices=("drop", "flag"),
+        changes_rows=True,
+    )
+    judge_endpoint: str | list[str] | None = _option(  # noqa: RUF009 (_option returns a dataclasses.field)
+        None, "base URL of the judge's server (default: the build's own backend); repeat for replicas"
+    )
+    judge_model: str | None = _option(
+        None,
+        "the judge's model (default: the build's; with no --judge-endpoint or "
+        "--judge-provider, served by the build's endpoint or provider)",
+    )
+    judge_provider: str | None = _option(None, "HF Inference Providers provider of the judge, e.g. 'auto'")
+    adherence_sample: int | None = _option(
+        None,
+        "kept rows whose other dimensions (subtopic, style, ...) the judge checks with yes/no questions "
+        f"(default: {ADHERENCE_SAMPLE} when a judge is configured, else 0)",
+        commands=PRICED,
+        minimum=0,
+    )
     request_timeout: float = _option(300.0, "seconds to wait for one reply", minimum=0.0)
     first_request_timeout: float = _option(
         60.0,
@@ -204,6 +235,11 @@ class AttrPromptConfig(datasets.BuilderConfig):
             raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
         if endpoint_urls(self.endpoint) or self.model or self.provider or self.backend != "auto":
             self.backend_spec()  # an inconsistent choice fails now (nothing chosen: the default model)
+        if self.label_check == "classifier":
+            raise _fail("label_check", self.label_check, "the classifier check is not available yet; use 'judge'")
+        if self.on_mismatch != "drop" and self.label_check is None:
+            raise _fail("on_mismatch", self.on_mismatch, "it acts on a label check: also pass label_check='judge'")
+        self.judge_spec()  # a judge endpoint, model or provider that cannot work fails now
 
     # -- derived values -------------------------------------------------------------------------
     @property
@@ -230,6 +266,32 @@ class AttrPromptConfig(datasets.BuilderConfig):
             provider=self.provider,
             request_timeout=self.request_timeout,
             batch_size=self.batch_size,
+        )
+
+    def judge_spec(self) -> JudgeSpec:
+        """The judge: the build's own backend unless judge_endpoint/judge_provider name another (judge_model: its model)."""
+        elsewhere = bool(endpoint_urls(self.judge_endpoint)) or self.judge_provider is not None
+        backend = None
+        if elsewhere or self.judge_model is not None:
+            try:
+                backend = BackendSpec.resolve(
+                    backend="auto" if elsewhere else self.backend,
+                    endpoint=self.judge_endpoint if elsewhere else self.endpoint,
+                    model=self.judge_model,
+                    provider=self.judge_provider if elsewhere else self.provider,
+                    request_timeout=self.request_timeout,
+                    batch_size=self.batch_size,
+                )
+            except ConfigError as err:  # the same rules as the build's backend, named by the judge's options
+                names, _, rest = str(err).partition(": ")
+                rest = re.sub(r"(?<![\w-])(endpoint|model|provider)=", r"judge_\1=", rest)
+                raise ConfigError(" + ".join(f"judge_{name}" for name in names.split(" + ")) + f": {rest}") from err
+        return JudgeSpec.resolve(
+            label_check=self.label_check,
+            on_mismatch=self.on_mismatch,
+            adherence_sample=self.adherence_sample,
+            backend=backend,
+            named=backend is not None,
         )
 
     def sampling_params(self) -> SamplingParams:
@@ -263,6 +325,7 @@ class AttrPromptConfig(datasets.BuilderConfig):
             dedup=self.dedup_spec(),
             budget=self._pick(BudgetSpec),
             retry=self._pick(RetrySpec),
+            judge=self.judge_spec(),
         )
 
     def _pick(self, spec: type[_Spec], **given: Any) -> _Spec:
@@ -283,6 +346,9 @@ class AttrPromptConfig(datasets.BuilderConfig):
             "params": self.sampling_params().as_dict(),
             **{f.name: getattr(self, f.name) for f in option_fields() if f.metadata["option"].changes_rows},
         }
+        judge = self.judge_spec()
+        if judge.label_check and judge.backend is not None:  # who judges decides which rows are kept
+            payload["judge"] = {"backend": judge.backend.identity, "model": judge.backend.model}
         if custom_features is not None:
             payload["features"] = custom_features.to_dict()
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

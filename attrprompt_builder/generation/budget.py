@@ -4,10 +4,11 @@ Prices are per 1,000 tokens, input and output priced apart, as inference provide
 the running build (its ``max_cost`` cap) and ``attrprompt estimate`` use ``BudgetSpec.cost_of``.
 
 A cap is hard: ``Spending`` lets a request out only if what the run has paid plus the worst case of
-every request still out, this one included, fits every cap. A request's worst case is its prompt
-tokens plus ``max_new_tokens``. Prompt tokens are not known before the reply says so, so they are
-over-estimated: one token per UTF-8 byte of the messages (a tokenizer's token covers at least one
-byte of text) plus ``PROMPT_OVERHEAD`` for the chat template. A reply that reports more prompt
+every request still out, this one included, fits every cap; a judge's questions count like generation
+requests. A request's worst case is its prompt tokens plus its own ``max_new_tokens`` (a judge's question
+asks for few). Prompt tokens are not known before the reply says so, so they are over-estimated: one
+token per UTF-8 byte of the messages (a tokenizer's token covers at least one byte of text) plus
+``PROMPT_OVERHEAD`` for the chat template. A reply that reports more prompt
 tokens than that raises the overhead for the rest of the run, and a reply without usage is charged
 its worst case.
 """
@@ -69,14 +70,17 @@ class Hold:
     tokens: int
     cost: float
 
+    @property
+    def completion_tokens(self) -> int:
+        return self.tokens - self.prompt_tokens
+
 
 class Spending:
     """Paid so far and held for requests in flight, against the caps of ``spec``."""
 
-    def __init__(self, spec: BudgetSpec, *, max_new_tokens: int, whole: BudgetSpec | None = None) -> None:
+    def __init__(self, spec: BudgetSpec, *, whole: BudgetSpec | None = None) -> None:
         self.spec = spec
         self.whole = whole or spec  # the caps the user gave, when ``spec`` is one worker's share of them
-        self.max_new_tokens = max_new_tokens
         self.requests = 0
         self.tokens = 0
         self.cost = 0.0
@@ -87,7 +91,8 @@ class Spending:
 
     def worst_case(self, request: ChatRequest) -> Hold:
         prompt = sum(len(message["content"].encode()) for message in request.messages) + self._overhead
-        return Hold(prompt, prompt + self.max_new_tokens, self.spec.cost_of(prompt, self.max_new_tokens))
+        completion = request.params.max_new_tokens
+        return Hold(prompt, prompt + completion, self.spec.cost_of(prompt, completion))
 
     def over(self, hold: Hold) -> str | None:
         """The cap that ``hold`` on top of what is paid and held would exceed (its option name), or None."""
@@ -118,7 +123,7 @@ class Spending:
             return
         prompt, completion = reply.prompt_tokens, reply.completion_tokens
         if not prompt and not completion:  # the server reports no usage: charge the worst case
-            prompt, completion = hold.prompt_tokens, self.max_new_tokens
+            prompt, completion = hold.prompt_tokens, hold.completion_tokens
         # A template longer than assumed: later estimates cover it.
         self._overhead += max(0, prompt - hold.prompt_tokens)
         self.requests += 1

@@ -7,7 +7,9 @@ the class draws another sample to refill its quota.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 
 from attrprompt_builder.filters.dedup.filter import DedupDecision, NearDuplicateFilter
 from attrprompt_builder.generation.quotas import ClassQuota
@@ -24,6 +26,18 @@ class DedupStage:
         self.recipe = recipe
         self.removed_by_value: dict[str, Counter] = {}
         self.cross_class_flags = 0
+
+    async def batches(
+        self, classes: list[ClassQuota], *, in_order: bool, decide: Callable[[ClassQuota, list[bool | str | None]], None]
+    ) -> AsyncIterator[None]:
+        """Decide ``next_batch`` after batch (off the event loop), handing each class's verdicts to ``decide``;
+        yields after each batch, and ends when no candidate waits."""
+        loop = asyncio.get_running_loop()
+        while batch := next_batch(classes, in_order=in_order):
+            verdicts = await loop.run_in_executor(None, self.check_batch, batch)
+            for (state, _), keep in zip(batch, verdicts):
+                decide(state, keep)
+            yield
 
     def check_batch(self, batch: list[tuple[ClassQuota, int]]) -> list[list[bool | str | None]]:
         """Decide the first ``take`` candidates of each class in ``batch``: True, or the drop reason, per candidate."""
@@ -65,16 +79,17 @@ class DedupStage:
 def next_batch(classes: list[ClassQuota], *, in_order: bool) -> list[tuple[ClassQuota, int]]:
     """The candidates to decide next, as (class, how many of its first candidates); empty when none wait.
 
-    A class offers at most its open slots (more cannot all be kept; the rest wait for the next batch). With
-    ``in_order`` (cross-class duplicates dropped) later classes wait until the classes before them are complete,
-    so they are judged against those classes' final rows, not whichever rows had arrived first.
+    A class offers at most its open slots (more cannot all be kept, counting those with the judge; the rest
+    wait for the next batch). With ``in_order`` (cross-class duplicates dropped) later classes wait until the
+    classes before them are complete, so they are judged against those classes' final rows, not whichever
+    rows had arrived first.
     """
     batch: list[tuple[ClassQuota, int]] = []
     for state in classes:
         if state.done and state.candidates:  # surplus replies: paid and journaled, not needed
             state.outstanding -= len(state.candidates)
             state.candidates.clear()
-        take = min(len(state.candidates), state.quota - state.kept)
+        take = min(len(state.candidates), state.open_slots)
         if take > 0:
             batch.append((state, take))
         if in_order and not state.done:

@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from attrprompt_builder.client.dispatch import Dispatcher, Lane
 from attrprompt_builder.client.journal import Journal
@@ -31,7 +32,7 @@ from attrprompt_builder.filters.screening import (
     normalise_whitespace,
 )
 from attrprompt_builder.generation.budget import Hold, Spending
-from attrprompt_builder.generation.dedup_stage import next_batch
+from attrprompt_builder.generation.judging import JudgeStage
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.progress import BuildProgress
 from attrprompt_builder.generation.prompts import PromptRenderer
@@ -61,10 +62,12 @@ class GenerationRun:
         backends: list[Backend],
         worker: str,
         served: ServedModelQuery | None = None,
+        judge_backends: list[Backend] | None = None,
+        judge_served: ServedModelQuery | None = None,
     ) -> None:
         self.settings = settings
         self.labels = labels
-        self.backends = backends
+        self.backends = [*backends, *(judge_backends or ())]  # loaded and closed together
         self.worker = worker
         self.stats = BuildStats()
         recipe = settings.recipe
@@ -82,13 +85,16 @@ class GenerationRun:
         )
         # With num_proc, each worker may spend its classes' share of a cap, so the workers together cannot exceed it.
         share = settings.budget.share(len(labels) / len(recipe.label_names))
-        self.spending = Spending(share, max_new_tokens=settings.params.max_new_tokens, whole=settings.budget)
+        self.spending = Spending(share, whole=settings.budget)
         # Loaded before the journal is opened, so a bad embedder leaves no connection behind.
         self.dedup = settings.make_dedup_filter()
         self.journal = Journal(settings.journal_path)
         self.client = JournaledClient(settings.backend, self.journal, self.dispatcher, usage=self.stats, served=served)
         self.progress = BuildProgress(
             total=len(self.classes) * settings.samples_per_class, desc=settings.progress_desc, priced=settings.priced
+        )
+        self.judging = (
+            JudgeStage(self, backends=judge_backends, served=judge_served or served) if settings.judge.enabled else None
         )
         self._classes_in_order = settings.decides_classes_in_order
         self._out: queue.SimpleQueue = queue.SimpleQueue()
@@ -193,6 +199,8 @@ class GenerationRun:
             self.progress.update_counts(self.stats, self.dispatcher, force=True)
             self.progress.close()
             self.client.close()
+            if self.judging is not None:
+                self.judging.client.close()  # its leases too
             self.journal.close()
 
     def _finish_stats(self, started: float) -> None:
@@ -202,11 +210,13 @@ class GenerationRun:
         stats.wall_time_s = time.monotonic() - started
         if self.dedup is not None:
             self.dedup.update_build_stats(stats)
+        if self.judging is not None:
+            self.judging.update_build_stats(stats)
         self.journal.save_stats(self.settings.run_id, self.worker, stats.to_dict())
 
     async def _dispatch_loop(self) -> None:
         hits = 0
-        while self._fatal is None and not self._stop_requested.is_set():
+        while self._fatal is None and self._budget_stop is None and not self._stop_requested.is_set():
             if all(c.done for c in self.classes):
                 return
             job = self._next_job()
@@ -301,10 +311,14 @@ class GenerationRun:
             draw, request, reply = state.results.pop(state.next_decide)
             state.next_decide += 1
             self._screen(state, draw, request, reply)
-        if self.dedup is None:
-            self._finalize_candidates(state, [True] * len(state.candidates))
-        else:
+        self._offer(state)
+
+    def _offer(self, state: ClassQuota) -> None:
+        """Hand the class's waiting candidates on (near-duplicate check, else the decision) and wake the dispatch loop."""
+        if self.dedup is not None:
             self._schedule_dedup()
+        else:
+            self._finalize_candidates(state, [True] * state.ready)
         self.progress.update_counts(self.stats, self.dispatcher)
         self._changed.set()
 
@@ -322,11 +336,8 @@ class GenerationRun:
         state.candidates.append(Candidate(draw.index, draw, request.prompt, text))
 
     def _drop(self, state: ClassQuota, reason: str) -> None:
-        state.outstanding -= 1
-        state.finalized += 1
-        self.stats.dropped[reason] += 1
-        self.stats.for_class(state.label).dropped[reason] += 1
-        self.stats.for_class(state.label).attempts += 1
+        state.decided(kept=False)
+        self.stats.count_decision(state.label, dropped=reason)
 
     def _finalize_candidates(self, state: ClassQuota, keep: list[bool | str | None]) -> None:
         """Apply decisions (True, or the drop reason) to the first ``len(keep)`` candidates of a class."""
@@ -334,19 +345,20 @@ class GenerationRun:
         for candidate, verdict in zip(decided, keep):
             if state.done:  # a surplus reply: paid and journaled, not needed
                 state.outstanding -= 1
-                continue
-            if verdict is not True:
+            elif verdict is not True:
                 self._drop(state, str(verdict))
-                continue
-            state.outstanding -= 1
-            state.finalized += 1
-            state.kept += 1
-            self.stats.kept += 1
-            class_stats = self.stats.for_class(state.label)
-            class_stats.kept += 1
-            class_stats.attempts += 1
-            state.rows.append(self.settings.make_row(candidate.draw, candidate.text, candidate.prompt))
+            elif self.judging is not None and self.judging.checks_labels:
+                self.judging.submit(state, candidate)  # kept or dropped in index order once judged
+            else:
+                self._keep(state, candidate)
         self._emit()
+
+    def _keep(self, state: ClassQuota, candidate: Candidate, **checked: Any) -> None:
+        state.decided(kept=True)
+        self.stats.count_decision(state.label)
+        state.rows.append({**self.settings.make_row(candidate.draw, candidate.text, candidate.prompt), **checked})
+        if self.judging is not None:
+            self.judging.kept(state, candidate)
 
     def _emit(self) -> None:
         while self._emit_ptr < len(self.classes):
@@ -370,17 +382,9 @@ class GenerationRun:
             task.add_done_callback(self._tasks.discard)
 
     async def _dedup_worker(self) -> None:
-        dedup = self.dedup
-        assert dedup is not None  # scheduled only when near-duplicates are filtered
-        loop = asyncio.get_running_loop()
+        assert self.dedup is not None  # scheduled only when near-duplicates are filtered
         try:
-            while True:
-                batch = next_batch(self.classes, in_order=self._classes_in_order)
-                if not batch:
-                    return
-                verdicts = await loop.run_in_executor(None, dedup.check_batch, batch)
-                for (state, _), keep in zip(batch, verdicts):
-                    self._finalize_candidates(state, keep)
+            async for _ in self.dedup.batches(self.classes, in_order=self._classes_in_order, decide=self._finalize_candidates):
                 self.progress.update_counts(self.stats, self.dispatcher)
                 self._changed.set()
         except BaseException as err:

@@ -18,6 +18,7 @@ from attrprompt_builder.client.types import SamplingParams
 from attrprompt_builder.generation.budget import BudgetSpec
 from attrprompt_builder.generation.sampling import AttributeDraw
 from attrprompt_builder.recipe.model import Recipe
+from attrprompt_builder.verify.judge import JudgeSpec
 
 if TYPE_CHECKING:
     from attrprompt_builder.generation.dedup_stage import DedupStage
@@ -82,6 +83,7 @@ class RunSettings:
     dedup: DedupSpec = field(default_factory=DedupSpec)
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     retry: RetrySpec = field(default_factory=RetrySpec)
+    judge: JudgeSpec = field(default_factory=JudgeSpec)
 
     @property
     def progress_desc(self) -> str:
@@ -100,8 +102,12 @@ class RunSettings:
 
     @property
     def first_request_timeout(self) -> float | None:
+        return self.first_timeout_of(self.backend)
+
+    def first_timeout_of(self, backend: BackendSpec) -> float | None:
+        """How long ``backend``'s first reply may take (the build's, or a judge's on its own backend)."""
         # A local model's first batch may legitimately take minutes on a CPU; it hangs on nothing remote.
-        return None if self.backend.kind == "transformers" else self.retry.first_request_timeout
+        return None if backend.kind == "transformers" else self.retry.first_request_timeout
 
     @property
     def max_errors(self) -> int:

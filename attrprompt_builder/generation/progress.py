@@ -1,5 +1,8 @@
 """One progress bar per build: kept rows against the target, with sent/retried/refused counts and tokens.
 
+With an LLM judge the bar also shows its questions (``judged``, sent or reused), the rows it found about
+another class (``mismatch``, dropped or flagged) and its tokens (``judge_tokens``); ``cost`` covers both.
+
 While a reply is overdue the bar says how long it has waited ("waiting 12s"), and for a few seconds
 after a failed attempt what failed ("retrying after timeout"); the engine refreshes it every second,
 so a silent endpoint shows on a bar that would otherwise sit at 0. Events before the first reply are
@@ -52,8 +55,12 @@ class BuildProgress:
             "dup": stats.dropped.get("near_duplicate", 0) + stats.dropped.get("exact_duplicate", 0),
             "tokens": stats.total_tokens,
         }
+        if stats.judge_sent or stats.judge_reused:  # the judge's questions, paid apart from generation
+            postfix["judged"] = stats.judge_sent + stats.judge_reused
+            postfix["mismatch"] = stats.dropped.get("label_mismatch", 0) + stats.label_flags
+            postfix["judge_tokens"] = stats.judge_tokens
         if self._priced:
-            postfix["cost"] = f"{stats.cost:.4f}"
+            postfix["cost"] = f"{stats.cost + stats.judge_cost:.4f}"
         status = _status(dispatcher, now)
         if status:
             postfix["status"] = status

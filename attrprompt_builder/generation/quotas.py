@@ -46,6 +46,7 @@ class ClassQuota:
     next_index: int = 0
     next_decide: int = 0
     outstanding: int = 0  # dispatched, not yet finally decided
+    judging: int = 0  # passed every other check, waiting for the judge's label
     kept: int = 0
     finalized: int = 0
     results: dict[int, tuple[AttributeDraw, ChatRequest, ChatReply | None]] = field(default_factory=dict)
@@ -56,6 +57,22 @@ class ClassQuota:
     @property
     def done(self) -> bool:
         return self.kept >= self.quota
+
+    def decided(self, *, kept: bool) -> None:
+        """One drawn sample is finally decided: kept as a row, or dropped."""
+        self.outstanding -= 1
+        self.finalized += 1
+        self.kept += kept
+
+    @property
+    def open_slots(self) -> int:
+        """Rows still to find beyond those kept or with the judge: more candidates than this could not all be kept."""
+        return self.quota - self.kept - self.judging
+
+    @property
+    def ready(self) -> int:
+        """Waiting candidates that may be decided now: all of a complete class (surplus), else as many as it could keep."""
+        return len(self.candidates) if self.done else max(0, min(len(self.candidates), self.open_slots))
 
     def not_met(self, dropped: Counter[str]) -> QuotaNotMetError:
         """The error of a class that has drawn all it may and still lacks rows (``dropped``: reason -> count)."""

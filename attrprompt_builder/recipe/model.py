@@ -120,11 +120,25 @@ class Recipe:
         raise KeyError(name)
 
     @cached_property
+    def _catch_alls(self) -> dict[tuple[str, str], str]:
+        env = template_environment()
+        return {
+            (attribute.name, label.name): env.from_string(attribute.catch_all).render(
+                label=label.name, label_text=label.text, dimension=attribute.name
+            )
+            for attribute in self.attributes
+            if attribute.catch_all
+            for label in self.labels
+        }
+
+    def catch_all_for(self, attribute: str, label: str) -> str | None:
+        """The catch-all value of ``attribute`` for ``label`` ("Others ... for <class>."), if the recipe has one."""
+        return self._catch_alls.get((attribute, label))
+
+    @cached_property
     def _value_lists(self) -> dict[tuple[str, str], tuple[str, ...]]:
         lists: dict[tuple[str, str], tuple[str, ...]] = {}
-        env = template_environment()
         for attribute in self.attributes:
-            catch_all = env.from_string(attribute.catch_all) if attribute.catch_all else None
             for label in self.labels:
                 if attribute.kind == "shared":
                     values = attribute.values or ()
@@ -132,10 +146,9 @@ class Recipe:
                     values = (attribute.per_class or {}).get(label.name, ())
                 else:
                     values = tuple(v for v, implied in (attribute.label_map or {}).items() if label.name in implied)
-                if catch_all is not None:
-                    extra = catch_all.render(label=label.name, label_text=label.text, dimension=attribute.name)
-                    if extra not in values:
-                        values = (*values, extra)
+                extra = self.catch_all_for(attribute.name, label.name)
+                if extra is not None and extra not in values:
+                    values = (*values, extra)
                 lists[(attribute.name, label.name)] = values
         return lists
 

@@ -294,3 +294,15 @@ def test_aclose_stops_the_worker_and_refuses_new_requests(tiny_model_dir: Path) 
     asyncio.run(use_then_close(TransformersBackend(str(tiny_model_dir))))
     assert workers() == []
     asyncio.run(TransformersBackend(str(tiny_model_dir)).aclose())  # never used: nothing to stop
+
+
+def test_a_response_format_is_refused_at_once_so_the_judge_asks_plainly(tiny_model_dir):
+    """No constrained decoding here: refused before the model is even loaded, the way an endpoint refuses it."""
+    from dataclasses import replace
+
+    from attrprompt_builder.errors import ResponseFormatRejectedError
+
+    backend = TransformersBackend(str(tiny_model_dir))
+    request = replace(chat("tea"), response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": {}}})
+    with pytest.raises(ResponseFormatRejectedError, match="does not constrain replies"):
+        asyncio.run(answer_all(backend, [request]))

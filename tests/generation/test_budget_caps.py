@@ -74,7 +74,7 @@ def request(text: str) -> ChatRequest:
 
 
 def test_the_prompt_estimate_is_bytes_plus_overhead_and_learns_a_longer_template():
-    spending = Spending(BudgetSpec(max_tokens=10_000), max_new_tokens=100)
+    spending = Spending(BudgetSpec(max_tokens=10_000))
     hold = spending.worst_case(request("héllo"))  # 6 UTF-8 bytes
     assert (hold.prompt_tokens, hold.tokens) == (6 + PROMPT_OVERHEAD, 6 + PROMPT_OVERHEAD + 100)
     spending.hold(hold)
@@ -84,7 +84,7 @@ def test_the_prompt_estimate_is_bytes_plus_overhead_and_learns_a_longer_template
 
 
 def test_a_reply_without_usage_is_charged_its_worst_case():
-    spending = Spending(BudgetSpec(max_tokens=10_000), max_new_tokens=100)
+    spending = Spending(BudgetSpec(max_tokens=10_000))
     hold = spending.worst_case(request("abc"))
     spending.hold(hold)
     spending.settle(hold, ChatReply("x"))
@@ -92,7 +92,7 @@ def test_a_reply_without_usage_is_charged_its_worst_case():
 
 
 def test_in_flight_worst_cases_count_against_the_cap():
-    spending = Spending(BudgetSpec(max_tokens=3 * (3 + PROMPT_OVERHEAD + 100)), max_new_tokens=100)
+    spending = Spending(BudgetSpec(max_tokens=3 * (3 + PROMPT_OVERHEAD + 100)))
     holds = [spending.worst_case(request("abc")) for _ in range(4)]
     for hold in holds[:3]:
         assert spending.over(hold) is None

@@ -325,6 +325,46 @@ def test_bad_requests_get_tgi_error_bodies(
     assert server.served == 0
 
 
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string", "enum": ["world", "sports"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["label", "tags"],
+}
+
+
+def test_a_response_format_gets_json_matching_its_schema(server: TGIServer) -> None:
+    # huggingface_hub sends OpenAI's json_schema form to an endpoint URL as TGI's {"type": "json_object", "value": ...}
+    openai_form = {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True}}
+    answer = json.loads(text_of(ask(server.url, response_format=openai_form)))
+    assert answer["label"] in ("world", "sports") and isinstance(answer["tags"], list) and answer["tags"]
+    assert server.requests[-1]["body"]["response_format"] == {"type": "json_object", "value": SCHEMA}
+    raw = httpx2.post(
+        f"{server.url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json", "value": SCHEMA}},
+    )
+    assert set(json.loads(raw.json()["choices"][0]["message"]["content"])) == {"label", "tags"}
+    assert server.kinds["json"] == 2
+
+
+def test_without_grammar_support_a_response_format_is_refused_as_tgi_does(server: TGIServer) -> None:
+    server.grammar_support = False
+    response = httpx2.post(
+        f"{server.url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object", "value": SCHEMA}},
+    )
+    assert response.status_code == 422
+    assert response.json() == {"error": "Input validation error: grammar is not supported", "error_type": "validation"}
+    assert text_of(ask(server.url))  # without one it answers
+    unknown = httpx2.post(
+        f"{server.url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "xml"}},
+    )
+    assert unknown.status_code == 422 and "unknown variant `xml`" in unknown.json()["error"]
+
+
 def test_async_client_with_32_concurrent_requests(server: TGIServer) -> None:
     async def run() -> list[str]:
         client = AsyncInferenceClient(base_url=server.url)

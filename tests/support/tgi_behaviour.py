@@ -9,6 +9,7 @@ handled. Stdlib only, like the server.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
@@ -30,6 +31,7 @@ __all__ = [
     "Latency",
     "ReplyHistory",
     "compose_reply",
+    "schema_instance",
 ]
 
 # Order matters: one uniform draw per request walks these cumulatively.
@@ -218,6 +220,8 @@ def compose_reply(request: GenerationRequest, behaviour: Behaviour, *, history: 
     """The reply text and its kind; refusal/empty/duplicate are decided by hash(prompt, seed), so the
     same request always gets the same kind whatever the order requests arrive in."""
     prompt, seed = request.prompt, request.seed
+    if request.schema is not None:  # constrained decoding: whatever the model writes matches the schema
+        return json.dumps(schema_instance(request.schema, random.Random(digest("json", prompt, seed)))), "json"
     if fraction("refusal", prompt, seed) < behaviour.refusal_rate:
         return REFUSALS[digest("refusal-text", prompt, seed) % len(REFUSALS)], "refusal"
     if fraction("empty", prompt, seed) < behaviour.empty_rate:
@@ -230,3 +234,20 @@ def compose_reply(request: GenerationRequest, behaviour: Behaviour, *, history: 
     text = reply_text(prompt, seed=seed, temperature=request.temperature)
     history.remember(request.first_line, text)
     return text, "normal"
+
+
+def schema_instance(schema: dict, rng: random.Random) -> object:
+    """A small value matching ``schema`` (the JSON-schema subset constrained decoding servers take)."""
+    if "enum" in schema:
+        return rng.choice(list(schema["enum"]))
+    kind = schema.get("type", "object")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: schema_instance(sub, rng) for name, sub in properties.items()}
+    if kind == "array":
+        return [schema_instance(schema.get("items", {}), rng) for _ in range(max(1, schema.get("minItems", 1)))]
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    return reply_text("a short phrase between 2 and 4 words", seed=rng.randrange(2**31))

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--duplicate-rate", type=float, default=0.0)
     parser.add_argument("--fixed-status", type=int)
     parser.add_argument("--stats-file", type=Path, help="JSON counters, rewritten atomically after every request")
+    parser.add_argument(
+        "--disable-grammar-support", action="store_true", help="answer a response_format with 422, as TGI started so does"
+    )
     return parser
 
 
@@ -75,6 +78,7 @@ def run(argv: list[str] | None = None, *, server_class: type[TGIServer]) -> int:
             fault_seed=args.fault_seed,
             record_bodies=False,  # a long-running process keeps counters only
             stats_file=args.stats_file,
+            grammar_support=not args.disable_grammar_support,
         )
     except ValueError as err:
         parser.error(str(err))

@@ -67,6 +67,29 @@ class GenerationRequest:
     max_tokens: int | None
     seed: int | None
     temperature: float | None
+    schema: dict[str, Any] | None = None  # the JSON schema a chat request's response_format asks the reply to match
+
+
+def _response_schema(response_format: Any) -> dict[str, Any] | None:
+    """The JSON schema of a chat ``response_format``, in TGI's grammar form (``{"type": "json"|"json_object",
+    "value": schema}``) or OpenAI's (``{"type": "json_schema", "json_schema": {"schema": ...}}``); None for text."""
+    if response_format is None:
+        return None
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return None
+    if kind in ("json", "json_object"):
+        schema = response_format.get("value")
+    elif kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+    else:
+        raise Rejected(
+            f"Failed to deserialize the JSON body into the target type: response_format: unknown variant `{kind}`, "
+            "expected one of `json`, `json_object`, `json_schema`, `regex`, `text`"
+        )
+    if not isinstance(schema, dict) or "properties" not in schema:
+        raise Rejected("Input validation error: grammar is not valid: Grammar must have a 'properties' field")
+    return schema
 
 
 def _content_text(content: object) -> str:
@@ -115,7 +138,8 @@ def parse_request(kind: str, body: Any, *, max_input: int, max_total: int) -> Ge
             f"Given: {prompt_tokens} `inputs` tokens and {max_tokens} `max_new_tokens`"
         )
     first_line = contents[-1].strip().split("\n", 1)[0].strip()
-    return GenerationRequest("\n".join(contents), first_line, prompt_tokens, max_tokens, seed, temperature)
+    schema = _response_schema(body.get("response_format")) if kind == "chat" else None
+    return GenerationRequest("\n".join(contents), first_line, prompt_tokens, max_tokens, seed, temperature, schema)
 
 
 def truncate(text: str, max_tokens: int | None) -> tuple[str, str]:

@@ -167,6 +167,7 @@ class TGIServer:
         latency_seed: int = 0,
         record_bodies: bool = True,
         stats_file: str | os.PathLike[str] | None = None,
+        grammar_support: bool = True,
     ) -> None:
         self._behaviour = Behaviour(
             refusal_rate=refusal_rate,
@@ -183,6 +184,8 @@ class TGIServer:
         self.max_input_tokens = max_input_tokens
         self.max_total_tokens = max_total_tokens
         self.record_bodies = record_bodies
+        # False: like TGI started with --disable-grammar-support, a chat request with a response_format gets 422.
+        self.grammar_support = grammar_support
         self.stats_file = Path(stats_file) if stats_file is not None else None
         self.requests: list[dict[str, Any]] = []
         self.served = 0
@@ -374,6 +377,8 @@ class TGIServer:
             if parse_error is not None:
                 raise Rejected(f"Failed to deserialize the JSON body into the target type: {parse_error}")
             request = parse_request(kind, body, max_input=self.max_input_tokens, max_total=self.max_total_tokens)
+            if request.schema is not None and not self.grammar_support:
+                raise Rejected("Input validation error: grammar is not supported")
         except Rejected as err:
             return send_error(handler, 422, str(err), "validation")
         full_text, reply_kind = self.compose(request, behaviour)
@@ -386,7 +391,8 @@ class TGIServer:
         return send(handler, 200, json.dumps(payload).encode())
 
     def compose(self, request: GenerationRequest, behaviour: Behaviour) -> tuple[str, str]:
-        """The reply text and its kind; refusal/empty/duplicate are decided by hash(prompt, seed).
+        """The reply text and its kind; refusal/empty/duplicate are decided by hash(prompt, seed). A request
+        with a response_format gets JSON matching its schema (kind ``json``).
 
         The override point: a subclass (``scripted_llm.ScriptedLLM``) or a test wraps this to answer
         differently (e.g. numbered lists, or a replica that dies mid-build).
