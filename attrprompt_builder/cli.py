@@ -26,6 +26,18 @@ __all__ = ["OTHER_FLAGS", "build_parser", "config_kwargs", "main"]
 
 _Flag = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's flags and keywords
 
+# `--paper` is shorthand for `--fidelity paper` (the config field `fidelity` declares the option).
+_PAPER: _Flag = (
+    ("--paper",),
+    {
+        "action": "store_const",
+        "dest": "fidelity",
+        "const": "paper",
+        "default": argparse.SUPPRESS,
+        "help": "shorthand for --fidelity paper: the AttrPrompt paper's code exactly",
+    },
+)
+
 # Flags that are not build options (those come from AttrPromptConfig's fields): where the output
 # goes, how the build runs, and what `show` and `estimate` print. tests/test_options.py fails on a
 # flag that is in neither place.
@@ -39,14 +51,17 @@ OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
         ),
         (("--cache-dir",), {"help": "datasets cache folder"}),
         (("--num-proc",), {"type": int, "help": "worker processes of the build (datasets' num_proc)"}),
+        _PAPER,
     ),
     "show": (
         (("-k", "--count"), {"dest": "count", "type": int, "default": 5, "help": "how many prompts (default 5)"}),
         (("--label",), {"help": "only this class"}),
+        _PAPER,
     ),
     "estimate": (
         (("--refusal-rate",), {"type": float, "default": 0.02, "help": "expected share of refused replies (default 0.02)"}),
         (("--duplicate-rate",), {"type": float, "default": 0.02, "help": "expected share of near-duplicates (default 0.02)"}),
+        _PAPER,
     ),
 }
 
@@ -154,7 +169,7 @@ def _load(preset_or_recipe: str):
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from attrprompt_builder.generation.prompts import PromptRenderer
-    from attrprompt_builder.generation.sampling import AttributeSampler
+    from attrprompt_builder.generation.sampling import AttributeSampler, class_quotas
 
     if args.count < 1:
         raise ConfigError(f"count: got {args.count}; use a whole number >= 1")
@@ -163,8 +178,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     unknown = [label for label in labels if label not in recipe.label_names]
     if unknown:
         raise AttrPromptError(f"--label: got {unknown[0]!r}; use one of {', '.join(recipe.label_names)}")
-    sampler = AttributeSampler(recipe, seed=args.seed, strategy=args.sampling)
-    renderer = PromptRenderer(recipe, prompting=args.prompting)
+    paper = args.fidelity == "paper"
+    if paper and recipe.paper is None:
+        raise ConfigError(f"fidelity: got 'paper'; recipe {recipe.name!r} has no `paper:` section (use a preset)")
+    quotas = class_quotas(recipe, 1, paper=paper, prompting=args.prompting)
+    labels = [label for label in labels if quotas[label]] or labels  # paper arxiv: classes that own subtopics
+    sampler = AttributeSampler(recipe, seed=args.seed, strategy=args.sampling, paper=paper, prompting=args.prompting)
+    renderer = PromptRenderer(recipe, prompting=args.prompting, paper=paper)
     for k in range(args.count):
         label = labels[k % len(labels)]
         draw = sampler.draw(label, k // len(labels))
@@ -184,6 +204,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         seed=args.seed,
         sampling=args.sampling,
         prompting=args.prompting,
+        paper=args.fidelity == "paper",
         max_new_tokens=args.max_new_tokens,
         refusal_rate=args.refusal_rate,
         duplicate_rate=args.duplicate_rate,

@@ -173,10 +173,19 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
             "samples_per_class": config.samples_per_class,
             "sampling": config.sampling,
             "prompting": config.prompting,
+            "fidelity": config.fidelity,
+            "cleaning": "ascii_squeeze (the paper's clean_str)" if config.paper or config.ascii_squeeze else "whitespace only",
+            "refusal_filter": (
+                f"the paper's substrings {list(config.recipe.paper.refusals[config.prompting])}"
+                if config.paper and config.recipe.paper is not None
+                else "refusal patterns (filters/screening.py)"
+            ),
             "dedup_threshold": config.dedup_spec().threshold,
             "embedder": display_name(config.embedder or "sentence-transformers/all-MiniLM-L6-v2"),
             "package_version": __version__,
         }
+        if config.paper and config.recipe.paper is not None:
+            info["paper_deviations"] = list(config.recipe.paper.deviations)
         if spec.kind == "endpoint":
             info["endpoint_host"] = ", ".join(spec.hosts)
         if config.price_in is not None or config.price_out is not None:

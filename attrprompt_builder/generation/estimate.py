@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.generation.budget import BudgetSpec
 from attrprompt_builder.generation.prompts import PromptRenderer
-from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler
+from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler, class_quotas
 from attrprompt_builder.recipe.model import Recipe
 
 __all__ = ["Estimate", "SAMPLE_DRAWS_PER_CLASS", "estimate", "format_estimate"]
@@ -67,6 +67,7 @@ def estimate(
     seed: int = 0,
     sampling: str = "uniform",
     prompting: str = "attributed",
+    paper: bool = False,
     max_new_tokens: int | None = None,
     refusal_rate: float = 0.02,
     duplicate_rate: float = 0.02,
@@ -76,19 +77,28 @@ def estimate(
     """The expected requests, tokens and cost of a build; the options are a build's (``AttrPromptConfig``
     checks them; ``attrprompt estimate`` does so with ``check_options``)."""
     _check_rates(refusal_rate, duplicate_rate)
-    sampler = AttributeSampler(recipe, seed=seed, strategy=sampling)
-    renderer = PromptRenderer(recipe, prompting=prompting)
-    max_new = max_new_tokens or recipe.generation.max_new_tokens
+    if paper and recipe.paper is None:
+        raise ConfigError(f"fidelity: got 'paper'; recipe {recipe.name!r} has no `paper:` section (use a preset)")
+    sampler = AttributeSampler(recipe, seed=seed, strategy=sampling, paper=paper, prompting=prompting)
+    renderer = PromptRenderer(recipe, prompting=prompting, paper=paper)
+    default_max_new = recipe.paper.max_new_tokens[prompting] if paper and recipe.paper else recipe.generation.max_new_tokens
+    max_new = max_new_tokens or default_max_new
+    quotas = class_quotas(recipe, samples_per_class, paper=paper, prompting=prompting)
     uses_length = "length" in recipe.attribute_names and prompting == "attributed"
 
     def output_tokens(draw: AttributeDraw) -> float:
         length = re.match(r"\d+", draw.values.get("length", "")) if uses_length else None
         return min(max_new, (int(length.group()) + 25) * TOKENS_PER_WORD) if length else max_new
 
-    requests_per_class = samples_per_class / (1.0 - refusal_rate - duplicate_rate)
-    sampled = max(1, min(SAMPLE_DRAWS_PER_CLASS, math.ceil(requests_per_class)))
+    keep_share = 1.0 - refusal_rate - (0.0 if paper else duplicate_rate)  # paper mode has no dedup
+    requests = 0.0
     prompt_words = completion_tokens = 0.0
-    for label in recipe.label_names:
+    for label, quota in quotas.items():
+        if not quota:
+            continue
+        requests_per_class = quota / keep_share
+        requests += requests_per_class
+        sampled = max(1, min(SAMPLE_DRAWS_PER_CLASS, math.ceil(requests_per_class)))
         draws = [sampler.draw(label, index) for index in range(sampled)]
         prompt_words += sum(len(renderer.render(draw).split()) for draw in draws) / sampled * requests_per_class
         completion_tokens += sum(output_tokens(draw) for draw in draws) / sampled * requests_per_class
@@ -97,8 +107,8 @@ def estimate(
     cost = prices.cost_of(prompt_tokens, round(completion_tokens)) if prices.priced else None
     basis = "length attribute (L..L+50 words)" if uses_length else f"max_new_tokens={max_new} (upper bound)"
     return Estimate(
-        rows=samples_per_class * len(recipe.labels),
-        requests=round(requests_per_class * len(recipe.labels)),
+        rows=sum(quotas.values()),
+        requests=round(requests),
         prompt_tokens=prompt_tokens,
         completion_tokens=round(completion_tokens),
         cost=cost,

@@ -29,12 +29,19 @@ class PromptRenderer:
     Templates are compiled once per renderer, not per row.
     """
 
-    def __init__(self, recipe: Recipe, *, prompting: str = "attributed") -> None:
+    def __init__(self, recipe: Recipe, *, prompting: str = "attributed", paper: bool = False) -> None:
         if prompting not in PROMPTING_MODES:
             raise ValueError(f"unknown prompting mode {prompting!r}")
         self.recipe = recipe
         self.prompting = prompting
-        source = recipe.attributed_template if prompting == "attributed" else recipe.simple_template
+        # Paper mode sends the reference code's wording (recipe.paper), its punctuation untouched.
+        self.paper = paper
+        if paper:
+            if recipe.paper is None:
+                raise ValueError(f"recipe {recipe.name!r} has no paper section")
+            source = recipe.paper.prompts[prompting]
+        else:
+            source = recipe.attributed_template if prompting == "attributed" else recipe.simple_template
         self._template = template_environment().from_string(source)
 
     def similar_classes(self, draw: AttributeDraw) -> list[str]:
@@ -56,7 +63,9 @@ class PromptRenderer:
         if self.prompting == "attributed":
             context["similar_classes"] = self.similar_classes(draw)
             context.update(draw.values)
-        return _DOUBLE_STOP.sub(".", self._template.render(**context).strip())
+            context.update({name: list(values) for name, values in draw.lists.items()})
+        text = self._template.render(**context).strip()
+        return text if self.paper else _DOUBLE_STOP.sub(".", text)
 
     def messages(self, draw: AttributeDraw) -> tuple[dict[str, str], ...]:
         return ({"role": "user", "content": self.render(draw)},)

@@ -51,8 +51,11 @@ _TOP_LEVEL_FIELDS = frozenset(
         "prompts",
         "generation",
         "source",
+        "paper",
     }
 )
+_MODES = ("attributed", "simple")
+_PAPER_FIELDS = ("prompts", "max_new_tokens", "refusals", "iterate", "simple_extra_labels", "deviations")
 
 
 def default_label_text(name: str) -> str:
@@ -128,10 +131,14 @@ class RecipeParser:
             self.require(data, "prompts", "add `prompts:` with `attributed:` and `simple:` templates"), attributes
         )
         generation = self.parse_generation(data.get("generation") or {})
-        optional = {key: self.string(data[key], key) for key in ("pretty_name", "description", "source") if data.get(key)}
+        optional: Fields = {key: self.string(data[key], key) for key in ("pretty_name", "description", "source") if data.get(key)}
         if "language" in data:
             optional["language"] = self.string(data["language"], "language")
         check_rendering(labels, attributes, similar, attributed=attributed, simple=simple, domain=domain, fail=self.fail)
+        if data.get("paper") is not None:
+            optional["paper"] = self.parse_paper(data["paper"], attributes)
+            paper_prompts = optional["paper"]["prompts"]
+            check_rendering(labels, attributes, similar, domain=domain, fail=self.fail, prefix="paper.prompts", **paper_prompts)
         return {
             "name": name,
             "domain": domain,
@@ -205,9 +212,11 @@ class RecipeParser:
             where = f"attributes[{i}]"
             if not isinstance(item, dict):
                 raise self.fail(where, "expected a mapping with `name` and `values`", "see the README's recipe format")
-            unknown = sorted(set(item) - {"name", "values", "per_class", "label_map", "catch_all"})
+            unknown = sorted(set(item) - {"name", "values", "per_class", "label_map", "catch_all", "per_label"})
             if unknown:
-                raise self.fail(f"{where}.{unknown[0]}", "unknown field", "use name, values, per_class, label_map or catch_all")
+                raise self.fail(
+                    f"{where}.{unknown[0]}", "unknown field", "use name, values, per_class, label_map, catch_all or per_label"
+                )
             name = self.string(self.require_in(item, "name", where), f"{where}.name")
             if not _IDENTIFIER_RE.match(name):
                 raise self.fail(f"{where}.name", f"{name!r} is not a valid name", "use letters, digits and '_'")
@@ -229,13 +238,25 @@ class RecipeParser:
                 catch_all = self.string(catch_all, f"{where}.catch_all")
                 self.check_template(catch_all, f"{where}.catch_all", {"label", "label_text", "dimension"})
             kind = given[0]
+            if "per_label" in item and kind != "per_class":
+                raise self.fail(f"{where}.per_label", "only a per_class dimension is drawn per label", "remove it")
             if kind == "values":
                 attributes.append(
                     {"name": name, "values": self.value_list(item["values"], f"{where}.values"), "catch_all": catch_all}
                 )
             elif kind == "per_class":
                 per_class = self.parse_per_class(item["per_class"], where, label_names)
-                attributes.append({"name": name, "per_class": per_class, "catch_all": catch_all})
+                attribute: Fields = {"name": name, "per_class": per_class, "catch_all": catch_all}
+                per_label = item.get("per_label", False)
+                if per_label not in (True, False) or (per_label and not multi_label):
+                    raise self.fail(
+                        f"{where}.per_label",
+                        f"got {per_label!r}; one value per label needs a multi-label recipe",
+                        "write true in a multi-label recipe, or remove it",
+                    )
+                if per_label:
+                    attribute["per_label"] = True
+                attributes.append(attribute)
             else:
                 if not multi_label:
                     raise self.fail(
@@ -334,6 +355,57 @@ class RecipeParser:
                 )
         self.check_template(simple, "prompts.simple", SIMPLE_VARIABLES)
         return attributed, simple
+
+    def parse_paper(self, raw: Any, attributes: list[Fields]) -> Fields:
+        """The ``paper:`` section: how the AttrPrompt paper's code generated this task (``fidelity="paper"``)."""
+        if not isinstance(raw, dict):
+            raise self.fail("paper", "expected a mapping", f"use the fields {', '.join(_PAPER_FIELDS)}")
+        unknown = sorted(set(raw) - set(_PAPER_FIELDS))
+        if unknown:
+            raise self.fail(f"paper.{unknown[0]}", "unknown field", f"use one of: {', '.join(_PAPER_FIELDS)}")
+
+        def per_mode(key: str) -> dict:
+            value = self.require_in(raw, key, "paper")
+            if not isinstance(value, dict) or sorted(value) != sorted(_MODES):
+                raise self.fail(f"paper.{key}", f"got {value!r:.80}", "give one entry for `attributed` and one for `simple`")
+            return value
+
+        names = {a["name"] for a in attributes}
+        prompts = {}
+        for mode, source in per_mode("prompts").items():
+            prompts[mode] = self.string(source, f"paper.prompts.{mode}")
+            allowed = ATTRIBUTED_VARIABLES | names if mode == "attributed" else SIMPLE_VARIABLES
+            self.check_template(prompts[mode], f"paper.prompts.{mode}", allowed)
+        max_new_tokens = {}
+        for mode, value in per_mode("max_new_tokens").items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise self.fail(f"paper.max_new_tokens.{mode}", f"{value!r} is not a positive integer", "use e.g. 512")
+            max_new_tokens[mode] = value
+        refusals = {}
+        for mode, phrases in per_mode("refusals").items():
+            if not isinstance(phrases, list):
+                raise self.fail(f"paper.refusals.{mode}", f"got {phrases!r:.80}", "write a list of substrings ([] for none)")
+            refusals[mode] = tuple(self.string(p, f"paper.refusals.{mode}[{i}]") for i, p in enumerate(phrases))
+        fields: Fields = {"prompts": prompts, "max_new_tokens": max_new_tokens, "refusals": refusals}
+        iterate = raw.get("iterate")
+        if iterate is not None:
+            maps = [a["name"] for a in attributes if "label_map" in a]
+            if iterate not in maps:
+                raise self.fail("paper.iterate", f"{iterate!r} is not a label_map dimension", f"use one of: {maps or 'none'}")
+            fields["iterate"] = iterate
+        extra = raw.get("simple_extra_labels")
+        if extra is not None:
+            valid = isinstance(extra, dict) and sorted(extra) == ["max_labels", "zipf"]
+            valid = valid and isinstance(extra["max_labels"], int) and extra["max_labels"] >= 1
+            valid = valid and isinstance(extra["zipf"], (int, float)) and extra["zipf"] > 1
+            if not valid:
+                raise self.fail("paper.simple_extra_labels", f"got {extra!r:.80}", "write {zipf: 2.5, max_labels: 4}")
+            fields["simple_extra_labels"] = {"zipf": float(extra["zipf"]), "max_labels": int(extra["max_labels"])}
+        deviations = raw.get("deviations") or []
+        if not isinstance(deviations, list):
+            raise self.fail("paper.deviations", f"got {deviations!r:.80}", "write a list of sentences")
+        fields["deviations"] = tuple(self.string(d, f"paper.deviations[{i}]") for i, d in enumerate(deviations))
+        return fields
 
     def parse_generation(self, raw: Any) -> Fields:
         if not isinstance(raw, dict):
