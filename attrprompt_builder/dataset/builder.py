@@ -185,7 +185,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
             "package_version": __version__,
         }
         if config.paper and config.recipe.paper is not None:
-            info["paper_deviations"] = list(config.recipe.paper.deviations)
+            info["paper_deviations"] = config.recipe.paper_deviations()
         if spec.kind == "endpoint":
             info["endpoint_host"] = ", ".join(spec.hosts)
         if config.price_in is not None or config.price_out is not None:

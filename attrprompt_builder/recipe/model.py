@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jinja2 import meta
 
 from attrprompt_builder.errors import RecipeError
 from attrprompt_builder.recipe.validation import (
@@ -195,6 +196,24 @@ class Recipe:
         """The values of label_map dimension ``attribute`` whose first label is ``label``: every value has one
         owner, so looping over each class's owned values visits every value once (the paper's arxiv loop)."""
         return self._owned_values.get((attribute, label), ())
+
+    def paper_deviations(self) -> list[str]:
+        """What paper mode does differently from the reference code: the recipe's list, and the classes whose
+        prompts lack the reference's exclusion line because the recipe has no similar-class list for them."""
+        if self.paper is None:
+            return []
+        deviations = list(self.paper.deviations)
+        used = meta.find_undeclared_variables(template_environment().parse(self.paper.prompts["attributed"]))
+        missing = [label for label in self.label_names if label not in self.similar]
+        if "similar_classes" in used and missing:
+            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+            deviations.insert(
+                0,
+                f"{len(missing)} of {len(self.labels)} classes ({shown}) have no similar-class list, so their prompts "
+                "lack the reference's 'relevant to X and irrelevant to: ...' line; `attrprompt discover --similar-only` "
+                "makes the lists with your LLM.",
+            )
+        return deviations
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain data; ``parse_recipe(recipe.to_dict())`` gives an equal recipe."""
