@@ -231,7 +231,6 @@ class AttrPromptConfig(datasets.BuilderConfig):
             )
         reference = {
             "dedup_threshold": (("off",), "the paper has no near-duplicate filter"),
-            "embedder": ((None,), "the paper has no near-duplicate filter"),
             "drop_cross_class_duplicates": ((False,), "the paper has no near-duplicate filter"),
             "sampling": (("uniform",), "the paper draws uniformly"),
             "temperature": ((None, 1.0), "the paper samples at 1.0"),

@@ -130,6 +130,16 @@ def test_every_per_class_dimension_ends_with_the_catch_all() -> None:
 
 
 @needs_source
+def test_regenerate_drops_and_reports_similar_lists_naming_most_labels() -> None:
+    build = build_preset("arxiv", source=SOURCE)
+    dropped = [note for note in build.notes if "names 97 of the 98 classes" in note]
+    assert len(dropped) == 5
+    for label in ("populations_and_evolution", "neurons_and_cognition", "trading_and_market_microstructure"):
+        assert label not in build.recipe.similar
+    assert all(len(similar) < 49 for similar in build.recipe.similar.values())
+
+
+@needs_source
 def test_agnews_values_come_from_the_paper_files() -> None:
     recipe = load_preset("agnews")
     base = SOURCE / "datasets" / "agnews" / "attrprompt" / "gpt-3.5-turbo"
