@@ -182,7 +182,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if paper and recipe.paper is None:
         raise ConfigError(f"fidelity: got 'paper'; recipe {recipe.name!r} has no `paper:` section (use a preset)")
     quotas = class_quotas(recipe, 1, paper=paper, prompting=args.prompting)
-    labels = [label for label in labels if quotas[label]] or labels  # paper arxiv: classes that own subtopics
+    if not any(quotas[label] for label in labels):
+        raise ConfigError(
+            f"--label: {labels[0]!r} draws nothing in paper mode: each subtopic is drawn by its first label; pick another"
+        )
+    labels = [label for label in labels if quotas[label]]  # paper arxiv: the classes that own subtopics
     sampler = AttributeSampler(recipe, seed=args.seed, strategy=args.sampling, paper=paper, prompting=args.prompting)
     renderer = PromptRenderer(recipe, prompting=args.prompting, paper=paper)
     for k in range(args.count):

@@ -78,8 +78,9 @@ class GenerationRun:
             first_timeout=settings.first_request_timeout,
             on_event=lambda line: self.progress.note(f"attrprompt: {line}"),
         )
-        # With num_proc, each worker may spend its classes' share of a cap, so the workers together cannot exceed it.
-        share = settings.budget.share(len(labels) / len(recipe.label_names))
+        # With num_proc, each worker may spend its classes' share of a cap (by rows: paper arxiv's quotas differ),
+        # so the workers together cannot exceed it.
+        share = settings.budget.share(sum(settings.quotas[label] for label in labels) / max(1, settings.total_rows))
         self.spending = Spending(share, max_new_tokens=settings.params.max_new_tokens, whole=settings.budget)
         # Loaded before the journal is opened, so a bad embedder leaves no connection behind.
         self.dedup = settings.make_dedup_filter()

@@ -54,8 +54,6 @@ _TOP_LEVEL_FIELDS = frozenset(
         "paper",
     }
 )
-_MODES = ("attributed", "simple")
-_PAPER_FIELDS = ("prompts", "max_new_tokens", "refusals", "iterate", "simple_extra_labels", "deviations")
 
 
 def default_label_text(name: str) -> str:
@@ -136,7 +134,9 @@ class RecipeParser:
             optional["language"] = self.string(data["language"], "language")
         check_rendering(labels, attributes, similar, attributed=attributed, simple=simple, domain=domain, fail=self.fail)
         if data.get("paper") is not None:
-            optional["paper"] = self.parse_paper(data["paper"], attributes)
+            from attrprompt_builder.recipe.paper_section import parse_paper  # it uses this module's names
+
+            optional["paper"] = parse_paper(self, data["paper"], attributes)
             paper_prompts = optional["paper"]["prompts"]
             check_rendering(labels, attributes, similar, domain=domain, fail=self.fail, prefix="paper.prompts", **paper_prompts)
         return {
@@ -355,57 +355,6 @@ class RecipeParser:
                 )
         self.check_template(simple, "prompts.simple", SIMPLE_VARIABLES)
         return attributed, simple
-
-    def parse_paper(self, raw: Any, attributes: list[Fields]) -> Fields:
-        """The ``paper:`` section: how the AttrPrompt paper's code generated this task (``fidelity="paper"``)."""
-        if not isinstance(raw, dict):
-            raise self.fail("paper", "expected a mapping", f"use the fields {', '.join(_PAPER_FIELDS)}")
-        unknown = sorted(set(raw) - set(_PAPER_FIELDS))
-        if unknown:
-            raise self.fail(f"paper.{unknown[0]}", "unknown field", f"use one of: {', '.join(_PAPER_FIELDS)}")
-
-        def per_mode(key: str) -> dict:
-            value = self.require_in(raw, key, "paper")
-            if not isinstance(value, dict) or sorted(value) != sorted(_MODES):
-                raise self.fail(f"paper.{key}", f"got {value!r:.80}", "give one entry for `attributed` and one for `simple`")
-            return value
-
-        names = {a["name"] for a in attributes}
-        prompts = {}
-        for mode, source in per_mode("prompts").items():
-            prompts[mode] = self.string(source, f"paper.prompts.{mode}")
-            allowed = ATTRIBUTED_VARIABLES | names if mode == "attributed" else SIMPLE_VARIABLES
-            self.check_template(prompts[mode], f"paper.prompts.{mode}", allowed)
-        max_new_tokens = {}
-        for mode, value in per_mode("max_new_tokens").items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise self.fail(f"paper.max_new_tokens.{mode}", f"{value!r} is not a positive integer", "use e.g. 512")
-            max_new_tokens[mode] = value
-        refusals = {}
-        for mode, phrases in per_mode("refusals").items():
-            if not isinstance(phrases, list):
-                raise self.fail(f"paper.refusals.{mode}", f"got {phrases!r:.80}", "write a list of substrings ([] for none)")
-            refusals[mode] = tuple(self.string(p, f"paper.refusals.{mode}[{i}]") for i, p in enumerate(phrases))
-        fields: Fields = {"prompts": prompts, "max_new_tokens": max_new_tokens, "refusals": refusals}
-        iterate = raw.get("iterate")
-        if iterate is not None:
-            maps = [a["name"] for a in attributes if "label_map" in a]
-            if iterate not in maps:
-                raise self.fail("paper.iterate", f"{iterate!r} is not a label_map dimension", f"use one of: {maps or 'none'}")
-            fields["iterate"] = iterate
-        extra = raw.get("simple_extra_labels")
-        if extra is not None:
-            valid = isinstance(extra, dict) and sorted(extra) == ["max_labels", "zipf"]
-            valid = valid and isinstance(extra["max_labels"], int) and extra["max_labels"] >= 1
-            valid = valid and isinstance(extra["zipf"], (int, float)) and extra["zipf"] > 1
-            if not valid:
-                raise self.fail("paper.simple_extra_labels", f"got {extra!r:.80}", "write {zipf: 2.5, max_labels: 4}")
-            fields["simple_extra_labels"] = {"zipf": float(extra["zipf"]), "max_labels": int(extra["max_labels"])}
-        deviations = raw.get("deviations") or []
-        if not isinstance(deviations, list):
-            raise self.fail("paper.deviations", f"got {deviations!r:.80}", "write a list of sentences")
-        fields["deviations"] = tuple(self.string(d, f"paper.deviations[{i}]") for i, d in enumerate(deviations))
-        return fields
 
     def parse_generation(self, raw: Any) -> Fields:
         if not isinstance(raw, dict):
