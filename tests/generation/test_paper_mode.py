@@ -122,3 +122,14 @@ def test_paper_mode_needs_a_recipe_with_a_paper_section(tmp_path):
     )
     with pytest.raises(ConfigError, match="has no `paper:` section"):
         AttrPromptConfig(config=str(recipe), fidelity="paper")
+
+
+def test_show_and_estimate_in_paper_mode(capsys):
+    assert cli.main(["show", "arxiv", "--paper", "-k", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert "Write an abstract of ['computer_vision_and_pattern_recognition'] paper in arXiv" in shown
+    assert "irrelevant" not in shown
+    assert cli.main(["estimate", "arxiv", "--fidelity", "paper", "-n", "1"]) == 0
+    assert "rows to keep               1,740" in capsys.readouterr().out  # one per subtopic, as the reference loop
+    assert cli.main(["estimate", "arxiv", "-n", "1"]) == 0
+    assert "rows to keep                  98" in capsys.readouterr().out
