@@ -65,6 +65,7 @@ _GENERATION_FIELDS = (
     ("sampling", "Attribute sampling"),
     ("prompting", "Prompting"),
     ("fidelity", "Fidelity (default, or paper: the reference code's behaviour)"),
+    ("paper_loop", "Paper mode's loop"),
     ("cleaning", "Reply cleaning"),
     ("refusal_filter", "Refusal filter"),
     ("dedup_threshold", "Dedup threshold (cosine)"),

@@ -186,6 +186,9 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         }
         if config.paper and config.recipe.paper is not None:
             info["paper_deviations"] = config.recipe.paper_deviations()
+            if config.recipe.paper.iterate and config.prompting == "attributed":
+                # -n then counts rows per value of that dimension (the reference's loop), not per class.
+                info["paper_loop"] = f"each {config.recipe.paper.iterate} value gets {config.samples_per_class} rows"
         if spec.kind == "endpoint":
             info["endpoint_host"] = ", ".join(spec.hosts)
         if config.price_in is not None or config.price_out is not None:

@@ -80,3 +80,19 @@ def test_paper_simprompt_adds_zipf_distributed_extra_labels() -> None:
     assert draw.labels[0] == "machine_learning" and len(set(draw.labels)) == len(draw.labels)
     # The attributed mode of paper arxiv never adds labels: the subtopic fixes them.
     assert all(len(set(d.labels)) == len(d.labels) for d in paper_draws(1)[:50])
+
+
+def test_generation_record_says_what_minus_n_counts_in_paper_mode(tmp_path) -> None:
+    from attrprompt_builder import AttrPromptBuilder
+
+    def info(**kwargs):
+        builder = AttrPromptBuilder(config_name="arxiv", endpoint="http://127.0.0.1:9", cache_dir=str(tmp_path), **kwargs)
+        return builder.generation_info()
+
+    paper = info(fidelity="paper", samples_per_class=2)
+    assert paper["paper_loop"] == "each subtopics value gets 2 rows" and paper["max_new_tokens"] == 500
+    assert (
+        "paper_loop" not in info(fidelity="paper", prompting="simple")
+        and info(fidelity="paper", prompting="simple")["max_new_tokens"] == 300
+    )
+    assert "paper_loop" not in info() and info()["fidelity"] == "default"
