@@ -131,6 +131,7 @@ class AttributeSampler:
             else:
                 choices = self.recipe.values_for(name, label)
                 values[name] = choices[self._index(label, name, index, len(choices))]
+        values = {name: values[name] for name in self.recipe.attribute_names}  # the recipe's order
         return AttributeDraw(label=label, index=index, values=values, labels=labels, lists=lists)
 
     def _with_extra_labels(self, label: str, index: int) -> tuple[str, ...]:
