@@ -29,8 +29,8 @@ from attrprompt_builder.recipe.validation import (
 
 __all__ = [
     "Attribute",
-    "GenerationDefaults",
     "FIDELITIES",
+    "GenerationDefaults",
     "Label",
     "PaperSettings",
     "RESERVED_NAMES",
