@@ -45,10 +45,12 @@ class PromptRenderer:
         self._template = template_environment().from_string(source)
 
     def similar_classes(self, draw: AttributeDraw) -> list[str]:
-        # A multi-label sample must not be told to avoid one of its own labels.
+        similar = self.recipe.similar.get(draw.label, ())
+        if self.paper:  # the reference used the released list as it is (stackexchange's names its own class)
+            return list(similar)
+        # A sample must not be told to avoid one of its own labels.
         own = {_normalise_class_name(name) for name in draw.labels}
         own |= {_normalise_class_name(self.recipe.label_text[name]) for name in draw.labels}
-        similar = self.recipe.similar.get(draw.label, ())
         return [name for name in similar if _normalise_class_name(name) not in own]
 
     def render(self, draw: AttributeDraw) -> str:

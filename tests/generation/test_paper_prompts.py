@@ -147,3 +147,14 @@ def test_reference_strings_differ_from_the_rendered_ones_only_in_whitespace() ->
     for mode, by_name in REFERENCE.items():
         for text in by_name.values():
             assert re.sub(r"\s+", "", layout(text)) == re.sub(r"\s+", "", text), mode
+
+
+def test_paper_mode_keeps_a_released_similar_list_as_it_is() -> None:
+    # stackexchange's released list for software-engineering names the class itself; the reference sent it so.
+    recipe = load_preset("stackexchange")
+    sample = draw("software-engineering", {**DRAWS["stackexchange"].values})
+    paper_line = PromptRenderer(recipe, paper=True).render(sample).split("\n")[-1]
+    default_line = PromptRenderer(recipe).render(sample).split("\n")[-1]
+    assert paper_line.endswith(",".join(recipe.similar["software-engineering"]) + ".")
+    assert "software-engineering" in paper_line.split("irrelevant to: ")[1]
+    assert "software-engineering" not in default_line.split("irrelevant to: ")[1]
