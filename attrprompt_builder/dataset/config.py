@@ -176,7 +176,7 @@ class AttrPromptConfig(datasets.BuilderConfig):
     max_errors: int | None = _option(None, "failed requests that stop the build (default: max(100, rows planned))", minimum=1)
     max_draws_per_class: int | None = _option(
         None,
-        "draws per class before a class that cannot fill its quota stops the build (default: 3 x -n + 20)",
+        "draws per class before a class that cannot fill its quota stops the build (default: 3 x its rows + 20)",
         minimum=1,
     )
     max_requests: int | None = _option(None, "stop before sending more requests than this; rerun to continue", minimum=1)
