@@ -35,24 +35,38 @@ _RUN_FLAGS: tuple[_Flag, ...] = (
 )
 _OVERWRITE = "write into a non-empty folder that attrprompt did not write"
 
+# `--paper` is shorthand for `--fidelity paper` (the config field `fidelity` declares the option).
+_PAPER: _Flag = (
+    ("--paper",),
+    {
+        "action": "store_const",
+        "dest": "fidelity",
+        "const": "paper",
+        "default": argparse.SUPPRESS,
+        "help": "shorthand for --fidelity paper: the AttrPrompt paper's code exactly",
+    },
+)
 
-# Flags that are not build options (those come from AttrPromptConfig's fields): where the output
-# goes, how the build runs, and what `show` and `estimate` print. tests/test_options.py fails on a
-# flag that is in neither place.
+
 def _label_checks() -> tuple[str, ...]:
     return next(f for f in option_fields() if f.name == "label_check").metadata["option"].choices
 
 
+# Flags that are not build options (those come from AttrPromptConfig's fields): where the output
+# goes, how the build runs, and what `show` and `estimate` print. tests/test_options.py fails on a
+# flag that is in neither place.
 OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
     "generate": (
         _RUN_FLAGS[0],
         (("--output", "-o"), {"required": True, "help": "folder to write (data/*.parquet, README.md, recipe.yaml)"}),
         (("--overwrite",), {"action": "store_true", "help": _OVERWRITE}),
         *_RUN_FLAGS[1:],
+        _PAPER,
     ),
     "show": (
         (("-k", "--count"), {"dest": "count", "type": int, "default": 5, "help": "how many prompts (default 5)"}),
         (("--label",), {"help": "only this class"}),
+        _PAPER,
     ),
     "estimate": (
         (("--refusal-rate",), {"type": float, "default": 0.02, "help": "expected share of refused replies (default 0.02)"}),
@@ -63,8 +77,9 @@ OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
             ("--mismatch-rate",),
             {"type": float, "default": 0.05, "help": "expected share of judged replies about another class (default 0.05)"},
         ),
+        _PAPER,
     ),
-    "reproduce": (*REPRODUCE_FLAGS, (("--overwrite",), {"action": "store_true", "help": _OVERWRITE}), *_RUN_FLAGS),
+    "reproduce": (*REPRODUCE_FLAGS, (("--overwrite",), {"action": "store_true", "help": _OVERWRITE}), *_RUN_FLAGS, _PAPER),
 }
 
 # Build options reproduce sets itself: it generates with both prompting modes.
@@ -188,7 +203,7 @@ def _load(preset_or_recipe: str):
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from attrprompt_builder.generation.prompts import PromptRenderer
-    from attrprompt_builder.generation.sampling import AttributeSampler
+    from attrprompt_builder.generation.sampling import AttributeSampler, class_quotas
 
     if args.count < 1:
         raise ConfigError(f"count: got {args.count}; use a whole number >= 1")
@@ -197,8 +212,17 @@ def _cmd_show(args: argparse.Namespace) -> int:
     unknown = [label for label in labels if label not in recipe.label_names]
     if unknown:
         raise AttrPromptError(f"--label: got {unknown[0]!r}; use one of {', '.join(recipe.label_names)}")
-    sampler = AttributeSampler(recipe, seed=args.seed, strategy=args.sampling)
-    renderer = PromptRenderer(recipe, prompting=args.prompting)
+    paper = args.fidelity == "paper"
+    if paper and recipe.paper is None:
+        raise ConfigError(f"fidelity: got 'paper'; recipe {recipe.name!r} has no `paper:` section (use a preset)")
+    quotas = class_quotas(recipe, 1, paper=paper, prompting=args.prompting)
+    if not any(quotas[label] for label in labels):
+        raise ConfigError(
+            f"--label: {labels[0]!r} draws nothing in paper mode: each subtopic is drawn by its first label; pick another"
+        )
+    labels = [label for label in labels if quotas[label]]  # paper arxiv: the classes that own subtopics
+    sampler = AttributeSampler(recipe, seed=args.seed, strategy=args.sampling, paper=paper, prompting=args.prompting)
+    renderer = PromptRenderer(recipe, prompting=args.prompting, paper=paper)
     for k in range(args.count):
         label = labels[k % len(labels)]
         draw = sampler.draw(label, k // len(labels))
@@ -219,6 +243,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         seed=args.seed,
         sampling=args.sampling,
         prompting=args.prompting,
+        paper=args.fidelity == "paper",
         max_new_tokens=args.max_new_tokens,
         refusal_rate=args.refusal_rate,
         duplicate_rate=args.duplicate_rate,

@@ -116,7 +116,7 @@ def test_parsed_flags_make_a_valid_config():
     config = AttrPromptConfig(name="agnews", **cli.config_kwargs(cli.build_parser().parse_args(argv)))
     plan = config.plan(run_id="r", journal_path="j.sqlite")
     assert plan.backend.endpoints == ("http://a:1", "http://b:1") and plan.backend.request_timeout == 12.5
-    assert (plan.max_draws_per_class, plan.max_errors) == (9, 4)
+    assert (plan.max_draws("world"), plan.max_errors) == (9, 4)
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_plan_groups_options_and_pickles():
     assert plan.budget == BudgetSpec(max_requests=5, max_cost=2.0, price_in=1.0)
     assert plan.retry == RetrySpec(max_attempts=3)
     assert plan.retry_policy.max_attempts == 3
-    assert (plan.max_errors, plan.max_draws_per_class) == (100, 3 * 4 + 20)  # defaults that scale with the build
+    assert (plan.max_errors, plan.max_draws("world")) == (100, 3 * 4 + 20)  # defaults that scale with the build
     assert plan.dedup.threshold is None and not plan.decides_classes_in_order and plan.make_dedup_filter() is None
     assert (plan.max_requests, plan.max_cost, plan.priced) == (5, 2.0, True)
     assert plan.journal_path == "j.sqlite"

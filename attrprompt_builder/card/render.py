@@ -65,6 +65,10 @@ _GENERATION_FIELDS = (
     ("samples_per_class", "Samples per class"),
     ("sampling", "Attribute sampling"),
     ("prompting", "Prompting"),
+    ("fidelity", "Fidelity (default, or paper: the reference code's behaviour)"),
+    ("paper_loop", "Paper mode's loop"),
+    ("cleaning", "Reply cleaning"),
+    ("refusal_filter", "Refusal filter"),
     ("dedup_threshold", "Dedup threshold (cosine)"),
     ("embedder", "Dedup embedder"),
     ("date", "Date"),
@@ -132,6 +136,13 @@ def card_data(dataset: datasets.Dataset, recipe: Recipe, *, download_size: int |
     data_files = [{"split": "train", "path": layout.DATA_FILES_PATTERN}]
     MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(data)
     return data
+
+
+def _templates(recipe: Recipe, generation: dict[str, Any]) -> list[tuple[str, str]]:
+    """The templates the build rendered: the reference code's wording in paper mode."""
+    if generation.get("fidelity") == "paper" and recipe.paper is not None:
+        return [(f"{kind} (paper)", recipe.paper.prompts[kind]) for kind in ("attributed", "simple")]
+    return [("attributed", recipe.attributed_template), ("simple", recipe.simple_template)]
 
 
 def _generation_rows(generation: dict[str, Any], recipe: Recipe) -> list[tuple[str, str]]:
@@ -348,10 +359,8 @@ def build_card(
         "prompting": generation.get("prompting") or ("attributed" if present else "simple"),
         "dimension_names": ", ".join(_md(dimension) for dimension in present),
         "generation_rows": _generation_rows(generation, recipe),
-        "templates": [
-            (kind, text, _fence(text))
-            for kind, text in (("attributed", recipe.attributed_template), ("simple", recipe.simple_template))
-        ],
+        "templates": [(kind, text, _fence(text)) for kind, text in _templates(recipe, generation)],
+        "paper_deviations": [_md(line) for line in generation.get("paper_deviations") or ()],
         "recipe_link": recipe_link,
         "recipe_yaml": None if recipe_link else recipe_yaml,
         "recipe_fence": _fence(recipe_yaml),

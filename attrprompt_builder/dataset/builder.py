@@ -184,10 +184,22 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
             "samples_per_class": config.samples_per_class,
             "sampling": config.sampling,
             "prompting": config.prompting,
+            "fidelity": config.fidelity,
+            "cleaning": "ascii_squeeze (the paper's clean_str)" if config.paper or config.ascii_squeeze else "whitespace only",
+            "refusal_filter": (
+                f"the paper's substrings {list(config.recipe.paper.refusals[config.prompting])}"
+                if config.paper and config.recipe.paper is not None
+                else "refusal patterns (filters/screening.py)"
+            ),
             "dedup_threshold": config.dedup_spec().threshold,
             "embedder": display_name(config.embedder or "sentence-transformers/all-MiniLM-L6-v2"),
             "package_version": __version__,
         }
+        if config.paper and config.recipe.paper is not None:
+            info["paper_deviations"] = config.recipe.paper_deviations()
+            if config.recipe.paper.iterate and config.prompting == "attributed":
+                # -n then counts rows per value of that dimension (the reference's loop), not per class.
+                info["paper_loop"] = f"each {config.recipe.paper.iterate} value gets {config.samples_per_class} rows"
         if spec.kind == "endpoint":
             info["endpoint_host"] = ", ".join(spec.hosts)
         judge = config.judge_spec()

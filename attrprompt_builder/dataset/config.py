@@ -27,7 +27,7 @@ from attrprompt_builder.generation.budget import BudgetSpec
 from attrprompt_builder.generation.plan import DedupSpec, RetrySpec, RunSettings
 from attrprompt_builder.generation.prompts import PROMPTING_MODES
 from attrprompt_builder.generation.sampling import SAMPLING_STRATEGIES
-from attrprompt_builder.recipe.model import Recipe, load_recipe
+from attrprompt_builder.recipe.model import FIDELITIES, Recipe, load_recipe
 from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
 from attrprompt_builder.verify.judge import ADHERENCE_SAMPLE, JudgeSpec
 
@@ -142,7 +142,19 @@ class AttrPromptConfig(datasets.BuilderConfig):
         commands=PROMPTS,
         changes_rows=True,
     )
-    ascii_squeeze: bool = _option(False, "the paper's ASCII-only cleaning of replies", changes_rows=True)
+    fidelity: str = _option(
+        "default",
+        "paper: the AttrPrompt paper's code exactly (its wording, cleaning, refusal phrases, max_tokens, arxiv "
+        "loop; no dedup; --paper for short); default: the same method with the fixes that are simply better",
+        choices=FIDELITIES,
+        commands=PROMPTS,
+        changes_rows=True,
+    )
+    ascii_squeeze: bool = _option(
+        False,
+        "the paper's cleaning of replies: only ASCII letters, digits and (),.!?\"' kept (always on with --paper)",
+        changes_rows=True,
+    )
     dedup_threshold: float | str | None = _option(
         "auto",
         "near-duplicate cosine similarity in (0, 1], 'auto' (the embedder's measured default) or 'off'",
@@ -195,7 +207,7 @@ class AttrPromptConfig(datasets.BuilderConfig):
     max_errors: int | None = _option(None, "failed requests that stop the build (default: max(100, rows planned))", minimum=1)
     max_draws_per_class: int | None = _option(
         None,
-        "draws per class before a class that cannot fill its quota stops the build (default: 3 x -n + 20)",
+        "draws per class before a class that cannot fill its quota stops the build (default: 3 x its rows + 20)",
         minimum=1,
     )
     max_requests: int | None = _option(None, "stop before sending more requests than this; rerun to continue", minimum=1)
@@ -233,6 +245,8 @@ class AttrPromptConfig(datasets.BuilderConfig):
         is_number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
         if threshold is not None and threshold not in ("auto", "off") and (not is_number or not 0 < threshold <= 1):
             raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
+        if self.fidelity == "paper":
+            self._check_paper()
         if endpoint_urls(self.endpoint) or self.model or self.provider or self.backend != "auto":
             self.backend_spec()  # an inconsistent choice fails now (nothing chosen: the default model)
         if self.label_check == "classifier":
@@ -240,6 +254,35 @@ class AttrPromptConfig(datasets.BuilderConfig):
         if self.on_mismatch != "drop" and self.label_check is None:
             raise _fail("on_mismatch", self.on_mismatch, "it acts on a label check: also pass label_check='judge'")
         self.judge_spec()  # a judge endpoint, model or provider that cannot work fails now
+
+    def _check_paper(self) -> None:
+        """Paper mode fixes the reference's settings: an option that would change one of them is refused."""
+        paper = self.recipe.paper
+        if paper is None:
+            raise _fail(
+                "fidelity",
+                "paper",
+                f"recipe {self.recipe.name!r} has no `paper:` section (the reference code's settings); use a preset, "
+                "a recipe made from one (attrprompt discover --similar-only), or fidelity='default'",
+            )
+        reference = {
+            "dedup_threshold": (("off",), "the paper has no near-duplicate filter"),
+            "drop_cross_class_duplicates": ((False,), "the paper has no near-duplicate filter"),
+            "sampling": (("uniform",), "the paper draws uniformly"),
+            "temperature": ((None, 1.0), "the paper samples at 1.0"),
+            "top_p": ((None, 1.0), "the paper samples at 1.0"),
+            "max_new_tokens": ((None, paper.max_new_tokens[self.prompting]), "the paper's max_tokens"),
+        }
+        for name, (allowed, why) in reference.items():
+            value = getattr(self, name)
+            if name == "dedup_threshold" and value in ("auto", None):
+                continue  # the default, or off: both mean no filter in paper mode
+            if value not in allowed:
+                shown = [a for a in allowed if a is not None]
+                raise ConfigError(
+                    f"{name}: got {value!r}, which --paper (fidelity='paper') fixes to {shown[0]!r} ({why}); "
+                    f"drop one of {name} and --paper"
+                )
 
     # -- derived values -------------------------------------------------------------------------
     @property
@@ -294,15 +337,24 @@ class AttrPromptConfig(datasets.BuilderConfig):
             named=backend is not None,
         )
 
+    @property
+    def paper(self) -> bool:
+        return self.fidelity == "paper"
+
     def sampling_params(self) -> SamplingParams:
         defaults = self.recipe.generation
+        max_new_tokens = defaults.max_new_tokens
+        if self.paper and self.recipe.paper is not None:  # the reference's max_tokens, per prompting mode
+            max_new_tokens = self.recipe.paper.max_new_tokens[self.prompting]
         return SamplingParams(
             temperature=defaults.temperature if self.temperature is None else float(self.temperature),
             top_p=defaults.top_p if self.top_p is None else float(self.top_p),
-            max_new_tokens=defaults.max_new_tokens if self.max_new_tokens is None else int(self.max_new_tokens),
+            max_new_tokens=max_new_tokens if self.max_new_tokens is None else int(self.max_new_tokens),
         )
 
     def dedup_spec(self) -> DedupSpec:
+        if self.paper:
+            return DedupSpec(None)
         return DedupSpec.resolve(
             self.dedup_threshold, embedder=self.embedder, drop_cross_class_duplicates=self.drop_cross_class_duplicates
         )

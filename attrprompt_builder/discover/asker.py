@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from attrprompt_builder.client.backends import BackendSpec
+from attrprompt_builder.client.backends import BackendSpec, make_backends
 from attrprompt_builder.client.dispatch import Dispatcher
 from attrprompt_builder.client.journal import Journal
 from attrprompt_builder.client.journaled import JournaledClient
+from attrprompt_builder.client.resilience import RetryPolicy
 from attrprompt_builder.client.types import SamplingParams
-from attrprompt_builder.discover.report import RETRIES
+from attrprompt_builder.discover.report import RETRIES, DiscoveryReport
 from attrprompt_builder.filters.screening import is_refusal
 
-__all__ = ["Asker", "Question"]
+__all__ = ["Asker", "Question", "run_questions"]
 
 #: (prompt, params, journal key parts, reply parser). ``key[0]`` names the step in the journal label.
 Question = tuple[str, SamplingParams, tuple[str, ...], Callable[[str], Any]]
@@ -83,3 +86,44 @@ class Asker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+
+_T = TypeVar("_T")
+
+
+def run_questions(
+    body: Callable[[Asker, Any], Awaitable[_T]],
+    *,
+    spec: BackendSpec,
+    token: str | None,
+    journal_path: Path,
+    seed: int,
+    max_concurrency: int,
+    report: DiscoveryReport,
+    desc: str,
+) -> _T:
+    """Run ``body(asker, progress)`` against the backends of ``spec`` with a journal, counting what was paid in
+    ``report``; from a running loop (a notebook) the questions get their own loop on a thread."""
+
+    async def run() -> _T:
+        from datasets.utils import tqdm
+
+        backends = make_backends(spec, token=token)
+        journal = Journal(journal_path)
+        dispatcher = Dispatcher(backends, max_concurrency=max_concurrency, policy=RetryPolicy(), max_errors=100, seed=seed)
+        with tqdm(total=0, unit="question", desc=desc) as progress:
+            asker = Asker(spec, dispatcher, journal, seed=seed, progress=progress)
+            try:
+                return await body(asker, progress)
+            finally:
+                report.sent, report.reused = asker.sent, asker.reused
+                for each in backends:
+                    await each.aclose()
+                journal.close()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()

@@ -15,21 +15,18 @@ nothing already paid. The result is a commented recipe YAML for a person to revi
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hashlib
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
-from attrprompt_builder.client.backends import BackendSpec, make_backends
-from attrprompt_builder.client.dispatch import Dispatcher
-from attrprompt_builder.client.journal import Journal, journal_folder
-from attrprompt_builder.client.resilience import RetryPolicy
+from attrprompt_builder.client.backends import BackendSpec
+from attrprompt_builder.client.journal import journal_folder
 from attrprompt_builder.client.types import SamplingParams
 from attrprompt_builder.discover.answers import (
     dimension_name,
@@ -38,7 +35,7 @@ from attrprompt_builder.discover.answers import (
     parse_list,
     parse_yes_no,
 )
-from attrprompt_builder.discover.asker import Asker, Question
+from attrprompt_builder.discover.asker import Asker, Question, run_questions
 from attrprompt_builder.discover.report import (
     RETRIES,
     DiscoveryReport,
@@ -58,8 +55,12 @@ __all__ = [
     "DiscoveryError",
     "DiscoveryReport",
     "DiscoveryResult",
+    "Steps",
     "Unusable",
+    "check_options",
     "discover_recipe",
+    "journal_path_for",
+    "new_report",
 ]
 
 _LENGTH_NAMES = frozenset({"length", "text_length", "word_count", "number_of_words", "word_length", "size"})
@@ -102,12 +103,21 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-class _Steps:
+class Steps:
     """The four steps; each fills ``report`` and returns what the next one needs."""
 
-    def __init__(self, asker: Asker, labels: list[str], domain: str, options: dict[str, int], report: DiscoveryReport) -> None:
+    def __init__(
+        self,
+        asker: Asker,
+        labels: list[str],
+        domain: str,
+        options: dict[str, int],
+        report: DiscoveryReport,
+        *,
+        texts: dict[str, str] | None = None,
+    ) -> None:
         self.asker, self.labels, self.domain, self.options, self.report = asker, labels, domain, options, report
-        self.texts = {label: default_label_text(label) for label in labels}
+        self.texts = texts or {label: default_label_text(label) for label in labels}
         self.classes = ", ".join(self.texts.values())
 
     def similar_text(self, label: str) -> str:
@@ -151,12 +161,7 @@ class _Steps:
             )
             for n in names
         ]
-        count = min(self.options["similar_per_class"], len(self.labels) - 1)
-        for label in self.labels:
-            others = {k: v for k, v in self.texts.items() if k != label}
-            prompt = SIMILAR_PROMPT.format(domain=self.domain, classes=self.classes, count=count, label=self.texts[label])
-            parse = lambda reply, others=others: match_labels(parse_list(reply), others)[0][:count]  # noqa: E731
-            questions.append((prompt, LIST_PARAMS, ("similar", label), parse))
+        questions += self.similar_questions()
         answers = await self.asker.ask_all(questions)
         for name, (dependent, reply) in zip(names, answers):
             # Shared values for a class-specific dimension would mislabel data; the reverse only costs requests.
@@ -165,13 +170,28 @@ class _Steps:
                     Unusable("step 1 (class-dependent?)", f"dimension {name!r}", _excerpt(reply), "treated as class-dependent")
                 )
             report.class_dependent[name] = dependent is not False
-        for label, (similar, reply) in zip(self.labels, answers[len(names) :]):
-            report.similar[label] = similar or []
+        self.record_similar(answers[len(names) :])
+        return names
+
+    def similar_questions(self, labels: list[str] | None = None) -> list[Question]:
+        """Step 2: for each class (of ``labels``, default all), the classes most easily confused with it."""
+        count = min(self.options["similar_per_class"], len(self.labels) - 1)
+        questions: list[Question] = []
+        for label in self.labels if labels is None else labels:
+            others = {k: v for k, v in self.texts.items() if k != label}
+            prompt = SIMILAR_PROMPT.format(domain=self.domain, classes=self.classes, count=count, label=self.texts[label])
+            parse = lambda reply, others=others: match_labels(parse_list(reply), others)[0][:count]  # noqa: E731
+            questions.append((prompt, LIST_PARAMS, ("similar", label), parse))
+        return questions
+
+    def record_similar(self, answers: list[tuple[Any, str]], labels: list[str] | None = None) -> None:
+        for label, (similar, reply) in zip(self.labels if labels is None else labels, answers):
+            self.report.similar[label] = similar or []
             invented = match_labels(parse_list(reply), self.texts)[1]
             if invented:
-                report.invented[label] = invented
+                self.report.invented[label] = invented
             if similar is None:
-                report.unusable.append(
+                self.report.unusable.append(
                     Unusable(
                         "step 2 (similar classes)",
                         f"class {label!r}",
@@ -179,7 +199,6 @@ class _Steps:
                         "no similar classes for it, so no filtering either",
                     )
                 )
-        return names
 
     async def values(self, names: list[str]) -> dict[str, dict[str | None, list[str]]]:
         count = self.options["values_per_dimension"]
@@ -244,7 +263,14 @@ class _Steps:
             values[name][label] = [v for v in values[name][label] if v not in hits[:cap]]
 
 
-def _journal_path(journal_dir: str | Path | None, labels: list[str], domain: str) -> Path:
+def new_report(spec: BackendSpec) -> DiscoveryReport:
+    """An empty report naming the model and host (never a local path or URL credentials)."""
+    host = ", ".join(urlsplit(h).netloc for h in spec.hosts) if spec.kind == "endpoint" else spec.identity
+    shown = Path(spec.model).name if spec.kind == "transformers" and spec.model else spec.model  # no local paths
+    return DiscoveryReport(model=shown or "the served model", host=host, date=datetime.date.today().isoformat())
+
+
+def journal_path_for(journal_dir: str | Path | None, labels: list[str], domain: str) -> Path:
     import datasets
 
     folder = journal_folder(journal_dir, cache_root=datasets.config.HF_DATASETS_CACHE)  # beside generation's
@@ -252,7 +278,7 @@ def _journal_path(journal_dir: str | Path | None, labels: list[str], domain: str
     return folder / f"discover-{hashlib.sha256(payload).hexdigest()[:16]}.sqlite"
 
 
-def _check_options(options: dict[str, int]) -> None:
+def check_options(options: dict[str, int]) -> None:
     minimum = {
         "values_per_dimension": 1,
         "similar_per_class": 1,
@@ -313,42 +339,30 @@ def discover_recipe(
         "seed": seed,
         "max_concurrency": max_concurrency,
     }
-    _check_options(options)
+    check_options(options)
     spec = BackendSpec.resolve(backend=backend, endpoint=endpoint, model=model, provider=provider)
-    host = ", ".join(urlsplit(h).netloc for h in spec.hosts) if spec.kind == "endpoint" else spec.identity
-    shown = Path(spec.model).name if spec.kind == "transformers" and spec.model else spec.model  # no local paths
-    report = DiscoveryReport(model=shown or "the served model", host=host, date=datetime.date.today().isoformat())
+    report = new_report(spec)
     recipe_name = name or re.sub(r"[^A-Za-z0-9]+", "_", domain).strip("_").lower() or "discovered"
 
-    async def run() -> tuple[_Steps, dict[str, dict[str | None, list[str]]]]:
-        from datasets.utils import tqdm
+    async def steps_1_to_4(asker: Asker, progress: Any) -> tuple[Steps, dict[str, dict[str | None, list[str]]]]:
+        steps = Steps(asker, labels, domain, options, report)
+        names = await steps.dimensions_and_similar()
+        progress.set_description("Discovery step 3 (values)")
+        values = await steps.values(names)
+        progress.set_description("Discovery step 4 (filter)")
+        await steps.filter(values)
+        return steps, values
 
-        backends = make_backends(spec, token=token)
-        journal = Journal(_journal_path(journal_dir, labels, domain))
-        dispatcher = Dispatcher(backends, max_concurrency=max_concurrency, policy=RetryPolicy(), max_errors=100, seed=seed)
-        with tqdm(total=0, unit="question", desc="Discovery step 1-2 (dimensions, similar classes)") as progress:
-            asker = Asker(spec, dispatcher, journal, seed=seed, progress=progress)
-            steps = _Steps(asker, labels, domain, options, report)
-            try:
-                names = await steps.dimensions_and_similar()
-                progress.set_description("Discovery step 3 (values)")
-                values = await steps.values(names)
-                progress.set_description("Discovery step 4 (filter)")
-                await steps.filter(values)
-                return steps, values
-            finally:
-                report.sent, report.reused = asker.sent, asker.reused
-                for each in backends:
-                    await each.aclose()
-                journal.close()
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        steps, values = asyncio.run(run())
-    else:  # called from a running loop (a notebook): the questions get their own loop on a thread
-        with ThreadPoolExecutor(1) as pool:
-            steps, values = pool.submit(asyncio.run, run()).result()
+    steps, values = run_questions(
+        steps_1_to_4,
+        spec=spec,
+        token=token,
+        journal_path=journal_path_for(journal_dir, labels, domain),
+        seed=seed,
+        max_concurrency=max_concurrency,
+        report=report,
+        desc="Discovery step 1-2 (dimensions, similar classes)",
+    )
     data = recipe_data(report, name=recipe_name, domain=steps.domain, labels=steps.labels, texts=steps.texts, values=values)
     text = recipe_yaml(data, report, options)
     recipe = parse_recipe(yaml.safe_load(text), origin="<discovered recipe>")

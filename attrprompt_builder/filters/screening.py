@@ -8,7 +8,7 @@ stats and shown in the dataset card. Refusal detection is a list of tested patte
 from __future__ import annotations
 
 import re
-import unicodedata
+from collections.abc import Iterable
 from typing import Literal, TypeAlias
 
 __all__ = [
@@ -16,8 +16,10 @@ __all__ = [
     "REFUSAL_PATTERNS",
     "ascii_squeeze",
     "check_reply",
+    "check_reply_substrings",
     "is_refusal",
     "normalise_whitespace",
+    "screen_reply",
 ]
 
 FilterResult: TypeAlias = Literal[True] | tuple[Literal[False], str]
@@ -63,11 +65,17 @@ def normalise_whitespace(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
+_NOT_KEPT = re.compile(r"[^A-Za-z0-9(),.!?\"']")
+_SPACE_RUNS = re.compile(r"\s{2,}")
+
+
 def ascii_squeeze(text: str) -> str:
-    """The paper's cleaning (opt-in): keep ASCII letters, digits and basic punctuation, single spaces."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    text = re.sub(r"[^A-Za-z0-9(),.!?\"']", " ", text)
-    return re.sub(r"\s{2,}", " ", text).strip()
+    """The paper's ``clean_str``, byte for byte: every character other than ASCII letters, digits and
+    ``(),.!?"'`` becomes a space, runs of whitespace become one space, the ends are stripped.
+
+    Nothing is transliterated: "Café" becomes "Caf", as in the reference code.
+    """
+    return _SPACE_RUNS.sub(" ", _NOT_KEPT.sub(" ", text)).strip()
 
 
 # Each pattern found anywhere contains one of these words, so a reply without any of them needs no regex
@@ -90,3 +98,34 @@ def check_reply(text: str) -> FilterResult:
     if is_refusal(text):
         return False, "refusal"
     return True
+
+
+def check_reply_substrings(text: str, refusals: Iterable[str]) -> FilterResult:
+    """The paper's filter: drop a raw reply containing any of ``refusals`` (case-sensitive substrings, as
+    the reference code tests them), or one that is empty."""
+    for phrase in refusals:
+        if phrase in text:
+            return False, "refusal"
+    if not text.strip():
+        return False, "empty"
+    return True
+
+
+def screen_reply(raw: str, *, refusals: Iterable[str] | None = None, ascii_only: bool = False) -> tuple[str, FilterResult]:
+    """The text a reply becomes, and whether it is kept.
+
+    ``refusals`` given (paper mode): the reference's order, its substrings tested on the raw reply, then its
+    cleaning. Otherwise whitespace is normalised, ``ascii_only`` applies the same cleaning, and the refusal
+    patterns test the result. A reply that cleaning leaves empty (an emoji-only one) is dropped either way.
+    """
+    if refusals is not None:
+        text = ascii_squeeze(raw)
+        verdict = check_reply_substrings(raw, refusals)
+    else:
+        text = normalise_whitespace(raw)
+        if ascii_only:
+            text = ascii_squeeze(text)
+        verdict = check_reply(text)
+    if verdict is True and not text:
+        verdict = (False, "empty")
+    return text, verdict

@@ -26,11 +26,7 @@ from attrprompt_builder.client.journaled import JournaledClient
 from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
 from attrprompt_builder.errors import BudgetExceededError
-from attrprompt_builder.filters.screening import (
-    ascii_squeeze,
-    check_reply,
-    normalise_whitespace,
-)
+from attrprompt_builder.filters.screening import screen_reply
 from attrprompt_builder.generation.budget import Hold, Spending
 from attrprompt_builder.generation.judging import JudgeStage
 from attrprompt_builder.generation.plan import RunSettings
@@ -71,9 +67,11 @@ class GenerationRun:
         self.worker = worker
         self.stats = BuildStats()
         recipe = settings.recipe
-        self.sampler = AttributeSampler(recipe, seed=settings.seed, strategy=settings.sampling)
-        self.renderer = PromptRenderer(recipe, prompting=settings.prompting)
-        self.classes = [ClassQuota(label, pos, settings.samples_per_class) for pos, label in enumerate(labels)]
+        self.sampler = AttributeSampler(
+            recipe, seed=settings.seed, strategy=settings.sampling, paper=settings.paper, prompting=settings.prompting
+        )
+        self.renderer = PromptRenderer(recipe, prompting=settings.prompting, paper=settings.paper)
+        self.classes = [ClassQuota(label, pos, settings.quotas[label]) for pos, label in enumerate(labels)]
         self.dispatcher = Dispatcher(
             backends,
             max_concurrency=settings.max_concurrency,
@@ -83,15 +81,16 @@ class GenerationRun:
             first_timeout=settings.first_request_timeout,
             on_event=lambda line: self.progress.note(f"attrprompt: {line}"),
         )
-        # With num_proc, each worker may spend its classes' share of a cap, so the workers together cannot exceed it.
-        share = settings.budget.share(len(labels) / len(recipe.label_names))
+        # With num_proc, each worker may spend its classes' share of a cap (by rows: paper arxiv's quotas differ),
+        # so the workers together cannot exceed it.
+        share = settings.budget.share(sum(settings.quotas[label] for label in labels) / max(1, settings.total_rows))
         self.spending = Spending(share, whole=settings.budget)
         # Loaded before the journal is opened, so a bad embedder leaves no connection behind.
         self.dedup = settings.make_dedup_filter()
         self.journal = Journal(settings.journal_path)
         self.client = JournaledClient(settings.backend, self.journal, self.dispatcher, usage=self.stats, served=served)
         self.progress = BuildProgress(
-            total=len(self.classes) * settings.samples_per_class, desc=settings.progress_desc, priced=settings.priced
+            total=sum(c.quota for c in self.classes), desc=settings.progress_desc, priced=settings.priced
         )
         self.judging = (
             JudgeStage(self, backends=judge_backends, served=judge_served or served) if settings.judge.enabled else None
@@ -265,7 +264,7 @@ class GenerationRun:
         if self._tasks or any(c.candidates for c in self.classes if not c.done):
             return False
         for state in self.classes:
-            if not state.done and state.next_index >= self.settings.max_draws_per_class:
+            if not state.done and state.next_index >= self.settings.max_draws(state.label):
                 self._fatal = state.not_met(self.stats.for_class(state.label).dropped)
                 return True
         return False
@@ -273,7 +272,7 @@ class GenerationRun:
     def _next_job(self) -> tuple[ClassQuota, ChatRequest, AttributeDraw] | None:
         rate = keep_rate(self.classes)
         for state in self.classes:
-            if not state.wants_draw(rate, max_draws=self.settings.max_draws_per_class):
+            if not state.wants_draw(rate, max_draws=self.settings.max_draws(state.label)):
                 continue
             index = state.next_index
             state.next_index += 1
@@ -326,10 +325,7 @@ class GenerationRun:
         if reply is None:
             self._drop(state, "failed")
             return
-        text = normalise_whitespace(reply.text)
-        if self.settings.ascii_squeeze:
-            text = ascii_squeeze(text)
-        verdict = check_reply(text)
+        text, verdict = screen_reply(reply.text, refusals=self.settings.paper_refusals, ascii_only=self.settings.cleans_ascii)
         if verdict is not True:
             self._drop(state, verdict[1])
             return

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.generation.budget import BudgetSpec
 from attrprompt_builder.generation.prompts import PromptRenderer
-from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler
+from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler, class_quotas
 from attrprompt_builder.recipe.model import Recipe
 from attrprompt_builder.verify.judge import JudgeSpec, adherence_question, label_question
 
@@ -87,6 +87,7 @@ def estimate(
     seed: int = 0,
     sampling: str = "uniform",
     prompting: str = "attributed",
+    paper: bool = False,
     max_new_tokens: int | None = None,
     refusal_rate: float = 0.02,
     duplicate_rate: float = 0.02,
@@ -99,29 +100,40 @@ def estimate(
     checks them; ``attrprompt estimate`` does so with ``check_options``). ``judge``: the build's judge, if any;
     ``mismatch_rate``: the expected share of judged replies about another class."""
     _check_rates(refusal_rate, duplicate_rate, mismatch_rate)
+    if paper and recipe.paper is None:
+        raise ConfigError(f"fidelity: got 'paper'; recipe {recipe.name!r} has no `paper:` section (use a preset)")
     judge = judge or JudgeSpec()
-    sampler = AttributeSampler(recipe, seed=seed, strategy=sampling)
-    renderer = PromptRenderer(recipe, prompting=prompting)
-    max_new = max_new_tokens or recipe.generation.max_new_tokens
+    sampler = AttributeSampler(recipe, seed=seed, strategy=sampling, paper=paper, prompting=prompting)
+    renderer = PromptRenderer(recipe, prompting=prompting, paper=paper)
+    default_max_new = recipe.paper.max_new_tokens[prompting] if paper and recipe.paper else recipe.generation.max_new_tokens
+    max_new = max_new_tokens or default_max_new
+    quotas = class_quotas(recipe, samples_per_class, paper=paper, prompting=prompting)
     uses_length = "length" in recipe.attribute_names and prompting == "attributed"
 
     def output_tokens(draw: AttributeDraw) -> float:
         length = re.match(r"\d+", draw.values.get("length", "")) if uses_length else None
         return min(max_new, (int(length.group()) + 25) * TOKENS_PER_WORD) if length else max_new
 
-    judged_per_class = samples_per_class / (1.0 - mismatch_rate) if judge.label_check else 0.0
-    requests_per_class = (judged_per_class or samples_per_class) / (1.0 - refusal_rate - duplicate_rate)
-    sampled = max(1, min(SAMPLE_DRAWS_PER_CLASS, math.ceil(requests_per_class)))
+    keep_share = 1.0 - refusal_rate - (0.0 if paper else duplicate_rate)  # paper mode has no dedup
+    rows = sum(quotas.values())
+    requests = judged = 0.0
     prompt_words = completion_tokens = reply_tokens = 0.0
-    for label in recipe.label_names:
+    for label, quota in quotas.items():
+        if not quota:
+            continue
+        judged_per_class = quota / (1.0 - mismatch_rate) if judge.label_check else 0.0
+        requests_per_class = (judged_per_class or quota) / keep_share
+        requests += requests_per_class
+        judged += judged_per_class
+        sampled = max(1, min(SAMPLE_DRAWS_PER_CLASS, math.ceil(requests_per_class)))
         draws = [sampler.draw(label, index) for index in range(sampled)]
         prompt_words += sum(len(renderer.render(draw).split()) for draw in draws) / sampled * requests_per_class
         completion_tokens += sum(output_tokens(draw) for draw in draws) / sampled * requests_per_class
-        reply_tokens += sum(output_tokens(draw) for draw in draws) / sampled / len(recipe.labels)
+        reply_tokens += sum(output_tokens(draw) for draw in draws) / sampled * quota / rows  # per kept row
     prompt_tokens = round(prompt_words * TOKENS_PER_WORD)
-    judged = _judge_questions(recipe, judge, judged_per_class, rows=samples_per_class * len(recipe.labels), prompting=prompting)
-    judge_prompt = round(sum(count * (words * TOKENS_PER_WORD + reply_tokens) for count, words in judged))
-    judge_requests = round(sum(count for count, _ in judged))
+    questions = _judge_questions(recipe, judge, judged, rows=rows, prompting=prompting)
+    judge_prompt = round(sum(count * (words * TOKENS_PER_WORD + reply_tokens) for count, words in questions))
+    judge_requests = round(sum(count for count, _ in questions))
     prices = BudgetSpec(price_in=price_in, price_out=price_out)
     cost = None
     if prices.priced:
@@ -129,8 +141,8 @@ def estimate(
         cost += prices.cost_of(judge_prompt, judge_requests * JUDGE_ANSWER_TOKENS)
     basis = "length attribute (L..L+50 words)" if uses_length else f"max_new_tokens={max_new} (upper bound)"
     return Estimate(
-        rows=samples_per_class * len(recipe.labels),
-        requests=round(requests_per_class * len(recipe.labels)),
+        rows=rows,
+        requests=round(requests),
         prompt_tokens=prompt_tokens,
         completion_tokens=round(completion_tokens),
         cost=cost,
@@ -141,14 +153,12 @@ def estimate(
     )
 
 
-def _judge_questions(
-    recipe: Recipe, judge: JudgeSpec, judged_per_class: float, *, rows: int, prompting: str
-) -> list[tuple[float, int]]:
+def _judge_questions(recipe: Recipe, judge: JudgeSpec, judged: float, *, rows: int, prompting: str) -> list[tuple[float, int]]:
     """(expected questions, words of the question without the text it quotes), per kind of question."""
     questions: list[tuple[float, int]] = []
     if judge.label_check:
         words = len(label_question(recipe, "")[0][-1]["content"].split())
-        questions.append((judged_per_class * len(recipe.labels), words))
+        questions.append((judged, words))
     asked = min(judge.adherence_sample, rows)
     for dimension in judge.dimensions(recipe, prompting=prompting) if asked else ():
         messages = adherence_question(recipe, "", dimension=dimension, value="")[0]

@@ -10,13 +10,14 @@ part of it: the token travels on the builder and goes straight into the backends
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from attrprompt_builder.client.backends import BackendSpec
 from attrprompt_builder.client.resilience import RetryPolicy
 from attrprompt_builder.client.types import SamplingParams
 from attrprompt_builder.generation.budget import BudgetSpec
-from attrprompt_builder.generation.sampling import AttributeDraw
+from attrprompt_builder.generation.sampling import AttributeDraw, class_quotas
 from attrprompt_builder.recipe.model import Recipe
 from attrprompt_builder.verify.judge import JudgeSpec
 
@@ -78,12 +79,38 @@ class RunSettings:
     seed: int = 0
     sampling: str = "uniform"
     prompting: str = "attributed"
+    fidelity: str = "default"
     ascii_squeeze: bool = False
     max_concurrency: int = 16
     dedup: DedupSpec = field(default_factory=DedupSpec)
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     retry: RetrySpec = field(default_factory=RetrySpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
+
+    @property
+    def paper(self) -> bool:
+        """Paper mode: the reference code's prompts, loop, cleaning and refusal phrases (recipe.paper)."""
+        return self.fidelity == "paper"
+
+    @property
+    def cleans_ascii(self) -> bool:
+        return self.ascii_squeeze or self.paper
+
+    @property
+    def paper_refusals(self) -> tuple[str, ...] | None:
+        """The reference's refusal substrings for this prompting mode in paper mode, else None (our patterns)."""
+        if not self.paper or self.recipe.paper is None:
+            return None
+        return self.recipe.paper.refusals[self.prompting]
+
+    @cached_property
+    def quotas(self) -> dict[str, int]:
+        """Rows to keep per class (see ``class_quotas``: paper mode's arxiv loop keeps -n per subtopic)."""
+        return class_quotas(self.recipe, self.samples_per_class, paper=self.paper, prompting=self.prompting)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.quotas.values())
 
     @property
     def progress_desc(self) -> str:
@@ -112,12 +139,11 @@ class RunSettings:
     @property
     def max_errors(self) -> int:
         # A build of many rows meets more transient failures before anything is really wrong.
-        return self.retry.max_errors or max(100, self.samples_per_class * len(self.recipe.labels))
+        return self.retry.max_errors or max(100, self.total_rows)
 
-    @property
-    def max_draws_per_class(self) -> int:
+    def max_draws(self, label: str) -> int:
         # Room for refusals and duplicates, yet a class whose replies never pass stops in bounded time.
-        return self.retry.max_draws_per_class or 3 * self.samples_per_class + 20
+        return self.retry.max_draws_per_class or 3 * self.quotas[label] + 20
 
     # -- budget: the names the engine reads ------------------------------------------------------
     @property
@@ -143,7 +169,8 @@ class RunSettings:
     def make_row(self, draw: AttributeDraw, text: str, prompt: str) -> dict[str, Any]:
         row: dict[str, Any] = {"text": text}
         if self.recipe.multi_label:
-            row["labels"] = list(draw.labels)
+            order = self.recipe.label_names  # the prompt's order may be shuffled (paper mode); rows keep the recipe's
+            row["labels"] = sorted(draw.labels, key=order.index)
         else:
             row["label"] = draw.label
         # A simple (SimPrompt) prompt saw no attribute, so the row must not claim any.

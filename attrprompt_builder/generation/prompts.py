@@ -29,23 +29,32 @@ class PromptRenderer:
     Templates are compiled once per renderer, not per row.
     """
 
-    def __init__(self, recipe: Recipe, *, prompting: str = "attributed") -> None:
+    def __init__(self, recipe: Recipe, *, prompting: str = "attributed", paper: bool = False) -> None:
         if prompting not in PROMPTING_MODES:
             raise ValueError(f"unknown prompting mode {prompting!r}")
         self.recipe = recipe
         self.prompting = prompting
-        source = recipe.attributed_template if prompting == "attributed" else recipe.simple_template
+        # Paper mode sends the reference code's wording (recipe.paper), its punctuation untouched.
+        self.paper = paper
+        if paper:
+            if recipe.paper is None:
+                raise ValueError(f"recipe {recipe.name!r} has no paper section")
+            source = recipe.paper.prompts[prompting]
+        else:
+            source = recipe.attributed_template if prompting == "attributed" else recipe.simple_template
         self._template = template_environment().from_string(source)
         # Per (class, label set): the same few lists are asked for on every row of a build.
         self._similar: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
     def similar_classes(self, draw: AttributeDraw) -> list[str]:
+        similar = self.recipe.similar.get(draw.label, ())
+        if self.paper:  # the reference used the released list as it is (stackexchange's names its own class)
+            return list(similar)
         cached = self._similar.get((draw.label, draw.labels))
         if cached is None:
-            # A multi-label sample must not be told to avoid one of its own labels.
+            # A sample must not be told to avoid one of its own labels.
             own = {_normalise_class_name(name) for name in draw.labels}
             own |= {_normalise_class_name(self.recipe.label_text[name]) for name in draw.labels}
-            similar = self.recipe.similar.get(draw.label, ())
             cached = self._similar[draw.label, draw.labels] = [name for name in similar if _normalise_class_name(name) not in own]
         return list(cached)
 
@@ -61,7 +70,9 @@ class PromptRenderer:
         if self.prompting == "attributed":
             context["similar_classes"] = self.similar_classes(draw)
             context.update(draw.values)
-        return _DOUBLE_STOP.sub(".", self._template.render(**context).strip())
+            context.update({name: list(values) for name, values in draw.lists.items()})
+        text = self._template.render(**context).strip()
+        return text if self.paper else _DOUBLE_STOP.sub(".", text)
 
     def messages(self, draw: AttributeDraw) -> tuple[dict[str, str], ...]:
         return ({"role": "user", "content": self.render(draw)},)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jinja2 import meta
 
 from attrprompt_builder.errors import RecipeError
 from attrprompt_builder.recipe.validation import (
@@ -28,8 +29,10 @@ from attrprompt_builder.recipe.validation import (
 
 __all__ = [
     "Attribute",
+    "FIDELITIES",
     "GenerationDefaults",
     "Label",
+    "PaperSettings",
     "RESERVED_NAMES",
     "Recipe",
     "default_label_text",
@@ -62,6 +65,7 @@ class Attribute:
     per_class: dict[str, tuple[str, ...]] | None = None
     label_map: dict[str, tuple[str, ...]] | None = None
     catch_all: str | None = None
+    per_label: bool = False  # multi-label: one value per label of the sample, from each label's list
 
     @property
     def kind(self) -> str:
@@ -83,6 +87,42 @@ class GenerationDefaults:
     max_new_tokens: int = 512
 
 
+FIDELITIES = ("default", "paper")
+
+
+@dataclass(frozen=True)
+class PaperSettings:
+    """How the AttrPrompt paper's code generated this task: what ``fidelity="paper"`` reproduces.
+
+    ``prompts``, ``max_new_tokens`` and ``refusals`` are keyed by prompting mode ("attributed", "simple");
+    ``refusals`` are case-sensitive substrings of the raw reply. ``iterate`` names the label_map dimension
+    whose values the reference loops over (arxiv: subtopics) instead of the classes.
+    ``simple_extra_labels`` is the reference's multi-label SimPrompt: min(max_labels, Zipf(zipf)) - 1 other
+    classes join each sample. ``deviations`` are what paper mode still does differently, with the reason.
+    """
+
+    prompts: dict[str, str]
+    max_new_tokens: dict[str, int]
+    refusals: dict[str, tuple[str, ...]]
+    iterate: str | None = None
+    simple_extra_labels: dict[str, float] | None = None
+    deviations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "prompts": dict(self.prompts),
+            "max_new_tokens": dict(self.max_new_tokens),
+            "refusals": {mode: list(phrases) for mode, phrases in self.refusals.items()},
+        }
+        if self.iterate:
+            data["iterate"] = self.iterate
+        if self.simple_extra_labels:
+            data["simple_extra_labels"] = dict(self.simple_extra_labels)
+        if self.deviations:
+            data["deviations"] = list(self.deviations)
+        return data
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -99,6 +139,7 @@ class Recipe:
     pretty_name: str | None = None
     description: str | None = None
     source: str | None = None
+    paper: PaperSettings | None = None
     origin: str = "<recipe>"
 
     @cached_property
@@ -156,6 +197,37 @@ class Recipe:
         """The values a sample of ``label`` draws ``attribute`` from (catch-all included)."""
         return self._value_lists[(attribute, label)]
 
+    @cached_property
+    def _owned_values(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        owned: dict[tuple[str, str], list[str]] = {}
+        for attribute in self.attributes:
+            for value, implied in (attribute.label_map or {}).items():
+                owned.setdefault((attribute.name, implied[0]), []).append(value)
+        return {key: tuple(values) for key, values in owned.items()}
+
+    def owned_values(self, attribute: str, label: str) -> tuple[str, ...]:
+        """The values of label_map dimension ``attribute`` whose first label is ``label``: every value has one
+        owner, so looping over each class's owned values visits every value once (the paper's arxiv loop)."""
+        return self._owned_values.get((attribute, label), ())
+
+    def paper_deviations(self) -> list[str]:
+        """What paper mode does differently from the reference code: the recipe's list, and the classes whose
+        prompts lack the reference's exclusion line because the recipe has no similar-class list for them."""
+        if self.paper is None:
+            return []
+        deviations = list(self.paper.deviations)
+        used = meta.find_undeclared_variables(template_environment().parse(self.paper.prompts["attributed"]))
+        missing = [label for label in self.label_names if label not in self.similar]
+        if "similar_classes" in used and missing:
+            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+            deviations.insert(
+                0,
+                f"{len(missing)} of {len(self.labels)} classes ({shown}) have no similar-class list, so their prompts "
+                "lack the reference's 'relevant to X and irrelevant to: ...' line; `attrprompt discover --similar-only` "
+                "makes the lists with your LLM.",
+            )
+        return deviations
+
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain data; ``parse_recipe(recipe.to_dict())`` gives an equal recipe."""
         data: dict[str, Any] = {"name": self.name}
@@ -181,6 +253,8 @@ class Recipe:
                 item["label_map"] = {k: list(v) for k, v in (attribute.label_map or {}).items()}
             if attribute.catch_all:
                 item["catch_all"] = attribute.catch_all
+            if attribute.per_label:
+                item["per_label"] = True
             attributes.append(item)
         data["attributes"] = attributes
         if self.similar:
@@ -193,6 +267,8 @@ class Recipe:
         }
         if self.source:
             data["source"] = self.source
+        if self.paper is not None:
+            data["paper"] = self.paper.to_dict()
         return data
 
     def to_yaml(self) -> str:
@@ -281,4 +357,6 @@ def parse_recipe(data: Any, *, origin: str = "<recipe>") -> Recipe:
     fields["labels"] = tuple(Label(**label) for label in fields["labels"])
     fields["attributes"] = tuple(Attribute(**attribute) for attribute in fields["attributes"])
     fields["generation"] = GenerationDefaults(**fields["generation"])
+    if fields.get("paper") is not None:
+        fields["paper"] = PaperSettings(**fields["paper"])
     return Recipe(**fields)

@@ -36,6 +36,7 @@ def check_rendering(
     simple: str,
     domain: str,
     fail: Fail,
+    prefix: str = "prompts",
 ) -> None:
     """Render every template for each label's first draw, in the sandbox builds use.
 
@@ -44,7 +45,8 @@ def check_rendering(
     or a paid build.
     """
     env = template_environment()
-    templates = {"prompts.attributed": env.from_string(attributed), "prompts.simple": env.from_string(simple)}
+    attributed_at, simple_at = f"{prefix}.attributed", f"{prefix}.simple"
+    templates = {attributed_at: env.from_string(attributed), simple_at: env.from_string(simple)}
     catch_alls = {
         f"attributes[{i}] ({a['name']}).catch_all": (a["name"], env.from_string(a["catch_all"]))
         for i, a in enumerate(attributes)
@@ -61,7 +63,7 @@ def check_rendering(
                 implied = list(attribute["label_map"][values[attribute["name"]]])
             else:
                 choices = attribute["values"] if "values" in attribute else attribute["per_class"][label]
-                values[attribute["name"]] = choices[0]
+                values[attribute["name"]] = [choices[0]] if attribute.get("per_label") else choices[0]
         context = {
             "label": label,
             "label_text": text,
@@ -69,9 +71,9 @@ def check_rendering(
             "labels_text": [text_of[name] for name in implied],
             "domain": domain,
         }
-        _render(templates["prompts.simple"], "prompts.simple", label, context, fail)
+        _render(templates[simple_at], simple_at, label, context, fail)
         attributed_context = {**context, "similar_classes": list(similar.get(label, ())), **values}
-        _render(templates["prompts.attributed"], "prompts.attributed", label, attributed_context, fail)
+        _render(templates[attributed_at], attributed_at, label, attributed_context, fail)
 
 
 def _render(template: Template, where: str, label: str, context: Fields, fail: Fail) -> None:

@@ -51,6 +51,7 @@ _TOP_LEVEL_FIELDS = frozenset(
         "prompts",
         "generation",
         "source",
+        "paper",
     }
 )
 
@@ -128,10 +129,16 @@ class RecipeParser:
             self.require(data, "prompts", "add `prompts:` with `attributed:` and `simple:` templates"), attributes
         )
         generation = self.parse_generation(data.get("generation") or {})
-        optional = {key: self.string(data[key], key) for key in ("pretty_name", "description", "source") if data.get(key)}
+        optional: Fields = {key: self.string(data[key], key) for key in ("pretty_name", "description", "source") if data.get(key)}
         if "language" in data:
             optional["language"] = self.string(data["language"], "language")
         check_rendering(labels, attributes, similar, attributed=attributed, simple=simple, domain=domain, fail=self.fail)
+        if data.get("paper") is not None:
+            from attrprompt_builder.recipe.paper_section import parse_paper  # it uses this module's names
+
+            optional["paper"] = parse_paper(self, data["paper"], attributes)
+            paper_prompts = optional["paper"]["prompts"]
+            check_rendering(labels, attributes, similar, domain=domain, fail=self.fail, prefix="paper.prompts", **paper_prompts)
         return {
             "name": name,
             "domain": domain,
@@ -205,9 +212,11 @@ class RecipeParser:
             where = f"attributes[{i}]"
             if not isinstance(item, dict):
                 raise self.fail(where, "expected a mapping with `name` and `values`", "see the README's recipe format")
-            unknown = sorted(set(item) - {"name", "values", "per_class", "label_map", "catch_all"})
+            unknown = sorted(set(item) - {"name", "values", "per_class", "label_map", "catch_all", "per_label"})
             if unknown:
-                raise self.fail(f"{where}.{unknown[0]}", "unknown field", "use name, values, per_class, label_map or catch_all")
+                raise self.fail(
+                    f"{where}.{unknown[0]}", "unknown field", "use name, values, per_class, label_map, catch_all or per_label"
+                )
             name = self.string(self.require_in(item, "name", where), f"{where}.name")
             if not _IDENTIFIER_RE.match(name):
                 raise self.fail(f"{where}.name", f"{name!r} is not a valid name", "use letters, digits and '_'")
@@ -229,13 +238,25 @@ class RecipeParser:
                 catch_all = self.string(catch_all, f"{where}.catch_all")
                 self.check_template(catch_all, f"{where}.catch_all", {"label", "label_text", "dimension"})
             kind = given[0]
+            if "per_label" in item and kind != "per_class":
+                raise self.fail(f"{where}.per_label", "only a per_class dimension is drawn per label", "remove it")
             if kind == "values":
                 attributes.append(
                     {"name": name, "values": self.value_list(item["values"], f"{where}.values"), "catch_all": catch_all}
                 )
             elif kind == "per_class":
                 per_class = self.parse_per_class(item["per_class"], where, label_names)
-                attributes.append({"name": name, "per_class": per_class, "catch_all": catch_all})
+                attribute: Fields = {"name": name, "per_class": per_class, "catch_all": catch_all}
+                per_label = item.get("per_label", False)
+                if per_label not in (True, False) or (per_label and not multi_label):
+                    raise self.fail(
+                        f"{where}.per_label",
+                        f"got {per_label!r}; one value per label needs a multi-label recipe",
+                        "write true in a multi-label recipe, or remove it",
+                    )
+                if per_label:
+                    attribute["per_label"] = True
+                attributes.append(attribute)
             else:
                 if not multi_label:
                     raise self.fail(

@@ -43,6 +43,8 @@ EXPECTED_CLASSES = {
     "arxiv": 98,
 }
 WITH_SIMILAR = {"amazon", "reddit", "stackexchange", "arxiv"}
+# nyt's template has its exclusion line ready for the lists `attrprompt discover --similar-only` makes.
+TEMPLATE_WITH_SIMILAR = WITH_SIMILAR | {"nyt"}
 # A leftover list marker: "1. x", "1) x", "- x", "(1) x".
 LIST_MARKER = re.compile(r"^(\(?\d+[.)]\s|-)")
 # The one legitimate way a value starts with a quote: a quoted title followed by more text.
@@ -106,7 +108,7 @@ def test_attributed_template_uses_every_dimension(name: str) -> None:
     recipe = load_preset(name)
     used = meta.find_undeclared_variables(template_environment().parse(recipe.attributed_template))
     assert set(recipe.attribute_names) <= used
-    assert ("similar_classes" in used) == (name in WITH_SIMILAR)
+    assert ("similar_classes" in used) == (name in TEMPLATE_WITH_SIMILAR)
     assert bool(recipe.similar) == (name in WITH_SIMILAR)
 
 
@@ -125,6 +127,16 @@ def test_every_per_class_dimension_ends_with_the_catch_all() -> None:
     # The paper's dogecoin file already holds the catch-all line; it must not appear twice.
     dogecoin = load_preset("reddit").values_for("experience", "dogecoin")
     assert dogecoin.count("Others experience for dogecoin.") == 1
+
+
+@needs_source
+def test_regenerate_drops_and_reports_similar_lists_naming_most_labels() -> None:
+    build = build_preset("arxiv", source=SOURCE)
+    dropped = [note for note in build.notes if "names 97 of the 98 classes" in note]
+    assert len(dropped) == 5
+    for label in ("populations_and_evolution", "neurons_and_cognition", "trading_and_market_microstructure"):
+        assert label not in build.recipe.similar
+    assert all(len(similar) < 49 for similar in build.recipe.similar.values())
 
 
 @needs_source

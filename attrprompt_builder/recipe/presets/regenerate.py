@@ -52,6 +52,9 @@ PAPER_REPO = "yueyu1030/AttrPrompt"
 PAPER_COMMIT = "3a05ffdcced6cacfd338e89ea8d0cd64ff449fa7"
 MODEL_FOLDER = Path("attrprompt") / "gpt-3.5-turbo"
 CATCH_ALL = "Others {{ dimension }} for {{ label_text }}."
+# A released similar-class list naming more than this share of the label set is broken (arxiv has five
+# naming about 97 of its 98 classes); the default mode drops it. Paper mode has no exclusion line for arxiv.
+BROKEN_SIMILAR_SHARE = 0.5
 LICENSE_NOTE = (
     "License `other`: the attribute values are Apache-2.0 (from the paper, see `source`); the text you "
     "generate with this preset follows the terms of the model you run."
@@ -241,14 +244,28 @@ def build_preset(name: str, *, source: Path) -> PresetBuild:
         elif kind == PER_CLASS:
             item["per_class"] = {k: list(v) for k, v in reader.per_class(folder, names).items()}
             item["catch_all"] = CATCH_ALL
+            if dim in spec.per_label:
+                item["per_label"] = True
         else:
             item["label_map"] = reader.label_map(folder, names)
         attributes.append(item)
     similar: dict[str, list[str]] = {}
-    if spec.exclusion:
+    if spec.exclusion and not (base / "similar").is_dir():
+        reader.notes.append(
+            f"{name}: the paper released no similar/ lists, so prompts have no exclusion line; "
+            f"`attrprompt discover --similar-only --preset {name}` makes them with your LLM"
+        )
+    elif spec.exclusion:
         used_folders.append(base / "similar")
         for label, values in reader.per_class(base / "similar", names).items():
-            if values:
+            if len(values) > len(names) * BROKEN_SIMILAR_SHARE:
+                # Such a list is the label set itself, not the few classes easily confused with this one: it
+                # would exclude nearly every topic and make a prompt of thousands of characters.
+                reader.notes.append(
+                    f"{name}: dropped similar/{label}.jsonl: it names {len(values)} of the {len(names)} classes, "
+                    "not the few confusable ones; prompts of this class have no exclusion line"
+                )
+            elif values:
                 similar[label] = list(values)
             else:
                 reader.notes.append(f"{name}: similar/{label}.jsonl is empty; {label} has no similar classes")
@@ -277,6 +294,8 @@ def build_preset(name: str, *, source: Path) -> PresetBuild:
         "generation": {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 512},
         "source": SOURCE_NOTE.format(folder=spec.folder),
     }
+    if spec.paper is not None:
+        data["paper"] = spec.paper
     recipe = parse_recipe(data, origin=f"preset {name}")
     return PresetBuild(recipe=recipe, notes=tuple(reader.notes), dropped_duplicates=reader.dropped)
 

@@ -20,12 +20,15 @@ import yaml
 from attrprompt_builder.errors import RecipeError
 from attrprompt_builder.recipe.model import invalid_yaml
 
-__all__ = ["LABEL_MAP", "PER_CLASS", "PresetSpec", "SHARED", "SOURCES_FILE", "load_sources"]
+__all__ = ["COMMON_DEVIATIONS_KEY", "LABEL_MAP", "PER_CLASS", "PresetSpec", "SHARED", "SOURCES_FILE", "load_sources"]
 
 SOURCES_FILE = Path(__file__).resolve().with_name("sources.yml")
 SHARED, PER_CLASS, LABEL_MAP = "shared", "per_class", "label_map"
 _KINDS = (SHARED, PER_CLASS, LABEL_MAP)
 _LABEL_TEXTS = ("spaced", "original")
+# Top-level keys starting with "x-" are shared data, not presets; this one is appended to every preset's
+# paper deviations (what paper mode does differently from the reference code for every dataset).
+COMMON_DEVIATIONS_KEY = "x-paper-deviations"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class PresetSpec:
     label_text: str = "spaced"
     multi_label: bool = False
     note: str = ""
+    per_label: tuple[str, ...] = ()  # multi-label: per_class dimensions drawn once per label of the sample
+    paper: Any = None  # the recipe's `paper:` section (recipe/validation.py checks it), common deviations appended
 
 
 def _require(where: str, value: Any, *, valid: bool, fix: str) -> None:
@@ -64,6 +69,12 @@ def _field_value(where: str, key: str, value: Any) -> Any:
             is_line = isinstance(line, str) and bool(line.strip())
             _require(f"{where}[{number}]", line, valid=is_line, fix="a non-empty string")
         return tuple(value)
+    if key == "per_label":
+        _require(where, value, valid=isinstance(value, list), fix="a list of dimension names")
+        return tuple(value)
+    if key == "paper":
+        _require(where, value, valid=isinstance(value, dict), fix="a mapping (the recipe's paper: section)")
+        return value
     if key == "multi_label":
         _require(where, value, valid=isinstance(value, bool), fix="true or false")
     elif key == "label_text":
@@ -85,7 +96,11 @@ def load_sources(path: Path = SOURCES_FILE) -> Mapping[str, PresetSpec]:
     _require(str(path), data, valid=isinstance(data, dict), fix="a mapping of preset name -> fields")
     fields = {field.name: field.default is dataclasses.MISSING for field in dataclasses.fields(PresetSpec)}
     specs: dict[str, PresetSpec] = {}
+    common = data.get(COMMON_DEVIATIONS_KEY) or []
+    _require(f"{path}: {COMMON_DEVIATIONS_KEY}", common, valid=isinstance(common, list), fix="a list of sentences")
     for name, entry in data.items():
+        if name.startswith("x-"):
+            continue
         where = f"{path}: {name}"
         _require(where, entry, valid=isinstance(entry, dict), fix="a mapping of field -> value")
         unknown = [key for key in entry if key not in fields]
@@ -94,5 +109,9 @@ def load_sources(path: Path = SOURCES_FILE) -> Mapping[str, PresetSpec]:
             raise RecipeError(f"{where}.{unknown[0]}: unknown field; use one of: {', '.join(fields)}")
         if missing:
             raise RecipeError(f"{where}.{missing[0]}: missing; add it (the file's header describes each field)")
-        specs[name] = PresetSpec(**{key: _field_value(f"{where}.{key}", key, value) for key, value in entry.items()})
+        spec = PresetSpec(**{key: _field_value(f"{where}.{key}", key, value) for key, value in entry.items()})
+        if spec.paper is not None:
+            paper = {**spec.paper, "deviations": [*(spec.paper.get("deviations") or []), *common]}
+            spec = dataclasses.replace(spec, paper=paper)
+        specs[name] = spec
     return MappingProxyType(specs)
