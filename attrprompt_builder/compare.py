@@ -18,6 +18,7 @@ from attrprompt_builder.card.measures import DISTINCT_NS, INGF_N, format_measure
 from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.dataset.schema import find_label_column
 from attrprompt_builder.errors import ConfigError, MissingDependencyError
+from attrprompt_builder.verify.bias import PlacesMentioned, places_mentioned
 
 if TYPE_CHECKING:
     import datasets
@@ -54,6 +55,7 @@ class DatasetSummary:
     attributes: dict[str, dict[str, int]]  # dimension -> value -> rows; dimensions with no value are absent
     mentions: dict[str, int]  # term -> texts mentioning it
     word_counts: tuple[int, ...]
+    places: PlacesMentioned | None = None  # the places the texts name (gazetteer), the measured regional bias
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ def _summarize(name: str, path: Path, dataset: datasets.Dataset, recipe: Recipe 
         attributes=attributes,
         mentions={},
         word_counts=tuple(counts),
+        places=places_mentioned(texts, [" + ".join(labels) for labels in rows])[0],
     )
 
 
@@ -219,9 +222,34 @@ def format_report(report: CompareReport) -> str:
         rows.append(["terms mentioned", *(f"{n}/{len(report.terms)}" for n in mentioned)])
         title = f"\nTexts mentioning each term ({len(report.terms)} terms from {report.terms_source}; top {len(shown)})"
         parts.append(title + "\n" + _table(["term", *header[1:]], rows))
+    parts.append(_places_section(sets, header))
     if report.plot is not None:
         parts.append(f"\nwrote {report.plot}")
     return "\n".join(parts)
+
+
+def _places_section(sets: tuple[DatasetSummary, ...], header: list[str]) -> str:
+    """Places the texts name, side by side: the paper's regional-bias comparison, measured with the gazetteer."""
+    counted = [s.places or PlacesMentioned() for s in sets]
+
+    def share(part: int, whole: int) -> str:
+        return f"{100 * part / whole:.1f}%" if whole else "-"
+
+    totals: dict[str, int] = {}
+    for places in counted:
+        for name, n in places.places.items():
+            totals[name] = totals.get(name, 0) + n
+    shown = sorted(totals, key=lambda name: -totals[name])[:_TOP_TERMS]
+    rows = [["texts naming a place", *(share(p.with_place, p.texts) for p in counted)]]
+    rows += [[name, *(share(p.places.get(name, 0), p.texts) for p in counted)] for name in shown]
+    continents = sorted({name for p in counted for name in p.continents})
+    shares = [p.continent_shares() for p in counted]
+    rows += [[f"continent: {name}", *(f"{100 * s.get(name, 0.0):.1f}%" for s in shares)] for name in continents]
+    title = (
+        "\nPlaces mentioned (share of texts naming each place; continent rows: share of place mentions; "
+        "countries, continents, US states and 1M+ cities from GeoNames/ISO 3166)"
+    )
+    return title + "\n" + _table(["place", *header[1:]], rows)
 
 
 def _plot(report: CompareReport, path: Path) -> Path:

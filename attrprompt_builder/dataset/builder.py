@@ -21,6 +21,7 @@ from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.dataset.config import AttrPromptConfig
 from attrprompt_builder.dataset.schema import CITATION, features_for
 from attrprompt_builder.generation.engine import GenerationRun
+from attrprompt_builder.generation.label_rounds import checked_rows
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.stats import BuildStats
 from attrprompt_builder.recipe.presets import PRESET_NAMES
@@ -62,7 +63,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         recipe = self.config.recipe
         return datasets.DatasetInfo(
             description=recipe.description or f"Synthetic {recipe.domain} classification data generated with AttrPrompt.",
-            features=features_for(recipe),
+            features=features_for(recipe, label_check=self.config.label_check is not None),
             citation=CITATION,
             license=self.config.license or recipe.license,
         )
@@ -84,7 +85,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         settings = self.config.plan(run_id=self._run_id, journal_path=self.journal_path)
         labels = list(self.config.recipe.label_names)
         # datasets splits this list over num_proc workers
-        label_shards = [labels] if settings.decides_classes_in_order else [[label] for label in labels]
+        label_shards = [labels] if settings.one_shard else [[label] for label in labels]
         return [
             datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"label_shards": label_shards, "settings": settings})
         ]
@@ -100,10 +101,15 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
     def _generate_examples(self, label_shards: list[list[str]], settings: RunSettings):
         labels = [label for shard in label_shards for label in shard]  # one run: its classes share the endpoint
         token = self._endpoint_token()
-        backends = make_backends(settings.backend, token=token)
         served = ServedModelQuery(settings.backend, token=token)
-        run = GenerationRun(settings, labels, backends=backends, worker=f"{os.getpid()}-{labels[0]}", served=served)
-        for position, row_index, row in run.rows():
+        worker = f"{os.getpid()}-{labels[0]}"
+
+        def make_run(excluded: frozenset[tuple[str, int]]) -> GenerationRun:
+            backends = make_backends(settings.backend, token=token)  # a run closes its backends when done
+            return GenerationRun(settings, labels, backends=backends, worker=worker, served=served, excluded=excluded)
+
+        rows = make_run(frozenset()).rows() if settings.label_check is None else checked_rows(settings, make_run)
+        for position, row_index, row in rows:
             yield (Key(position, row_index) if Key is not None else f"{position}-{row_index}"), row
 
     # -- after the build ------------------------------------------------------------------------
@@ -177,6 +183,9 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
             "embedder": display_name(config.embedder or "sentence-transformers/all-MiniLM-L6-v2"),
             "package_version": __version__,
         }
+        if config.label_check is not None:
+            dropped = " (flagged rows dropped and replaced)" if config.drop_label_issues else ""
+            info["label_check"] = config.label_check + dropped
         if spec.kind == "endpoint":
             info["endpoint_host"] = ", ".join(spec.hosts)
         if config.price_in is not None or config.price_out is not None:

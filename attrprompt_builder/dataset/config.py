@@ -28,6 +28,7 @@ from attrprompt_builder.generation.prompts import PROMPTING_MODES
 from attrprompt_builder.generation.sampling import SAMPLING_STRATEGIES
 from attrprompt_builder.recipe.model import Recipe, load_recipe
 from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
+from attrprompt_builder.verify.label_check import MIN_ROWS_PER_CLASS
 
 __all__ = ["AttrPromptConfig", "Option", "check_options", "field_types", "option_fields", "parse_dedup_threshold"]
 
@@ -153,6 +154,17 @@ class AttrPromptConfig(datasets.BuilderConfig):
         "drop a reply that near-duplicates another class's row (the earlier class keeps it) instead of flagging it",
         changes_rows=True,
     )
+    label_check: str | None = _option(
+        None,
+        "check each row's label: 'classifier' (embeddings + confident learning, no LLM) or 'judge' (an LLM judge)",
+        choices=("classifier", "judge"),
+        changes_rows=True,
+    )
+    drop_label_issues: bool = _option(
+        False,
+        "with --label-check classifier: drop flagged rows and generate replacements until quotas are met",
+        changes_rows=True,
+    )
     request_timeout: float = _option(300.0, "seconds to wait for one reply", minimum=0.0)
     first_request_timeout: float = _option(
         60.0,
@@ -202,8 +214,23 @@ class AttrPromptConfig(datasets.BuilderConfig):
         is_number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
         if threshold is not None and threshold not in ("auto", "off") and (not is_number or not 0 < threshold <= 1):
             raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
+        self._validate_label_check()
         if endpoint_urls(self.endpoint) or self.model or self.provider or self.backend != "auto":
             self.backend_spec()  # an inconsistent choice fails now (nothing chosen: the default model)
+
+    def _validate_label_check(self) -> None:
+        if self.label_check == "judge":
+            raise _fail("label_check", "judge", "the LLM judge is not available yet; use 'classifier'")
+        if not isinstance(self.drop_label_issues, bool):
+            raise _fail("drop_label_issues", self.drop_label_issues, "use True or False")
+        if self.drop_label_issues and self.label_check is None:
+            raise _fail("drop_label_issues", True, "also pass label_check='classifier' (CLI: --label-check classifier)")
+        if self.label_check == "classifier" and self.samples_per_class < MIN_ROWS_PER_CLASS:
+            raise _fail(
+                "label_check",
+                "classifier",
+                f"the classifier check holds rows out fold by fold: use samples_per_class >= {MIN_ROWS_PER_CLASS}",
+            )
 
     # -- derived values -------------------------------------------------------------------------
     @property

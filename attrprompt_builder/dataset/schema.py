@@ -12,6 +12,7 @@ from attrprompt_builder.recipe.model import Recipe
 
 __all__ = [
     "CITATION",
+    "LABEL_CHECK_COLUMN",
     "LABEL_COLUMN",
     "LABEL_COLUMNS",
     "LabelColumn",
@@ -22,6 +23,7 @@ __all__ = [
 
 LABEL_COLUMN = "label"
 MULTI_LABEL_COLUMN = "labels"
+LABEL_CHECK_COLUMN = "label_check"
 # Searched in this order, so a dataset that has both is read as single-label.
 LABEL_COLUMNS = (LABEL_COLUMN, MULTI_LABEL_COLUMN)
 
@@ -38,10 +40,11 @@ CITATION = """@inproceedings{yu2023large,
 }"""
 
 
-def features_for(recipe: Recipe) -> datasets.Features:
-    """``text``, the label column (``label``, or ``labels`` when multi-label), a string column per attribute, ``prompt``."""
+def features_for(recipe: Recipe, *, label_check: bool = False) -> datasets.Features:
+    """``text``, the label column (``label``, or ``labels`` when multi-label), a string column per attribute, ``prompt``;
+    with ``label_check``, ``label_check``: the label names the check assigns to the text (its given ones unless flagged)."""
+    list_feature = getattr(datasets, "List", None) or datasets.Sequence  # datasets < 4 spells List "Sequence"
     if recipe.multi_label:
-        list_feature = getattr(datasets, "List", None) or datasets.Sequence  # datasets < 4 spells List "Sequence"
         label_feature = {MULTI_LABEL_COLUMN: list_feature(datasets.ClassLabel(names=recipe.label_names))}
     else:
         label_feature = {LABEL_COLUMN: datasets.ClassLabel(names=recipe.label_names)}
@@ -51,6 +54,7 @@ def features_for(recipe: Recipe) -> datasets.Features:
             **label_feature,
             **{name: datasets.Value("string") for name in recipe.attribute_names},
             "prompt": datasets.Value("string"),
+            **({LABEL_CHECK_COLUMN: list_feature(datasets.Value("string"))} if label_check else {}),
         }
     )
 

@@ -25,22 +25,14 @@ from attrprompt_builder.client.journaled import JournaledClient
 from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
 from attrprompt_builder.errors import BudgetExceededError
-from attrprompt_builder.filters.screening import (
-    ascii_squeeze,
-    check_reply,
-    normalise_whitespace,
-)
+from attrprompt_builder.filters.screening import ascii_squeeze, check_reply, normalise_whitespace
 from attrprompt_builder.generation.budget import Hold, Spending
 from attrprompt_builder.generation.dedup_stage import next_batch
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.progress import BuildProgress
 from attrprompt_builder.generation.prompts import PromptRenderer
 from attrprompt_builder.generation.quotas import Candidate, ClassQuota, keep_rate
-from attrprompt_builder.generation.sampling import (
-    AttributeDraw,
-    AttributeSampler,
-    request_seed,
-)
+from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler, request_seed
 from attrprompt_builder.generation.stats import BuildStats
 
 __all__ = ["GenerationRun"]
@@ -61,8 +53,10 @@ class GenerationRun:
         backends: list[Backend],
         worker: str,
         served: ServedModelQuery | None = None,
+        excluded: frozenset[tuple[str, int]] = frozenset(),
     ) -> None:
         self.settings = settings
+        self.excluded = excluded  # (class, sample index) pairs a label check flagged: dropped as "label_issue"
         self.labels = labels
         self.backends = backends
         self.worker = worker
@@ -315,7 +309,7 @@ class GenerationRun:
         text = normalise_whitespace(reply.text)
         if self.settings.ascii_squeeze:
             text = ascii_squeeze(text)
-        verdict = check_reply(text)
+        verdict = (False, "label_issue") if (state.label, draw.index) in self.excluded else check_reply(text)
         if verdict is not True:
             self._drop(state, verdict[1])
             return
@@ -346,6 +340,7 @@ class GenerationRun:
             class_stats.kept += 1
             class_stats.attempts += 1
             state.rows.append(self.settings.make_row(candidate.draw, candidate.text, candidate.prompt))
+            state.kept_indices.append(candidate.index)
         self._emit()
 
     def _emit(self) -> None:
