@@ -50,9 +50,7 @@ def test_ambiguous_names_count_after_a_place_preposition():
 
 
 def test_a_text_counts_once_per_place_and_continents_share_mentions():
-    overall, per_class = places_mentioned(
-        ["Paris, Paris and France.", "Tokyo news.", "No place here."], ["a", "a", "b"]
-    )
+    overall, per_class = places_mentioned(["Paris, Paris and France.", "Tokyo news.", "No place here."], ["a", "a", "b"])
     assert overall.texts == 3 and overall.with_place == 2
     assert overall.places == {"Paris": 1, "France": 1, "Tokyo": 1}
     assert overall.continent_shares() == pytest.approx({"Europe": 2 / 3, "Asia": 1 / 3})
