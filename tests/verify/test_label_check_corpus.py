@@ -46,25 +46,26 @@ def test_flags_most_planted_flips_on_a_slice(planted, minilm_path, offline_model
     assert recall >= 0.8 and precision >= 0.6, (precision, recall)
 
 
-def test_audit_writes_the_report_and_the_flagged_rows_of_a_saved_dataset(planted, minilm_path, offline_models, tmp_path, capsys):
+def test_audit_writes_the_report_and_the_flagged_rows_of_a_saved_dataset(planted, tmp_path, capsys):
+    # The ngram embedder keeps this fast; the check's precision and recall with MiniLM are tested above.
     texts, noisy, flipped = planted
     saved = tmp_path / "docstrings"
     features = datasets.Features({"content": datasets.Value("string"), "topic": datasets.ClassLabel(names=list(PACKAGES))})
     datasets.Dataset.from_dict({"content": texts, "topic": noisy}, features=features).save_to_disk(str(saved))
     out = tmp_path / "report"
-    assert cli.main(["audit", str(saved), "-o", str(out), "--embedder", minilm_path]) == 0
+    assert cli.main(["audit", str(saved), "-o", str(out), "--embedder", "ngram"]) == 0
     assert f"wrote {out}/audit.md: {len(texts)} rows" in capsys.readouterr().out
     report = (out / "audit.md").read_text(encoding="utf-8")
     assert "text column `content`, label column `topic`" in report
     assert "## Near-duplicates" in report and "## Places mentioned" in report and "Words per text" in report
+    assert "| given \\ assigned | sympy | networkx | pandas | matplotlib | mypy | transformers |" in report
     rows = datasets.Dataset.from_parquet(str(out / "flagged.parquet"))
     by_check = {r["row"] for r in rows if any(reason.startswith("label check") for reason in r["reasons"])}
-    precision, recall = _precision_recall(by_check, flipped)
-    assert recall >= 0.8 and precision >= 0.6, (precision, recall)
+    assert len(by_check & flipped) > len(flipped) // 2  # even hashed n-grams find most flips
+    assert f"{len(by_check)} of {len(texts)} rows" in report
     for r in rows:
-        assert r["text"] == texts[r["row"]] and r["label"] == [noisy[r["row"]]]
-        if r["row"] in by_check:
-            assert r["label_check"] != r["label"]
+        assert r["text"] == texts[r["row"]] and r["label"] == [noisy[r["row"]]] and r["reasons"]
+        assert (r["label_check"] != r["label"]) == (r["row"] in by_check)
 
 
 def test_audit_errors_are_one_line(tmp_path, capsys):
