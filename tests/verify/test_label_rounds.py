@@ -35,13 +35,14 @@ def recipe(tmp_path):
     return path
 
 
-def _build(recipe, folder, server, root, **options):
+def _build(recipe, folder, server, root, embedder, **options):
     return generate_folder(
         str(recipe),
         folder,
         endpoint=server.url,
         samples_per_class=N,
-        embedder="ngram",
+        embedder=embedder,
+        dedup_threshold="off",  # the scripted texts share one small vocabulary per class: MiniLM finds them alike
         label_check="classifier",
         journal_dir=str(root / "journal"),
         cache_dir=str(root / folder.name),
@@ -53,11 +54,11 @@ def _rows(folder):
     return datasets.load_dataset(str(folder), split="train")
 
 
-def test_label_check_column_marks_the_off_topic_rows(recipe, tmp_path):
+def test_label_check_column_marks_the_off_topic_rows(recipe, tmp_path, minilm_path):
     server = ScriptedLabels()
     server.start()
     try:
-        folder = _build(recipe, tmp_path / "marked", server, tmp_path)
+        folder = _build(recipe, tmp_path / "marked", server, tmp_path, minilm_path)
     finally:
         server.stop()
     rows = _rows(folder)
@@ -75,13 +76,14 @@ def test_label_check_column_marks_the_off_topic_rows(recipe, tmp_path):
     assert "### Label check" in card and "| requested \\ assigned | weather | cooking | finance |" in card
 
 
-def test_drop_label_issues_redraws_until_quotas_are_met_and_reruns_pay_nothing(recipe, tmp_path):
+@pytest.mark.slow
+def test_drop_label_issues_redraws_until_quotas_are_met_and_reruns_pay_nothing(recipe, tmp_path, minilm_path):
     server = ScriptedLabels()
     server.start()
     try:
-        folder = _build(recipe, tmp_path / "dropped", server, tmp_path, drop_label_issues=True)
+        folder = _build(recipe, tmp_path / "dropped", server, tmp_path, minilm_path, drop_label_issues=True)
         paid = server.served
-        again = _build(recipe, tmp_path / "again", server, tmp_path, drop_label_issues=True)
+        again = _build(recipe, tmp_path / "again", server, tmp_path, minilm_path, drop_label_issues=True)
         assert server.served == paid  # every round's replies came from the journal
     finally:
         server.stop()
