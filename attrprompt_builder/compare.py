@@ -261,7 +261,7 @@ def _plot(report: CompareReport, path: Path) -> Path:
     import numpy as np
 
     sets = report.datasets
-    panels = 3 if report.terms else 2
+    panels = 4 if report.terms else 3
     figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
     width = 0.8 / len(sets)
     parts = ("overall", "within", "across")
@@ -280,6 +280,7 @@ def _plot(report: CompareReport, path: Path) -> Path:
             axes[2].bar(np.arange(len(shown)) + k * width, [s.mentions.get(t, 0) for t in shown], width, label=s.name)
         axes[2].set_xticks(np.arange(len(shown)) + width * (len(sets) - 1) / 2, shown, rotation=60, ha="right")
         axes[2].set_title("Texts mentioning each term")
+    _continent_panel(axes[-1], sets)
     for axis in axes:
         axis.legend(fontsize="small")
     figure.tight_layout()
@@ -287,6 +288,19 @@ def _plot(report: CompareReport, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _continent_panel(axis: Any, sets: tuple[DatasetSummary, ...]) -> None:
+    """Per dataset, the share of its place mentions on each continent (the measured regional bias)."""
+    shares = [(s.places or PlacesMentioned()).continent_shares() for s in sets]
+    starts = [0.0] * len(sets)
+    for continent in sorted({name for share in shares for name in share}):
+        widths = [share.get(continent, 0.0) for share in shares]
+        axis.barh(range(len(sets)), widths, left=starts, label=continent)
+        starts = [start + width for start, width in zip(starts, widths)]
+    axis.set_yticks(range(len(sets)), [s.name for s in sets])
+    axis.set_xlim(0, 1)
+    axis.set_title("Places mentioned, by continent")
 
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:

@@ -286,8 +286,7 @@ def _build(stats: BuildStats | None, generation: dict[str, Any]) -> dict[str, An
 
 
 def _load_template() -> str:
-    # A source checkout's cards/ sits beside the package and wins (an editable install may map the
-    # package data to another checkout); an installed package reads its package data.
+    # A checkout's own cards/ wins (an editable install may map package data to another checkout).
     beside = Path(__file__).resolve().parents[2] / "cards" / "dataset_card.md"
     if beside.is_file():
         return beside.read_text(encoding="utf-8")

@@ -75,8 +75,10 @@ def test_simple_prompts_name_the_united_states_every_time(built):
     assert "![Places mentioned](places_mentioned.png)" in card
 
 
-def test_compare_shows_the_regional_skew(built):
-    report = format_report(compare_folders([built["attributed"], built["simple"]], embedder="none"))
+def test_compare_shows_the_regional_skew(built, tmp_path):
+    plot = tmp_path / "compare.png"
+    report = format_report(compare_folders([built["attributed"], built["simple"]], embedder="none", plot=plot))
+    assert plot.is_file()
     section = report[report.index("Places mentioned") :]
     assert re.search(r"^United States\s+0\.0%\s+100\.0%$", section, re.MULTILINE), section
     assert re.search(r"^continent: North America\s+0\.0%\s+100\.0%$", section, re.MULTILINE), section
