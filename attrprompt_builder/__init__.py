@@ -23,6 +23,7 @@ from attrprompt_builder.version import __version__
 
 # Heavier entry points (FAISS, transformers, matplotlib) load on first use, as in huggingface_hub.
 _LAZY = {
+    "audit": "quality_audit",
     "compare_folders": "compare",
     "deduplicate": "dataset.deduplicate",
     "discover_recipe": "discover.steps",
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from attrprompt_builder.dataset.publish import publish
     from attrprompt_builder.discover.steps import discover_recipe
     from attrprompt_builder.pipeline import generate_folder
+    from attrprompt_builder.quality_audit import audit
     from attrprompt_builder.train.classifier import train_classifier
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "PRESET_NAMES",
     "Recipe",
     "__version__",
+    "audit",
     "compare_folders",
     "deduplicate",
     "discover_recipe",

@@ -334,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
     _add_lazy(sub, "discover", "ask an LLM for a recipe's dimensions and values (the paper's 4 steps)", "discover.command")
     _add_lazy(sub, "compare", "compare generated dataset folders side by side", "compare")
+    _add_lazy(sub, "audit", "check any labelled text dataset: label errors, near-duplicates, places, lengths", "quality_audit")
     for name, command in sub.choices.items():
         # Errors name a keyword (max_attempts); a CLI user typed a flag (--max-attempts).
         command.set_defaults(flag_words=_flag_words(command) | _KEYWORD_ALIASES.get(name, {}))

@@ -18,6 +18,7 @@ from attrprompt_builder.card.measures import DISTINCT_NS, INGF_N, format_measure
 from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.dataset.schema import find_label_column
 from attrprompt_builder.errors import ConfigError, MissingDependencyError
+from attrprompt_builder.verify.bias import PlacesMentioned, places_mentioned
 
 if TYPE_CHECKING:
     import datasets
@@ -55,6 +56,7 @@ class DatasetSummary:
     attributes: dict[str, dict[str, int]]  # dimension -> value -> rows; dimensions with no value are absent
     mentions: dict[str, int]  # term -> texts mentioning it
     word_counts: tuple[int, ...]
+    places: PlacesMentioned | None = None  # the places the texts name (gazetteer), the measured regional bias
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ def _summarize(name: str, path: Path, dataset: datasets.Dataset, recipe: Recipe 
         attributes=attributes,
         mentions={},
         word_counts=tuple(counts),
+        places=places_mentioned(texts, [" + ".join(labels) for labels in rows])[0],
     )
 
 
@@ -221,9 +224,34 @@ def format_report(report: CompareReport) -> str:
         rows.append(["terms mentioned", *(f"{n}/{len(report.terms)}" for n in mentioned)])
         title = f"\nTexts mentioning each term ({len(report.terms)} terms from {report.terms_source}; top {len(shown)})"
         parts.append(title + "\n" + text_table(["term", *header[1:]], rows))
+    parts.append(_places_section(sets, header))
     if report.plot is not None:
         parts.append(f"\nwrote {report.plot}")
     return "\n".join(parts)
+
+
+def _places_section(sets: tuple[DatasetSummary, ...], header: list[str]) -> str:
+    """Places the texts name, side by side: the paper's regional-bias comparison, measured with the gazetteer."""
+    counted = [s.places or PlacesMentioned() for s in sets]
+
+    def share(part: int, whole: int) -> str:
+        return f"{100 * part / whole:.1f}%" if whole else "-"
+
+    totals: dict[str, int] = {}
+    for places in counted:
+        for name, n in places.places.items():
+            totals[name] = totals.get(name, 0) + n
+    shown = sorted(totals, key=lambda name: -totals[name])[:_TOP_TERMS]
+    rows = [["texts naming a place", *(share(p.with_place, p.texts) for p in counted)]]
+    rows += [[name, *(share(p.places.get(name, 0), p.texts) for p in counted)] for name in shown]
+    continents = sorted({name for p in counted for name in p.continents})
+    shares = [p.continent_shares() for p in counted]
+    rows += [[f"continent: {name}", *(f"{100 * s.get(name, 0.0):.1f}%" for s in shares)] for name in continents]
+    title = (
+        "\nPlaces mentioned (share of texts naming each place; continent rows: share of place mentions; "
+        "countries, continents, US states and 1M+ cities from GeoNames/ISO 3166)"
+    )
+    return title + "\n" + text_table(["place", *header[1:]], rows)
 
 
 def _plot(report: CompareReport, path: Path) -> Path:
@@ -235,7 +263,7 @@ def _plot(report: CompareReport, path: Path) -> Path:
     import numpy as np
 
     sets = report.datasets
-    panels = 3 if report.terms else 2
+    panels = 4 if report.terms else 3
     figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
     width = 0.8 / len(sets)
     parts = ("overall", "within", "across")
@@ -254,6 +282,7 @@ def _plot(report: CompareReport, path: Path) -> Path:
             axes[2].bar(np.arange(len(shown)) + k * width, [s.mentions.get(t, 0) for t in shown], width, label=s.name)
         axes[2].set_xticks(np.arange(len(shown)) + width * (len(sets) - 1) / 2, shown, rotation=60, ha="right")
         axes[2].set_title("Texts mentioning each term")
+    _continent_panel(axes[-1], sets)
     for axis in axes:
         axis.legend(fontsize="small")
     figure.tight_layout()
@@ -261,6 +290,19 @@ def _plot(report: CompareReport, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _continent_panel(axis: Any, sets: tuple[DatasetSummary, ...]) -> None:
+    """Per dataset, the share of its place mentions on each continent (the measured regional bias)."""
+    shares = [(s.places or PlacesMentioned()).continent_shares() for s in sets]
+    starts = [0.0] * len(sets)
+    for continent in sorted({name for share in shares for name in share}):
+        widths = [share.get(continent, 0.0) for share in shares]
+        axis.barh(range(len(sets)), widths, left=starts, label=continent)
+        starts = [start + width for start, width in zip(starts, widths)]
+    axis.set_yticks(range(len(sets)), [s.name for s in sets])
+    axis.set_xlim(0, 1)
+    axis.set_title("Places mentioned, by continent")
 
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:

@@ -86,7 +86,7 @@ def generate_folder(
             layout.require_writable_folder(Path(path).expanduser(), field=field)
     builder = make_builder(preset_or_recipe, cache_dir=cache_dir, token=token, **config_kwargs)
     _require_provider_token(builder, token)
-    if builder.config.dedup_spec().threshold is not None:
+    if builder.config.dedup_spec().threshold is not None or builder.config.label_check is not None:
         from attrprompt_builder.filters.dedup.embedders import check_embedder
 
         check_embedder(builder.config.embedder)  # before datasets starts the build and its progress bars

@@ -47,4 +47,12 @@ def test_every_module_has_a_sorted_all():
 def test_lazy_exports_still_work_after_their_modules_are_imported():
     importlib.import_module("attrprompt_builder.dataset.publish")
     importlib.import_module("attrprompt_builder.dataset.deduplicate")
+    importlib.import_module("attrprompt_builder.quality_audit")
     assert callable(attrprompt_builder.publish) and callable(attrprompt_builder.deduplicate)
+    assert callable(attrprompt_builder.audit)
+
+
+def test_audit_is_public():
+    from attrprompt_builder.quality_audit import audit
+
+    assert "audit" in attrprompt_builder.__all__ and attrprompt_builder.audit is audit

@@ -213,3 +213,31 @@ def _fonts_for(plt: Any, texts: Iterable[str]) -> dict[str, Any]:
         "".join(missing[:10]) + ("…" if len(missing) > 10 else ""),
     )
     return {}
+
+
+def places_figure(
+    plt: Any, top_places: Sequence[tuple[str, int]], continent_shares: Mapping[str, Mapping[str, float]], folder: Path
+) -> str:
+    """The places the texts name: texts per place (left) and, per class, the share of mentions by continent (right)."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, max(3.0, 0.3 * max(len(top_places), len(continent_shares)) + 1.5)))
+    names = [_short(name, 25) for name, _ in top_places]
+    left.barh(range(len(names)), [count for _, count in top_places], color="#4C72B0")
+    left.set_yticks(range(len(names)), names, fontsize=8)
+    left.invert_yaxis()
+    left.set_xlabel("texts naming the place")
+    left.set_title("Places mentioned (top)")
+    continents = sorted({name for shares in continent_shares.values() for name in shares})
+    groups = list(continent_shares)
+    starts = [0.0] * len(groups)
+    for continent in continents:
+        widths = [continent_shares[group].get(continent, 0.0) for group in groups]
+        right.barh(range(len(groups)), widths, left=starts, label=continent)
+        starts = [start + width for start, width in zip(starts, widths)]
+    right.set_yticks(range(len(groups)), [_short(group, 25) for group in groups], fontsize=8)
+    right.invert_yaxis()
+    right.set_xlim(0, 1)
+    right.set_xlabel("share of place mentions")
+    right.set_title("By continent")
+    if continents:
+        right.legend(fontsize=7, loc="lower right")
+    return _save(plt, figure, folder, "places_mentioned.png")

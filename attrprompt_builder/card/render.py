@@ -20,6 +20,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from attrprompt_builder.card import measures
 from attrprompt_builder.card.judge_stats import judge_summary
 from attrprompt_builder.card.measures import INGF_N, MISSING, format_measure
+from attrprompt_builder.card.quality import quality_checks
 from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.dataset.schema import CITATION, find_label_column
 from attrprompt_builder.generation.stats import BuildStats
@@ -71,6 +72,7 @@ _GENERATION_FIELDS = (
     ("refusal_filter", "Refusal filter"),
     ("dedup_threshold", "Dedup threshold (cosine)"),
     ("embedder", "Dedup embedder"),
+    ("label_check", "Label check"),
     ("date", "Date"),
     ("package_version", "attrprompt-builder version"),
     ("price_in", "Price per 1k prompt tokens"),
@@ -297,11 +299,7 @@ def _build(stats: BuildStats | None, generation: dict[str, Any]) -> dict[str, An
 
 
 def _load_template() -> str:
-    try:
-        resource = importlib.resources.files("attrprompt_builder.cards") / "dataset_card.md"
-    except ModuleNotFoundError:  # a source checkout that is not installed: cards/ sits beside the package
-        resource = Path(__file__).resolve().parents[2] / "cards" / "dataset_card.md"
-    return resource.read_text(encoding="utf-8")
+    return (importlib.resources.files("attrprompt_builder.cards") / "dataset_card.md").read_text(encoding="utf-8")
 
 
 def build_card(
@@ -378,6 +376,9 @@ def build_card(
         "combination": _combination(measures.combination_coverage(dataset, recipe, rows=rows)),
         "diversity": _diversity(texts, rows, embedder),
         "build": _build(stats, generation),
+        "quality": quality_checks(
+            dataset, recipe, texts=texts, rows=rows, label_check=generation.get("label_check"), plots_dir=plots_dir
+        ),
         "figures": figure_paths,
         "citation_bibtex": CITATION,
     }

@@ -21,6 +21,7 @@ from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.dataset.config import AttrPromptConfig
 from attrprompt_builder.dataset.schema import CITATION, features_for
 from attrprompt_builder.generation.engine import GenerationRun
+from attrprompt_builder.generation.label_rounds import checked_rows
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.stats import BuildStats
 from attrprompt_builder.recipe.presets import PRESET_NAMES
@@ -84,7 +85,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         settings = self.config.plan(run_id=self._run_id, journal_path=self.journal_path)
         labels = list(self.config.recipe.label_names)
         # datasets splits this list over num_proc workers
-        label_shards = [labels] if settings.decides_classes_in_order else [[label] for label in labels]
+        label_shards = [labels] if settings.one_shard else [[label] for label in labels]
         return [
             datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"label_shards": label_shards, "settings": settings})
         ]
@@ -100,19 +101,25 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
     def _generate_examples(self, label_shards: list[list[str]], settings: RunSettings):
         labels = [label for shard in label_shards for label in shard]  # one run: its classes share the endpoint
         token = self._endpoint_token()
-        backends = make_backends(settings.backend, token=token)
         served = ServedModelQuery(settings.backend, token=token)
         judge = settings.judge.backend  # None: the build's own backend judges
-        run = GenerationRun(
-            settings,
-            labels,
-            backends=backends,
-            worker=f"{os.getpid()}-{labels[0]}",
-            served=served,
-            judge_backends=make_backends(judge, token=token) if judge is not None else None,
-            judge_served=ServedModelQuery(judge, token=token) if judge is not None else None,
-        )
-        for position, row_index, row in run.rows():
+        worker = f"{os.getpid()}-{labels[0]}"
+
+        def make_run(excluded: frozenset[tuple[str, int]]) -> GenerationRun:
+            backends = make_backends(settings.backend, token=token)  # a run closes its backends when done
+            return GenerationRun(
+                settings,
+                labels,
+                backends=backends,
+                worker=worker,
+                served=served,
+                excluded=excluded,
+                judge_backends=make_backends(judge, token=token) if judge is not None else None,
+                judge_served=ServedModelQuery(judge, token=token) if judge is not None else None,
+            )
+
+        rows = make_run(frozenset()).rows() if settings.label_check != "classifier" else checked_rows(settings, make_run)
+        for position, row_index, row in rows:
             yield (Key(position, row_index) if Key is not None else f"{position}-{row_index}"), row
 
     # -- after the build ------------------------------------------------------------------------
@@ -200,6 +207,9 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
             if config.recipe.paper.iterate and config.prompting == "attributed":
                 # -n then counts rows per value of that dimension (the reference's loop), not per class.
                 info["paper_loop"] = f"each {config.recipe.paper.iterate} value gets {config.samples_per_class} rows"
+        if config.label_check is not None:
+            dropped = " (flagged rows dropped and replaced)" if config.drop_label_issues else ""
+            info["label_check"] = config.label_check + dropped
         if spec.kind == "endpoint":
             info["endpoint_host"] = ", ".join(spec.hosts)
         judge = config.judge_spec()

@@ -30,6 +30,7 @@ from attrprompt_builder.generation.sampling import SAMPLING_STRATEGIES
 from attrprompt_builder.recipe.model import FIDELITIES, Recipe, load_recipe
 from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
 from attrprompt_builder.verify.judge import ADHERENCE_SAMPLE, JudgeSpec
+from attrprompt_builder.verify.label_check import MIN_ROWS_PER_CLASS
 
 __all__ = ["AttrPromptConfig", "Option", "check_options", "field_types", "option_fields", "parse_dedup_threshold"]
 
@@ -173,6 +174,11 @@ class AttrPromptConfig(datasets.BuilderConfig):
         choices=("classifier", "judge"),
         changes_rows=True,
     )
+    drop_label_issues: bool = _option(
+        False,
+        "with --label-check classifier: drop flagged rows and generate replacements until quotas are met",
+        changes_rows=True,
+    )
     on_mismatch: str = _option(
         "drop",
         "a row failing the label check: drop (its class draws again) or flag (keep it, the judged label(s) in its "
@@ -247,12 +253,11 @@ class AttrPromptConfig(datasets.BuilderConfig):
             raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
         if self.fidelity == "paper":
             self._check_paper()
+        self._validate_label_check()
         if endpoint_urls(self.endpoint) or self.model or self.provider or self.backend != "auto":
             self.backend_spec()  # an inconsistent choice fails now (nothing chosen: the default model)
-        if self.label_check == "classifier":
-            raise _fail("label_check", self.label_check, "the classifier check is not available yet; use 'judge'")
-        if self.on_mismatch != "drop" and self.label_check is None:
-            raise _fail("on_mismatch", self.on_mismatch, "it acts on a label check: also pass label_check='judge'")
+        if self.on_mismatch != "drop" and self.label_check != "judge":
+            raise _fail("on_mismatch", self.on_mismatch, "it acts on the LLM judge: also pass label_check='judge'")
         self.judge_spec()  # a judge endpoint, model or provider that cannot work fails now
 
     def _check_paper(self) -> None:
@@ -283,6 +288,18 @@ class AttrPromptConfig(datasets.BuilderConfig):
                     f"{name}: got {value!r}, which --paper (fidelity='paper') fixes to {shown[0]!r} ({why}); "
                     f"drop one of {name} and --paper"
                 )
+
+    def _validate_label_check(self) -> None:
+        if not isinstance(self.drop_label_issues, bool):
+            raise _fail("drop_label_issues", self.drop_label_issues, "use True or False")
+        if self.drop_label_issues and self.label_check != "classifier":
+            raise _fail("drop_label_issues", True, "also pass label_check='classifier' (CLI: --label-check classifier)")
+        if self.label_check == "classifier" and self.samples_per_class < MIN_ROWS_PER_CLASS:
+            raise _fail(
+                "label_check",
+                "classifier",
+                f"the classifier check holds rows out fold by fold: use samples_per_class >= {MIN_ROWS_PER_CLASS}",
+            )
 
     # -- derived values -------------------------------------------------------------------------
     @property

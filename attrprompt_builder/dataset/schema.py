@@ -42,7 +42,8 @@ CITATION = """@inproceedings{yu2023large,
 
 def features_for(recipe: Recipe, *, label_check: bool = False) -> datasets.Features:
     """``text``, the label column (``label``, or ``labels`` when multi-label), a string column per attribute, ``prompt``;
-    with ``label_check``, the ``label_check`` column: the label names the check gives the text."""
+    with ``label_check``, ``label_check``: the label names the check gives the text (a row is flagged when they
+    differ from its own)."""
     list_feature = getattr(datasets, "List", None) or datasets.Sequence  # datasets < 4 spells List "Sequence"
     if recipe.multi_label:
         label_feature = {MULTI_LABEL_COLUMN: list_feature(datasets.ClassLabel(names=recipe.label_names))}

@@ -33,11 +33,7 @@ from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.progress import BuildProgress
 from attrprompt_builder.generation.prompts import PromptRenderer
 from attrprompt_builder.generation.quotas import Candidate, ClassQuota, keep_rate
-from attrprompt_builder.generation.sampling import (
-    AttributeDraw,
-    AttributeSampler,
-    request_seed,
-)
+from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler, request_seed
 from attrprompt_builder.generation.stats import BuildStats
 
 __all__ = ["GenerationRun"]
@@ -60,8 +56,10 @@ class GenerationRun:
         served: ServedModelQuery | None = None,
         judge_backends: list[Backend] | None = None,
         judge_served: ServedModelQuery | None = None,
+        excluded: frozenset[tuple[str, int]] = frozenset(),
     ) -> None:
         self.settings = settings
+        self.excluded = excluded  # (class, sample index) pairs a label check flagged: dropped as "label_issue"
         self.labels = labels
         self.backends = [*backends, *(judge_backends or ())]  # loaded and closed together
         self.worker = worker
@@ -326,6 +324,8 @@ class GenerationRun:
             self._drop(state, "failed")
             return
         text, verdict = screen_reply(reply.text, refusals=self.settings.paper_refusals, ascii_only=self.settings.cleans_ascii)
+        if verdict is True and (state.label, draw.index) in self.excluded:  # flagged by a label check earlier
+            verdict = (False, "label_issue")
         if verdict is not True:
             self._drop(state, verdict[1])
             return
@@ -353,6 +353,7 @@ class GenerationRun:
         state.decided(kept=True)
         self.stats.count_decision(state.label)
         state.rows.append({**self.settings.make_row(candidate.draw, candidate.text, candidate.prompt), **checked})
+        state.kept_indices.append(candidate.index)
         if self.judging is not None:
             self.judging.kept(state, candidate)
 

@@ -85,6 +85,8 @@ class RunSettings:
     dedup: DedupSpec = field(default_factory=DedupSpec)
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     retry: RetrySpec = field(default_factory=RetrySpec)
+    label_check: str | None = None
+    drop_label_issues: bool = False
     judge: JudgeSpec = field(default_factory=JudgeSpec)
 
     @property
@@ -121,6 +123,11 @@ class RunSettings:
         """Dropping cross-class duplicates makes a class's rows depend on the classes before it: each class
         is decided only once those are complete, and all classes run in one shard."""
         return self.dedup.threshold is not None and self.dedup.drop_cross_class_duplicates
+
+    @property
+    def one_shard(self) -> bool:
+        """All classes in one worker: when classes are decided in order, or a label check compares them all."""
+        return self.decides_classes_in_order or self.label_check is not None
 
     # -- retry caps, with the defaults that scale with the build ---------------------------------
     @property

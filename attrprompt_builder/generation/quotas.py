@@ -52,6 +52,7 @@ class ClassQuota:
     results: dict[int, tuple[AttributeDraw, ChatRequest, ChatReply | None]] = field(default_factory=dict)
     candidates: list[Candidate] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
+    kept_indices: list[int] = field(default_factory=list)  # the sample index of each kept row, in row order
     emitted: int = 0
 
     @property

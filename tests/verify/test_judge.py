@@ -270,7 +270,7 @@ def test_estimate_adds_the_judge(recipe, capsys):
     [
         ({"label_check": "maybe"}, "label_check: got 'maybe'; use one of classifier, judge"),
         ({"label_check": "judge", "on_mismatch": "keep"}, "on_mismatch: got 'keep'; use one of drop, flag"),
-        ({"on_mismatch": "flag"}, "on_mismatch: got 'flag'; it acts on a label check"),
+        ({"on_mismatch": "flag"}, "on_mismatch: got 'flag'; it acts on the LLM judge"),
         ({"adherence_sample": -1}, "adherence_sample: got -1; use a whole number >= 0"),
         ({"adherence_sample": 2.5}, "adherence_sample: got 2.5; use a whole number >= 0"),
         ({"label_check": "judge", "judge_endpoint": "localhost:8080"}, "judge_endpoint: got 'localhost:8080'; use a base URL"),
@@ -278,7 +278,7 @@ def test_estimate_adds_the_judge(recipe, capsys):
             {"judge_endpoint": "http://a:1", "judge_provider": "auto"},
             "judge_provider + judge_endpoint: got judge_provider='auto'",
         ),
-        ({"label_check": "classifier"}, "label_check: got 'classifier'; the classifier check is not available yet"),
+        ({"label_check": "classifier", "on_mismatch": "flag"}, "on_mismatch: got 'flag'; it acts on the LLM judge"),
     ],
 )
 def test_bad_judge_options_are_one_line(recipe, options, message):
