@@ -126,12 +126,14 @@ def test_reproduce_runs_end_to_end_and_a_rerun_sends_and_trains_nothing(tgi, tmp
     assert _cells(first.out, "APS overall") == [format_measure(s.similarity.overall) for s in compared.datasets]
     assert _cells(first.out, "rows") == ["18", "18"]
     assert _cells(first.out, "requests sent") == [str(m["spent"]["sent"]) for m in methods.values()]
-    # nothing the run did not measure: no prices given, no verify stage
+    # places named: the verify stage's gazetteer count, as compare reports it
+    named = [s.places for s in compared.datasets]
+    assert all(p is not None and p.texts == 18 for p in named)
+    assert _cells(first.out, "texts naming a place") == [f"{100 * p.with_place / p.texts:.1f}%" for p in named]
+    # nothing the run did not measure: no prices given
     assert _cells(first.out, "cost") == [MISSING, MISSING]
-    assert _cells(first.out, "places mentioned (regional bias)") == [MISSING, MISSING]
-    assert "Places mentioned (regional bias): the verify stage's places-mentioned measure; not measured" in first.out
     assert "Same budget: both builds had the same options, 6 rows per class and no cap on requests" in first.out
-    assert "| places mentioned (regional bias) | n/a | n/a |" in (out / RESULTS_MD).read_text()
+    assert "| texts naming a place |" in (out / RESULTS_MD).read_text()
     for phase in ("[1/5] generating attrprompt", "[2/5] generating simprompt", "[3/5] classifier on attrprompt",
                   "[4/5] classifier on simprompt", "[5/5] measuring diversity", "trained (trained now and scored on the test set): accuracy"):  # fmt: skip
         assert phase in first.err
