@@ -8,6 +8,7 @@ A measure nothing took shows ``MISSING``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,7 @@ def table_rows(report: ReproduceReport) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def _places_rows(methods: list[MethodResult]) -> list[tuple[str, list[str]]]:
+def _places_rows(methods: Sequence[MethodResult]) -> list[tuple[str, list[str]]]:
     """The paper's regional-bias comparison: which places the texts name (verify/bias.py, a gazetteer)."""
 
     def places(cell: Any) -> list[str]:
