@@ -56,3 +56,16 @@ def test_audit_is_public():
     from attrprompt_builder.quality_audit import audit
 
     assert "audit" in attrprompt_builder.__all__ and attrprompt_builder.audit is audit
+
+
+def test_every_package_folder_is_listed_for_installation():
+    # setup.cfg lists packages by name: a new folder left out works in a checkout and is missing when installed.
+    import configparser
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    folders = {".".join(init.parent.relative_to(root).parts) for init in (root / "attrprompt_builder").rglob("__init__.py")}
+    assert folders - listed == set()
