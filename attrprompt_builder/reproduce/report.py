@@ -20,8 +20,8 @@ from attrprompt_builder.generation.stats import BuildStats
 
 __all__ = [
     "MethodResult",
-    "PLACES_SOURCE",
     "PAPER_TRAINING",
+    "PLACES_SOURCE",
     "QUICK_CLASSIFIER",
     "RESULTS_JSON",
     "RESULTS_MD",
