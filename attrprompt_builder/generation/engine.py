@@ -194,6 +194,8 @@ class GenerationRun:
             self.progress.close()
             self.client.close()
             self.journal.close()
+            if self.dedup is not None:
+                self.dedup.close()
 
     def _finish_stats(self, started: float) -> None:
         stats = self.stats

@@ -137,11 +137,17 @@ def test_minilm_vectors_are_unit_rows_and_rank_similar_text_first(minilm):
     assert cat @ edited > 0.9 and cat @ trains < 0.3
 
 
-def test_minilm_rows_do_not_depend_on_batch_order_or_padding(minilm):
+def test_minilm_rows_do_not_depend_on_batch_order_or_padding(minilm_path, offline_models):
     long_text = " ".join([TRAINS] * 6)
-    together = minilm.encode([long_text, CAT, TRAINS])
-    alone = np.concatenate([minilm.encode([text]) for text in (long_text, CAT, TRAINS)])
+    exact = load_embedder(minilm_path, precision="fp32")
+    together = exact.encode([long_text, CAT, TRAINS])
+    alone = np.concatenate([exact.encode([text]) for text in (long_text, CAT, TRAINS)])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+    # bf16 (where the CPU has it) rounds differently per batch shape: the same vector within bf16's noise.
+    fast = load_embedder(minilm_path, precision="auto")
+    together = fast.encode([long_text, CAT, TRAINS])
+    alone = np.concatenate([fast.encode([text]) for text in (long_text, CAT, TRAINS)])
+    assert np.min(np.sum(together * alone, axis=1)) > 0.9999
 
 
 def test_minilm_truncates_long_texts_at_256_tokens(minilm):
