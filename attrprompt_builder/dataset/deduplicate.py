@@ -31,7 +31,7 @@ def deduplicate(
     threshold: float | None = None,
     by: str | None = "label",
     embedder: str | Embedder | None = None,
-    precision: str = "auto",
+    embed_precision: str = "auto",
     attributes: Sequence[str] | None = None,
     drop_cross_group: bool = False,
     batch_size: int = 256,
@@ -47,7 +47,7 @@ def deduplicate(
     are duplicates. Near-duplicates across groups are counted in the stats (and dropped with
     ``drop_cross_group=True``). ``attributes`` are the columns whose removed values are counted
     in ``DedupStats.removed_by_value`` (default: the string columns the builder does not write
-    itself). ``precision``: "auto" (bf16 where the CPU or GPU supports it) or "fp32" (exact).
+    itself). ``embed_precision``: "auto" (bf16 where the CPU or GPU supports it) or "fp32" (exact).
     ``batch_size`` rows are decided at a time; the encoder sees windows of at least ``_WINDOW`` rows,
     so it pads little. ``return_stats=True`` returns ``(dataset, DedupStats)``.
     """
@@ -63,7 +63,9 @@ def deduplicate(
     missing = [name for name in counted if name not in dataset.column_names]
     if missing:
         raise ConfigError(f"attributes: {missing} are not columns of the dataset; pass existing column names")
-    dedup = NearDuplicateFilter(embedder=embedder, precision=precision, threshold=threshold, drop_cross_group=drop_cross_group)
+    dedup = NearDuplicateFilter(
+        embedder=embedder, precision=embed_precision, threshold=threshold, drop_cross_group=drop_cross_group
+    )
     wanted = list(dict.fromkeys([column, *([group_column] if group_column else []), *counted]))
     kept_rows: list[int] = []
     start = 0

@@ -88,5 +88,5 @@ def test_an_unreadable_store_is_reported_once_and_the_vectors_are_computed(tmp_p
     vectors = vectors_for(["One sentence here."], embedder=minilm_path, cache=broken, progress=None)
     assert vectors.shape == (1, 384) and sum(forwarded) == 1
     err = capsys.readouterr().err
-    assert err.count("warning: the vector store") == 1 and "\n" == err[-1] and err.count("\n") == 1
+    assert err.count("warning: the vector store") == 1 and err[-1] == "\n" and err.count("\n") == 1
     assert broken.read_bytes() == b"this is not an SQLite file" * 10  # left alone
