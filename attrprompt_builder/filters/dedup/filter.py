@@ -208,17 +208,16 @@ class NearDuplicateFilter:
         """Embed, in one call, what the next ``check`` calls on these texts will need.
 
         Batches of one encoder call are cut from texts sorted by token length, so one call over a
-        large window pads far less than one per ``check`` batch. Texts that are exact copies (in
-        their group) of a kept row or of an earlier text of the window are left out.
+        large window pads far less than one per ``check`` batch. Exact copies (in their group) of an
+        already kept row are left out; copies of a text of the window are not, since whether they
+        need a vector depends on that text being kept, which ``check`` decides later (and a second
+        encoder call for a few texts costs more than embedding them now).
         """
         wanted: list[str] = []
-        seen: set[tuple[str, bytes]] = set()
         for text, name in zip(texts, groups):
-            group, key = self._groups.get(str(name)), _text_key(text)
-            if (group is not None and key in group.exact) or (str(name), key) in seen:
-                continue
-            seen.add((str(name), key))
-            wanted.append(text)
+            group = self._groups.get(str(name))
+            if group is None or _text_key(text) not in group.exact:
+                wanted.append(text)
         vectors = cached_encode(self.embedder, wanted, store=self.cache)
         self._prefetched = dict(zip(map(text_hash, wanted), vectors))
 
