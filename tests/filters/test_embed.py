@@ -148,17 +148,17 @@ def test_minilm_rows_do_not_depend_on_batch_order_or_padding(minilm_path, offlin
     fast = load_embedder(minilm_path, precision="auto")
     together = fast.encode([long_text, CAT, TRAINS])
     alone = np.concatenate([fast.encode([text]) for text in (long_text, CAT, TRAINS)])
-    assert np.min(np.sum(together * alone, axis=1)) > 0.9999
+    assert np.min(np.sum(together * alone, axis=1)) > 0.9995
 
 
-def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_it_and_stays_within_cosine_0_9999(minilm_path, offline_models):
+def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_it_and_stays_within_cosine_0_999(minilm_path, offline_models):
     texts = [CAT, CAT_EDITED, TRAINS, " ".join([TRAINS] * 12)]
     exact = load_embedder(minilm_path, precision="fp32")
     fast = load_embedder(minilm_path, precision="auto")
     assert exact.compute == "fp32" and fast is not exact
     assert fast.compute == ("bf16" if cpu_has_native_bf16() else "fp32")  # no GPU in the test environment
     assert fast.identity != exact.identity or fast.compute == "fp32"  # stored vectors never mix precisions
-    assert np.min(np.sum(fast.encode(texts) * exact.encode(texts), axis=1)) > 0.9999
+    assert np.min(np.sum(fast.encode(texts) * exact.encode(texts), axis=1)) > 0.999  # issue 15's bound
 
 
 def test_a_precision_other_than_auto_or_fp32_is_one_line_naming_the_option():

@@ -5,11 +5,13 @@ Three things decide its speed (``bench/dedup.py`` measures each against a plain 
 - **Padding.** Every text is tokenized once, without padding; batches are then cut from the texts
   sorted by *token* length over the whole call, so a batch pads only to its own longest text. A
   batch holds about ``_TOKEN_BUDGET`` real tokens: many short texts or a few long ones.
-- **Precision.** ``precision="auto"`` runs the matrix products in bfloat16 (``torch.autocast``)
-  where the CPU multiplies bf16 natively (AVX512-BF16 or AMX: /proc/cpuinfo flags), and on a CUDA
-  GPU (bf16, or fp16 where the GPU lacks bf16); layer norms, softmax and the pooling stay fp32.
-  Vectors stay within cosine 0.9999 of fp32 on the threshold benchmark's corpus. Elsewhere, and
-  with ``precision="fp32"``, everything is fp32.
+- **Precision.** ``precision="auto"`` runs the model in bfloat16 (weights and activations) where
+  the CPU multiplies bf16 natively (AVX512-BF16 or AMX: /proc/cpuinfo flags), and on a CUDA GPU
+  (bf16, or fp16 where the GPU lacks bf16); the pooling and normalisation stay fp32. Vectors stay
+  within cosine 0.9999 of fp32 on the threshold benchmark's corpus. Elsewhere, and with
+  ``precision="fp32"``, everything is fp32. bf16 weights beat ``torch.autocast`` here (autocast
+  converts every activation at every layer: 0.6-0.8 x as fast in ``bench/dedup.py``'s A/B) and
+  matched sentence-transformers' own bf16 path only with our length-sorted batches.
 - **Device.** A CUDA GPU is used when torch sees one.
 
 Pooling is the model's training recipe for sentence-transformers models: the mean over real
@@ -18,7 +20,6 @@ tokens, L2-normalised.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Iterator
@@ -33,9 +34,8 @@ __all__ = ["PRECISIONS", "TransformerEmbedder", "check_precision", "cpu_has_nati
 PRECISIONS = ("auto", "fp32")
 _MAX_LENGTH = 256  # all-MiniLM-L6-v2 was trained on 256 tokens; longer input only adds noise
 # Padded tokens per forward call, measured on the threshold corpus (~64 tokens a text, 2 shared cores):
-# fp32 was fastest at 8k (1.0 / 1.2 / 0.95 x at 4k / 8k / 16k), bf16 at 16k (oneDNN's AMX kernels want
-# larger matrices; 8k was 0.85 x). Fewer, larger calls also wait less on the other threads of the pool.
-_TOKEN_BUDGET = {"fp32": 8192, "bf16": 16384, "fp16": 16384}
+# fp32 was fastest at 8k (1.0 / 1.2 / 0.95 x at 4k / 8k / 16k); bf16 weights at 2k-4k (16k: 0.6 x).
+_TOKEN_BUDGET = {"fp32": 8192, "bf16": 4096, "fp16": 4096}
 _MAX_BATCH = 256
 _WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt")
 
@@ -100,9 +100,9 @@ class TransformerEmbedder:
             raise MissingDependencyError(unloadable_model_message(model, hub_answered=reachable)) from err
         self._model.eval()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device != "cpu":
-            self._model.to(self.device)
         self.compute = self._compute_dtype_name()
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.compute]
+        self._model.to(device=self.device, dtype=dtype)
         self.dim = int(self._model.config.hidden_size)
         self._pad_id = int(self._tokenizer.pad_token_id or 0)
         self.identity = f"{model}@{_model_fingerprint(model)}:{self.compute}:mean{max_length}"
@@ -114,16 +114,6 @@ class TransformerEmbedder:
             return "bf16" if self._torch.cuda.is_bf16_supported() else "fp16"
         return "bf16" if cpu_has_native_bf16() else "fp32"
 
-    @contextlib.contextmanager
-    def _precision(self) -> Iterator[None]:
-        if self.compute == "fp32":
-            yield
-            return
-        dtype = self._torch.bfloat16 if self.compute == "bf16" else self._torch.float16
-        # One context around every batch of a call: the bf16 copy of each weight is made once per call.
-        with self._torch.autocast(self.device, dtype=dtype):
-            yield
-
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
@@ -134,7 +124,7 @@ class TransformerEmbedder:
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(lengths, kind="stable")  # by token length over the whole call; restored below
         torch = self._torch
-        with torch.inference_mode(), self._precision():
+        with torch.inference_mode():
             for rows in _batches(lengths[order], budget=_TOKEN_BUDGET[self.compute]):
                 picked = order[rows]
                 out[picked] = self._forward([ids[i] for i in picked.tolist()], int(lengths[picked[-1]]))
