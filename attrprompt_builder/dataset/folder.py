@@ -113,7 +113,8 @@ def write_folder(dataset: datasets.Dataset, folder: Path, *, builder: AttrPrompt
 
 def _write_vectors(dataset: datasets.Dataset, folder: Path, *, build_store: Path) -> None:
     """Copy the build's vectors of the rows' texts into the folder (none when the build embedded nothing)."""
-    (folder / VECTORS_FILE).unlink(missing_ok=True)  # a regenerated folder keeps only its own rows' vectors
+    for suffix in ("", "-wal", "-shm"):  # a regenerated folder keeps only its own rows' vectors
+        (folder / (VECTORS_FILE + suffix)).unlink(missing_ok=True)
     if not build_store.is_file() or "text" not in dataset.column_names:
         return
     keys = [text_hash(text) for text in dataset["text"] if isinstance(text, str)]
