@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MODEL",
-    "PRECISIONS",
     "Embedder",
     "NgramEmbedder",
+    "PRECISIONS",
     "TransformerEmbedder",
     "check_embedder",
     "load_embedder",
