@@ -85,7 +85,14 @@ def _summarize(name: str, path: Path, dataset: datasets.Dataset, recipe: Recipe 
     rows = measures.row_labels(dataset)
     similarity = None
     if embedder is not None and len(texts) >= 2:
-        similarity = measures.average_pairwise_similarity(texts, rows, embedder)
+        # A generated folder keeps its rows' vectors: only texts without one are embedded. A folder
+        # without a store gets none: compare creates no file in the folders it reads.
+        store = layout.vector_store(path, create=False)
+        try:
+            similarity = measures.average_pairwise_similarity(texts, rows, embedder, cache=store)
+        finally:
+            if store is not None:
+                store.close()
     attributes = {}
     if recipe is not None:
         attributes = {k: v for k, v in measures.attribute_value_counts(dataset, recipe).items() if v}

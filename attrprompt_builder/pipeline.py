@@ -96,7 +96,7 @@ def generate_folder(
         if card:
             from attrprompt_builder.card.render import write_card
 
-            write_card(folder, embedder=card_embedder(builder.config.embedder))
+            write_card(folder, embedder=card_embedder(builder.config.embedder, precision=builder.config.embed_precision))
     except OSError as err:
         raise ConfigError(
             f"output_dir: writing {str(folder)!r} failed ({err.strerror or one_line(err)}); the rows are kept in the "
@@ -117,7 +117,7 @@ def _require_provider_token(builder: AttrPromptBuilder, token: str | bool | None
         )
 
 
-def card_embedder(spec: str | None):
+def card_embedder(spec: str | None, *, precision: str = "auto"):
     """The embedder for the card's pairwise similarity, or None (with a warning) when it cannot load.
 
     The dataset is already written at this point: a missing model must not cost the user the build.
@@ -126,7 +126,7 @@ def card_embedder(spec: str | None):
     from attrprompt_builder.filters.dedup.embedders import load_embedder
 
     try:
-        return load_embedder(spec)
+        return load_embedder(spec, precision=precision)
     except AttrPromptError as err:
         print(f"warning: the card leaves out pairwise similarity: {err}", file=sys.stderr)
         return None
@@ -149,7 +149,7 @@ def rewrite_card(folder: str | Path, *, embedder: str | None = None) -> Path:
     model = None
     if spec != "none":
         try:
-            model = load_embedder(spec)
+            model = load_embedder(spec, precision=layout.recorded_precision(folder))
         except MissingDependencyError as err:
             raise MissingDependencyError(f"{err}, or embedder='none' to leave out pairwise similarity") from err
     return write_card(folder, embedder=model)

@@ -125,13 +125,14 @@ def audit(
     output_dir: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    vectors_file: str | Path | None = None,
 ) -> AuditReport:
     """Run the label check, near-duplicate statistics, places mentioned and length statistics on ``dataset``.
 
     Columns are detected (``text``/``sentence``/...; ``label``/``labels`` or a ``ClassLabel``) unless
     given. With ``output_dir``, writes ``audit.md``, the PNGs and ``flagged.parquet`` there.
+    ``vectors_file``: a vector store (a generated folder's) whose vectors are used instead of embedding again.
     """
-    from datasets.utils import tqdm
 
     from attrprompt_builder.filters.dedup.embedders import load_embedder
     from attrprompt_builder.filters.dedup.filter import default_threshold
@@ -143,8 +144,7 @@ def audit(
     given = [labels.names_of(value) for value in measures.column(dataset, labels.name)]
     names = list(labels.class_names or sorted({name for row in given for name in row}))
     model = load_embedder(embedder)
-    with tqdm(total=len(texts), desc="audit: sentence vectors", unit="text", disable=not progress) as bar:
-        vectors = text_vectors(texts, embedder=model, progress=bar)
+    vectors = text_vectors(texts, embedder=model, cache=vectors_file, progress="audit: sentence vectors" if progress else None)
     check = check_labels(vectors, given, class_names=names, multi_label=labels.multi_label, seed=seed)
     flagged: dict[int, list[str]] = {}
     for row in np.flatnonzero(check.flagged):
@@ -325,8 +325,12 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_audit(args: argparse.Namespace) -> int:
     output = args.output or f"audit-{Path(args.source.rstrip('/')).name or 'dataset'}"
+    from attrprompt_builder.dataset.folder import VECTORS_FILE
+
+    stored = Path(args.source).expanduser() / VECTORS_FILE  # a generated folder keeps its build's vectors
     report = audit(
         load_source(args.source, split=args.split),
+        vectors_file=stored if stored.is_file() else None,
         text_column=args.text_column,
         label_column=args.label_column,
         embedder=args.embedder,

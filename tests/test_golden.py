@@ -45,6 +45,14 @@ GOLDEN = {
         {"refusal_rate": 0.2, "empty_rate": 0.05},
         "2dcb67ccba1e51ce9af372119ef78fda4e88d8902ef165c17efe98456d52513a",
     ),
+    # The same build with the encoder pinned to exact fp32: on a CPU with native bf16 the default ("auto")
+    # runs bf16, and these rows show both precisions decide this build alike (issue 15).
+    "agnews-minilm-fp32": (
+        "agnews",
+        {"samples_per_class": 4, "seed": 11, "max_concurrency": 8, "embed_precision": "fp32"},
+        {"refusal_rate": 0.2, "empty_rate": 0.05},
+        "2dcb67ccba1e51ce9af372119ef78fda4e88d8902ef165c17efe98456d52513a",
+    ),
     "arxiv-ngram": (
         "arxiv",
         {"samples_per_class": 1, "seed": 3, "embedder": "ngram", "sampling": "balanced"},

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from attrprompt_builder.dataset.schema import find_label_column
+from attrprompt_builder.filters.dedup.vectors import VectorStore, vectors_for
 
 if TYPE_CHECKING:
     import datasets
@@ -73,7 +74,6 @@ INGF_N = 3
 # MiniLM embeds roughly 15-30 texts a second on two CPU cores; 2000 rows (~2M pairs) pin the mean
 # similarity to about +-0.002, which more rows would not change at the precision shown.
 APS_MAX_ROWS = 2000
-_ENCODE_BATCH = 256
 MISSING = "n/a"  # how a measure that could not be taken is shown (no pair, no row)
 
 
@@ -85,6 +85,7 @@ class EmbedderLike(Protocol):
     """What APS needs from ``attrprompt_builder.filters.dedup.embedders.Embedder``."""
 
     name: str
+    dim: int
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
@@ -328,17 +329,17 @@ def subsample_indices(total: int, limit: int, *, seed: int = 0) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(total, size=limit, replace=False).tolist())
 
 
-def average_pairwise_similarity(texts: Sequence[str], rows: Sequence[Sequence[str]], embedder: EmbedderLike) -> SimilarityStats:
+def average_pairwise_similarity(
+    texts: Sequence[str], rows: Sequence[Sequence[str]], embedder: EmbedderLike, *, cache: VectorStore | None = None
+) -> SimilarityStats:
     """APS of at most ``APS_MAX_ROWS`` texts (a seeded subsample); ``rows`` are ``row_labels``.
 
-    Pairs are grouped by label, or by label set for rows that do not have exactly one label.
+    Pairs are grouped by label, or by label set for rows that do not have exactly one label. Vectors
+    in ``cache`` (the build's) are reused; only texts without one are embedded, and kept there.
     """
-    from datasets.utils import tqdm
-
     indices = subsample_indices(len(texts), APS_MAX_ROWS, seed=0)
     sample = [texts[i] for i in indices]
-    batches = tqdm(range(0, len(sample), _ENCODE_BATCH), desc="Measuring how similar the texts are", unit="batch")
-    embeddings = np.concatenate([embedder.encode(sample[start : start + _ENCODE_BATCH]) for start in batches])
+    embeddings = vectors_for(sample, embedder=embedder, cache=cache, progress="Measuring how similar the texts are")
     keys = [rows[i][0] if len(rows[i]) == 1 else tuple(rows[i]) for i in indices]
     return pairwise_similarity(embeddings, keys)
 

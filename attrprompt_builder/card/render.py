@@ -23,6 +23,7 @@ from attrprompt_builder.card.measures import INGF_N, MISSING, format_measure
 from attrprompt_builder.card.quality import quality_checks
 from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.dataset.schema import CITATION, find_label_column
+from attrprompt_builder.filters.dedup.vectors import VectorStore
 from attrprompt_builder.generation.stats import BuildStats
 from attrprompt_builder.recipe.model import Recipe
 from attrprompt_builder.redaction import display_name, host_only, redact
@@ -231,8 +232,10 @@ def _combination(combos: measures.CombinationCoverage) -> dict[str, Any] | None:
     return {"seen": combos.seen, "possible": combos.possible, "share": f"{100 * combos.share:.4g}%", "rows": rows}
 
 
-def _similarity(texts: list[str], rows: list[tuple[str, ...]], embedder: measures.EmbedderLike) -> dict[str, Any]:
-    stats = measures.average_pairwise_similarity(texts, rows, embedder)
+def _similarity(
+    texts: list[str], rows: list[tuple[str, ...]], embedder: measures.EmbedderLike, vectors: VectorStore | None
+) -> dict[str, Any]:
+    stats = measures.average_pairwise_similarity(texts, rows, embedder, cache=vectors)
     return {
         "embedder": _md(display_name(getattr(embedder, "name", type(embedder).__name__))),
         "rows": stats.n,
@@ -246,14 +249,16 @@ def _similarity(texts: list[str], rows: list[tuple[str, ...]], embedder: measure
     }
 
 
-def _diversity(texts: list[str], rows: list[tuple[str, ...]], embedder: measures.EmbedderLike | None) -> dict[str, Any]:
+def _diversity(
+    texts: list[str], rows: list[tuple[str, ...]], embedder: measures.EmbedderLike | None, vectors: VectorStore | None
+) -> dict[str, Any]:
     return {
         "vocabulary": measures.vocabulary_size(texts),
         "distinct_1": format_measure(measures.distinct_n(texts, 1), 4),
         "distinct_2": format_measure(measures.distinct_n(texts, 2), 4),
         "ingf": format_measure(measures.ingf(texts, INGF_N)),
         "ingf_n": INGF_N,
-        "aps": _similarity(texts, rows, embedder) if embedder is not None and len(texts) >= 2 else None,
+        "aps": _similarity(texts, rows, embedder, vectors) if embedder is not None and len(texts) >= 2 else None,
     }
 
 
@@ -309,6 +314,7 @@ def build_card(
     generation: dict[str, Any],
     stats: BuildStats | None,
     embedder: measures.EmbedderLike | None = None,
+    vectors: VectorStore | None = None,
     plots_dir: Path | None = None,
     recipe_link: str | None = None,
     download_size: int | None = None,
@@ -317,7 +323,8 @@ def build_card(
 
     ``plots_dir`` is the folder the card will be saved in: PNGs go there, linked by file name.
     ``recipe_link`` links a recipe file there instead of inlining the recipe. Without an
-    ``embedder`` the card says that APS was not computed.
+    ``embedder`` the card says that APS was not computed; ``vectors`` holds texts' vectors already
+    computed (the build's), so only texts it lacks are embedded.
     """
     texts = [str(text or "") for text in measures.column(dataset, "text")]
     rows = measures.row_labels(dataset)
@@ -374,7 +381,7 @@ def build_card(
             _class_coverage(dimension, items, figure_paths.get(f"coverage:{dimension}")) for dimension, items in coverage.items()
         ],
         "combination": _combination(measures.combination_coverage(dataset, recipe, rows=rows)),
-        "diversity": _diversity(texts, rows, embedder),
+        "diversity": _diversity(texts, rows, embedder, vectors),
         "build": _build(stats, generation),
         "quality": quality_checks(
             dataset, recipe, texts=texts, rows=rows, label_check=generation.get("label_check"), plots_dir=plots_dir
@@ -392,16 +399,23 @@ def write_card(folder: Path, *, embedder: measures.EmbedderLike | None = None) -
     shards = layout.require_data_files(folder, field="folder")
     recipe = layout.read_recipe(folder, field="folder")
     record = layout.read_generation(folder, field="folder")
-    card = build_card(
-        layout.read_rows(shards),
-        recipe,
-        generation=record.generation,
-        stats=record.stats,
-        embedder=embedder,
-        plots_dir=folder,
-        recipe_link=layout.RECIPE_FILE,
-        download_size=sum(shard.stat().st_size for shard in shards),
-    )
+    # The vectors the build computed; those the card computes are kept too, for the next card or compare.
+    vectors = layout.vector_store(folder, create=True) if embedder is not None else None
+    try:
+        card = build_card(
+            layout.read_rows(shards),
+            recipe,
+            generation=record.generation,
+            stats=record.stats,
+            embedder=embedder,
+            vectors=vectors,
+            plots_dir=folder,
+            recipe_link=layout.RECIPE_FILE,
+            download_size=sum(shard.stat().st_size for shard in shards),
+        )
+    finally:
+        if vectors is not None:
+            vectors.close()
     path = folder / layout.CARD_FILE
     card.save(path)
     return path

@@ -23,6 +23,7 @@ import datasets
 from attrprompt_builder.client.backends import BACKENDS, DEFAULT_MODEL, BackendSpec, endpoint_urls
 from attrprompt_builder.client.types import SamplingParams
 from attrprompt_builder.errors import ConfigError
+from attrprompt_builder.filters.dedup.transformer import PRECISIONS as EMBED_PRECISIONS
 from attrprompt_builder.generation.budget import BudgetSpec
 from attrprompt_builder.generation.plan import DedupSpec, RetrySpec, RunSettings
 from attrprompt_builder.generation.prompts import PROMPTING_MODES
@@ -166,6 +167,12 @@ class AttrPromptConfig(datasets.BuilderConfig):
     drop_cross_class_duplicates: bool = _option(
         False,
         "drop a reply that near-duplicates another class's row (the earlier class keeps it) instead of flagging it",
+        changes_rows=True,
+    )
+    embed_precision: str = _option(
+        "auto",
+        "dedup encoder arithmetic: auto (bf16 where the CPU or GPU has it, else fp32; ~2x faster) or fp32 (exact)",
+        choices=EMBED_PRECISIONS,
         changes_rows=True,
     )
     label_check: str | None = _option(
@@ -373,7 +380,10 @@ class AttrPromptConfig(datasets.BuilderConfig):
         if self.paper:
             return DedupSpec(None)
         return DedupSpec.resolve(
-            self.dedup_threshold, embedder=self.embedder, drop_cross_class_duplicates=self.drop_cross_class_duplicates
+            self.dedup_threshold,
+            embedder=self.embedder,
+            drop_cross_class_duplicates=self.drop_cross_class_duplicates,
+            embed_precision=self.embed_precision,
         )
 
     def plan(self, *, run_id: str, journal_path: str | Path) -> RunSettings:

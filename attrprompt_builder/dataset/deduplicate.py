@@ -21,6 +21,7 @@ from attrprompt_builder.recipe.model import RESERVED_NAMES
 __all__ = ["deduplicate"]
 
 _ONE_GROUP = "all"  # the group name when rows are compared across the whole dataset
+_WINDOW = 2048  # rows embedded in one encoder call: sorted by length over the window, little padding
 
 
 def deduplicate(
@@ -30,6 +31,7 @@ def deduplicate(
     threshold: float | None = None,
     by: str | None = "label",
     embedder: str | Embedder | None = None,
+    embed_precision: str = "auto",
     attributes: Sequence[str] | None = None,
     drop_cross_group: bool = False,
     batch_size: int = 256,
@@ -45,7 +47,9 @@ def deduplicate(
     are duplicates. Near-duplicates across groups are counted in the stats (and dropped with
     ``drop_cross_group=True``). ``attributes`` are the columns whose removed values are counted
     in ``DedupStats.removed_by_value`` (default: the string columns the builder does not write
-    itself). ``return_stats=True`` returns ``(dataset, DedupStats)``.
+    itself). ``embed_precision``: "auto" (bf16 where the CPU or GPU supports it) or "fp32" (exact).
+    ``batch_size`` rows are decided at a time; the encoder sees windows of at least ``_WINDOW`` rows,
+    so it pads little. ``return_stats=True`` returns ``(dataset, DedupStats)``.
     """
     from datasets.utils import tqdm
 
@@ -59,25 +63,31 @@ def deduplicate(
     missing = [name for name in counted if name not in dataset.column_names]
     if missing:
         raise ConfigError(f"attributes: {missing} are not columns of the dataset; pass existing column names")
-    dedup = NearDuplicateFilter(embedder=embedder, threshold=threshold, drop_cross_group=drop_cross_group)
+    dedup = NearDuplicateFilter(
+        embedder=embedder, precision=embed_precision, threshold=threshold, drop_cross_group=drop_cross_group
+    )
     wanted = list(dict.fromkeys([column, *([group_column] if group_column else []), *counted]))
     kept_rows: list[int] = []
     start = 0
+    window = max(_WINDOW, batch_size)
     with tqdm(total=len(dataset), desc="Removing near-duplicates", unit="rows") as bar:
-        for batch in dataset.select_columns(wanted).with_format(None).iter(batch_size=batch_size):
-            texts = batch[column]
+        for rows in dataset.select_columns(wanted).with_format(None).iter(batch_size=window):
+            texts = rows[column]
             if any(text is None for text in texts):
                 row = start + next(i for i, text in enumerate(texts) if text is None)
                 raise ConfigError(f"column {column!r}: row {row} is empty (None); fill or drop empty rows first")
-            groups = [_ONE_GROUP] * len(texts) if group is None else [_group_name(value, group) for value in batch[group.name]]
-            for offset, decision in enumerate(dedup.check(texts, groups)):
-                if decision.keep:
-                    kept_rows.append(start + offset)
-                    continue
-                for name in counted:
-                    dedup.stats.removed_by_value.setdefault(name, Counter())[str(batch[name][offset])] += 1
+            groups = [_ONE_GROUP] * len(texts) if group is None else [_group_name(value, group) for value in rows[group.name]]
+            dedup.prefetch(texts, groups)
+            for offset in range(0, len(texts), batch_size):
+                end = offset + batch_size
+                for position, decision in enumerate(dedup.check(texts[offset:end], groups[offset:end]), offset):
+                    if decision.keep:
+                        kept_rows.append(start + position)
+                        continue
+                    for name in counted:
+                        dedup.stats.removed_by_value.setdefault(name, Counter())[str(rows[name][position])] += 1
+                bar.update(len(texts[offset:end]))
             start += len(texts)
-            bar.update(len(texts))
     result = dataset if len(kept_rows) == len(dataset) else dataset.select(kept_rows)
     return (result, dedup.stats) if return_stats else result
 

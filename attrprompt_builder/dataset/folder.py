@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attrprompt_builder.errors import ConfigError, one_line
+from attrprompt_builder.filters.dedup.transformer import PRECISIONS
+from attrprompt_builder.filters.dedup.vectors import VectorStore, store_beside, text_hash
 from attrprompt_builder.generation.stats import BuildStats
 from attrprompt_builder.recipe.model import Recipe, load_recipe
 
@@ -36,6 +38,7 @@ __all__ = [
     "MARKER_FILE",
     "PLOT_PATTERN",
     "RECIPE_FILE",
+    "VECTORS_FILE",
     "check_output_folder",
     "data_files",
     "is_generated_folder",
@@ -44,8 +47,10 @@ __all__ = [
     "read_recipe",
     "read_rows",
     "recorded_embedder",
+    "recorded_precision",
     "require_data_files",
     "require_writable_folder",
+    "vector_store",
     "write_folder",
 ]
 
@@ -61,6 +66,9 @@ PLOT_PATTERN = "*.png"
 # What stays on this machine (publish never uploads it): that this tool wrote the folder, and the
 # embedder exactly as given, which generation.json shortens when it is a local folder.
 MARKER_FILE = ".attrprompt.json"
+# The embedding of every row's text (filters/dedup/vectors.py), so the card and ``compare`` embed nothing
+# the build already embedded. Local like the marker: publish never uploads it; hidden, so load_dataset ignores it.
+VECTORS_FILE = ".attrprompt-vectors.sqlite"
 _MAX_SHARD_BYTES = 500 * 1024 * 1024
 _NOT_GENERATED = "pass a folder `attrprompt generate` wrote"
 
@@ -103,14 +111,32 @@ def write_folder(dataset: datasets.Dataset, folder: Path, *, builder: AttrPrompt
         built = builder.built_stats
         record["build_stats"] = built.to_dict() if built else None
     (folder / GENERATION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
-    _write_marker(folder, embedder=builder.config.embedder)
+    _write_marker(folder, embedder=builder.config.embedder, precision=builder.config.embed_precision)
+    _write_vectors(dataset, folder, build_store=store_beside(builder.journal_path))
     return folder
 
 
-def _write_marker(folder: Path, *, embedder: str | None) -> None:
+def _write_vectors(dataset: datasets.Dataset, folder: Path, *, build_store: Path) -> None:
+    """Copy the build's vectors of the rows' texts into the folder (none when the build embedded nothing)."""
+    for suffix in ("", "-wal", "-shm"):  # a regenerated folder keeps only its own rows' vectors
+        (folder / (VECTORS_FILE + suffix)).unlink(missing_ok=True)
+    if not build_store.is_file() or "text" not in dataset.column_names:
+        return
+    keys = [text_hash(text) for text in dataset["text"] if isinstance(text, str)]
+    with VectorStore(build_store) as source, VectorStore(folder / VECTORS_FILE) as target:
+        source.copy_to(target, keys)
+
+
+def vector_store(folder: Path, *, create: bool) -> VectorStore | None:
+    """The folder's store of row vectors; None when it has none and ``create`` is False."""
+    path = folder / VECTORS_FILE
+    return VectorStore(path) if create or path.is_file() else None
+
+
+def _write_marker(folder: Path, *, embedder: str | None, precision: str) -> None:
     if embedder is not None and Path(embedder).expanduser().is_dir():
         embedder = str(Path(embedder).expanduser().resolve())  # `attrprompt card` may run from another directory
-    marker = {"written_by": "attrprompt-builder", "embedder": embedder}
+    marker = {"written_by": "attrprompt-builder", "embedder": embedder, "embed_precision": precision}
     (folder / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 
@@ -206,6 +232,13 @@ def recorded_embedder(folder: Path, *, field: str) -> str | None:
             "pass embedder= its folder, or embedder='none' to leave out pairwise similarity"
         )
     return named
+
+
+def recorded_precision(folder: Path) -> str:
+    """The encoder precision the folder's build used ("auto" for folders written before it was recorded)."""
+    marker = _read_marker(folder) or {}
+    precision = marker.get("embed_precision")
+    return precision if precision in PRECISIONS else "auto"
 
 
 def check_output_folder(output_dir: str | Path, *, overwrite: bool, field: str = "output_dir") -> Path:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from attrprompt_builder.filters.dedup.filter import DedupDecision, NearDuplicateFilter
+from attrprompt_builder.filters.dedup.vectors import VectorStore
 from attrprompt_builder.generation.quotas import ClassQuota
 from attrprompt_builder.generation.sampling import AttributeDraw
 from attrprompt_builder.generation.stats import BuildStats
@@ -21,8 +23,26 @@ __all__ = ["DedupStage", "next_batch"]
 
 
 class DedupStage:
-    def __init__(self, *, threshold: float | None, embedder: str | None, drop_cross_class: bool, recipe: Recipe) -> None:
-        self.filter = NearDuplicateFilter(embedder=embedder, threshold=threshold, drop_cross_group=drop_cross_class)
+    """Decides candidates; every vector it computes is committed to the build's ``VectorStore`` with its batch."""
+
+    def __init__(
+        self,
+        *,
+        threshold: float | None,
+        embedder: str | None,
+        drop_cross_class: bool,
+        recipe: Recipe,
+        precision: str = "auto",
+        vectors_path: str | Path | None = None,
+    ) -> None:
+        self.store = VectorStore(vectors_path) if vectors_path is not None else None
+        try:
+            self.filter = NearDuplicateFilter(
+                embedder=embedder, precision=precision, cache=self.store, threshold=threshold, drop_cross_group=drop_cross_class
+            )
+        except BaseException:
+            self.close()
+            raise
         self.recipe = recipe
         self.removed_by_value: dict[str, Counter] = {}
         self.cross_class_flags = 0
@@ -65,6 +85,10 @@ class DedupStage:
             elif decision.cross_group_match is not None:
                 self.cross_class_flags += 1
         return decisions
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
     def update_build_stats(self, stats: BuildStats) -> None:
         stats.cross_class_flags += self.cross_class_flags

@@ -199,6 +199,8 @@ class GenerationRun:
             if self.judging is not None:
                 self.judging.client.close()  # its leases too
             self.journal.close()
+            if self.dedup is not None:
+                self.dedup.close()
 
     def _finish_stats(self, started: float) -> None:
         stats = self.stats

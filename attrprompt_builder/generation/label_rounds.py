@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 from attrprompt_builder.client.journal import Journal
+from attrprompt_builder.filters.dedup.vectors import store_beside
 from attrprompt_builder.generation.engine import GenerationRun
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.stats import BuildStats
@@ -44,7 +45,12 @@ def checked_rows(
         rows = list(run.rows())
         ids = [(run.classes[position].label, run.classes[position].kept_indices[index]) for position, index, _ in rows]
         given = [tuple(row["labels"]) if recipe.multi_label else (row["label"],) for _, _, row in rows]
-        vectors = text_vectors([row["text"] for _, _, row in rows], embedder=settings.dedup.embedder)
+        vectors = text_vectors(  # the dedup stage stored most of them beside the journal already
+            [row["text"] for _, _, row in rows],
+            embedder=settings.dedup.embedder,
+            precision=settings.dedup.embed_precision,
+            cache=store_beside(settings.journal_path),
+        )
         check = check_labels(vectors, given, class_names=recipe.label_names, multi_label=recipe.multi_label, seed=settings.seed)
         new_flags = {ids[i] for i in check.flagged.nonzero()[0] if ids[i] not in accepted}
         last = not settings.drop_label_issues or not new_flags or round_number == MAX_LABEL_ROUNDS

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attrprompt_builder.client.backends import BackendSpec
@@ -34,10 +35,16 @@ class DedupSpec:
     threshold: float | None = None
     embedder: str | None = None
     drop_cross_class_duplicates: bool = False
+    embed_precision: str = "auto"
 
     @classmethod
     def resolve(
-        cls, threshold: float | str | None, *, embedder: str | None = None, drop_cross_class_duplicates: bool = False
+        cls,
+        threshold: float | str | None,
+        *,
+        embedder: str | None = None,
+        drop_cross_class_duplicates: bool = False,
+        embed_precision: str = "auto",
     ) -> DedupSpec:
         """The spec for a ``dedup_threshold`` option: a number, "auto" (the embedder's measured default), None or "off"."""
         if threshold in (None, "off"):
@@ -51,7 +58,9 @@ class DedupSpec:
             resolved = NGRAM_THRESHOLD if embedder == "ngram" else MINILM_THRESHOLD
         else:
             resolved = threshold  # type: ignore[assignment]  # a number: the config validated it
-        return cls(resolved, embedder=embedder, drop_cross_class_duplicates=drop_cross_class_duplicates)
+        return cls(
+            resolved, embedder=embedder, drop_cross_class_duplicates=drop_cross_class_duplicates, embed_precision=embed_precision
+        )
 
 
 @dataclass(frozen=True)
@@ -195,6 +204,15 @@ class RunSettings:
         return DedupStage(
             threshold=self.dedup.threshold,
             embedder=self.dedup.embedder,
+            precision=self.dedup.embed_precision,
             drop_cross_class=self.dedup.drop_cross_class_duplicates,
             recipe=self.recipe,
+            vectors_path=self.vectors_path,
         )
+
+    @property
+    def vectors_path(self) -> Path:
+        """The build's vector store, beside its journal: each text is embedded once, resumed builds included."""
+        from attrprompt_builder.filters.dedup.vectors import store_beside
+
+        return store_beside(self.journal_path)

@@ -1,4 +1,4 @@
-"""The one way this stage gets sentence vectors, so the source (embedder, a folder's vector cache) changes here only."""
+"""The one way this stage gets sentence vectors: through the vector store, so each text is embedded once."""
 
 from __future__ import annotations
 
@@ -7,28 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
-from attrprompt_builder.filters.dedup.embedders import Embedder, load_embedder
+from attrprompt_builder.filters.dedup.embedders import Embedder
+from attrprompt_builder.filters.dedup.vectors import VectorStore, vectors_for
 
 __all__ = ["text_vectors"]
 
-_BATCH = 256  # rows per encode call: progress moves and memory stays flat on large datasets
-
 
 def text_vectors(
-    texts: Sequence[str], *, embedder: str | Path | Embedder | None = None, progress: object | None = None
+    texts: Sequence[str],
+    *,
+    embedder: str | Path | Embedder | None = None,
+    precision: str = "auto",
+    cache: VectorStore | str | Path | None = None,
+    progress: str | None = None,
 ) -> np.ndarray:
     """L2-normalised float32 vectors of ``texts`` (shape ``(len(texts), dim)``) from the dedup embedder.
 
-    ``embedder`` is what ``load_embedder`` takes (None: MiniLM); ``progress`` is a tqdm bar advanced
-    by the number of texts encoded.
+    ``cache``: the vectors a build or a generated folder already holds (``filters.dedup.vectors``),
+    which also receives the ones computed here; ``progress``: the bar's title (None: no bar).
     """
-    model = load_embedder(embedder)
-    parts = []
-    for start in range(0, len(texts), _BATCH):
-        batch = [text or "" for text in texts[start : start + _BATCH]]
-        parts.append(model.encode(batch))
-        if progress is not None:
-            progress.update(len(batch))  # type: ignore[attr-defined]
-    if not parts:
-        return np.zeros((0, model.dim), dtype=np.float32)
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    return vectors_for([text or "" for text in texts], embedder=embedder, precision=precision, cache=cache, progress=progress)

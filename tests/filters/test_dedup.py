@@ -81,6 +81,18 @@ def test_batching_does_not_change_any_decision():
         assert [d.similarity for d in decisions] == pytest.approx([d.similarity for d in reference], abs=1e-5)
 
 
+def test_deduplicate_embeds_a_window_in_one_call_and_decides_as_check_per_batch_does():
+    texts = corpus_with_copies() * 2  # the second half: exact copies of kept rows, never embedded
+    ngram = NgramEmbedder()
+    embedder = VectorsByText(dict(zip(texts, ngram.encode(texts).tolist())))
+    embedder.kind = "ngram"
+    reference = run(NearDuplicateFilter(embedder="ngram"), texts, batch=7)
+    dataset = Dataset.from_dict({"text": texts, "row": list(range(len(texts)))})
+    result = deduplicate(dataset, embedder=embedder, by=None, batch_size=7)
+    assert result["row"] == [row for row, decision in enumerate(reference) if decision.keep]
+    assert embedder.calls == [60]  # one call for the window, none per batch of 7
+
+
 def test_one_encode_call_per_check():
     embedder = VectorsByText({str(i): at_angle(i * 30) for i in range(6)})
     dedup = NearDuplicateFilter(embedder=embedder, threshold=0.99)

@@ -17,6 +17,7 @@ from attrprompt_builder.filters.dedup.embedders import (
     check_embedder,
     load_embedder,
 )
+from attrprompt_builder.filters.dedup.transformer import _batches, cpu_has_native_bf16
 
 CAT = "The cat sat quietly on the warm mat by the kitchen window all afternoon."
 CAT_EDITED = "The cat sat quietly on the warm mat by the window all afternoon!"
@@ -137,11 +138,43 @@ def test_minilm_vectors_are_unit_rows_and_rank_similar_text_first(minilm):
     assert cat @ edited > 0.9 and cat @ trains < 0.3
 
 
-def test_minilm_rows_do_not_depend_on_batch_order_or_padding(minilm):
+def test_minilm_rows_do_not_depend_on_batch_order_or_padding(minilm_path, offline_models):
     long_text = " ".join([TRAINS] * 6)
-    together = minilm.encode([long_text, CAT, TRAINS])
-    alone = np.concatenate([minilm.encode([text]) for text in (long_text, CAT, TRAINS)])
+    exact = load_embedder(minilm_path, precision="fp32")
+    together = exact.encode([long_text, CAT, TRAINS])
+    alone = np.concatenate([exact.encode([text]) for text in (long_text, CAT, TRAINS)])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+    # bf16 (where the CPU has it) rounds differently per batch shape: the same vector within bf16's noise.
+    fast = load_embedder(minilm_path, precision="auto")
+    together = fast.encode([long_text, CAT, TRAINS])
+    alone = np.concatenate([fast.encode([text]) for text in (long_text, CAT, TRAINS)])
+    assert np.min(np.sum(together * alone, axis=1)) > 0.9995
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_it_and_stays_within_cosine_0_999(minilm_path, offline_models):
+    texts = [CAT, CAT_EDITED, TRAINS, " ".join([TRAINS] * 12)]
+    exact = load_embedder(minilm_path, precision="fp32")
+    fast = load_embedder(minilm_path, precision="auto")
+    assert exact.compute == "fp32" and fast is not exact
+    assert fast.compute == ("bf16" if cpu_has_native_bf16() else "fp32")  # no GPU in the test environment
+    assert fast.identity != exact.identity or fast.compute == "fp32"  # stored vectors never mix precisions
+    assert np.min(np.sum(fast.encode(texts) * exact.encode(texts), axis=1)) > 0.999  # issue 15's bound
+
+
+def test_a_precision_other_than_auto_or_fp32_is_one_line_naming_the_option():
+    with pytest.raises(ConfigError, match=r"^embed_precision: got 'bf16'; use 'auto' .* or 'fp32' \(exact\)$"):
+        load_embedder("ngram", precision="bf16")
+
+
+def test_batches_pad_to_at_most_the_token_budget_and_cover_every_text_in_order():
+    lengths = np.sort(np.random.default_rng(0).integers(3, 257, size=500))
+    cuts = list(_batches(lengths, budget=2048))
+    assert [i for cut in cuts for i in range(cut.start, cut.stop)] == list(range(500))
+    for cut in cuts:
+        width, count = int(lengths[cut.stop - 1]), cut.stop - cut.start
+        assert count * width <= 2048 or count == 1
+        if cut.stop < 500:  # greedy: one more text would have broken the budget
+            assert (count + 1) * int(lengths[cut.stop]) > 2048 or count == 256
 
 
 def test_minilm_truncates_long_texts_at_256_tokens(minilm):

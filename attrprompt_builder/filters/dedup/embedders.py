@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from attrprompt_builder.errors import ConfigError, MissingDependencyError
+from attrprompt_builder.filters.dedup.transformer import PRECISIONS, TransformerEmbedder, check_precision
 from attrprompt_builder.hub import hub_endpoint, hub_reachable
 from attrprompt_builder.redaction import redact
 
@@ -29,14 +30,15 @@ __all__ = [
     "DEFAULT_MODEL",
     "Embedder",
     "NgramEmbedder",
+    "PRECISIONS",
     "TransformerEmbedder",
     "check_embedder",
     "load_embedder",
+    "unloadable_model_message",
 ]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_MAX_LENGTH = 256  # all-MiniLM-L6-v2 was trained on 256 tokens; longer input only adds noise
-_CACHE: dict[str, Embedder] = {}
+_CACHE: dict[tuple[str, str], Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -56,22 +58,25 @@ class Embedder(Protocol):
         ...
 
 
-def load_embedder(spec: str | Path | Embedder | None = None) -> Embedder:
-    """The embedder named by ``spec``, loaded once per process.
+def load_embedder(spec: str | Path | Embedder | None = None, *, precision: str = "auto") -> Embedder:
+    """The embedder named by ``spec``, loaded once per process and precision.
 
     ``None``: all-MiniLM-L6-v2 (Hub id, honours ``HF_HUB_OFFLINE``); ``"ngram"``: hashed
     character n-grams (numpy only); any other string or path: a local folder or Hub id of a
-    transformer encoder; an ``Embedder`` instance is returned as is.
+    transformer encoder; an ``Embedder`` instance is returned as is. ``precision`` ("auto" or
+    "fp32") applies to transformer encoders (see ``transformer.TransformerEmbedder``).
     """
+    check_precision(precision)
     if spec is not None and not isinstance(spec, (str, Path)):
         if isinstance(spec, Embedder):
             return spec
         raise ConfigError(f"embedder: expected None, 'ngram', a model folder or Hub id, or an Embedder; got {spec!r}")
     key = _cache_key(spec)
+    slot = (key, "exact" if key == "ngram" else precision)
     with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = NgramEmbedder() if key == "ngram" else TransformerEmbedder(key)
-        return _CACHE[key]
+        if slot not in _CACHE:
+            _CACHE[slot] = NgramEmbedder() if key == "ngram" else TransformerEmbedder(key, precision=precision)
+        return _CACHE[slot]
 
 
 def check_embedder(spec: str | Path | Embedder | None) -> None:
@@ -84,14 +89,14 @@ def check_embedder(spec: str | Path | Embedder | None) -> None:
         load_embedder(spec)  # an instance passes; anything else is refused the same way
         return
     key = _cache_key(spec)
-    if key == "ngram" or key in _CACHE or Path(key).is_dir():
+    if key == "ngram" or any(cached == key for cached, _ in _CACHE) or Path(key).is_dir():
         return
     if _looks_like_path(key):
-        raise MissingDependencyError(_unloadable_model_message(key))
+        raise MissingDependencyError(unloadable_model_message(key))
     from huggingface_hub import try_to_load_from_cache
 
     if not isinstance(try_to_load_from_cache(key, "config.json"), str) and not hub_reachable():
-        raise MissingDependencyError(_unloadable_model_message(key, hub_answered=False))
+        raise MissingDependencyError(unloadable_model_message(key, hub_answered=False))
 
 
 def _cache_key(spec: str | Path | None) -> str:
@@ -107,60 +112,7 @@ def _cache_key(spec: str | Path | None) -> str:
     return str(folder.resolve()) if folder.is_dir() else text
 
 
-class TransformerEmbedder:
-    """A transformer encoder, mean-pooled over real tokens and L2-normalised."""
-
-    kind = "transformer"
-
-    def __init__(self, model: str, *, batch_size: int = 64, max_length: int = _MAX_LENGTH) -> None:
-        try:
-            import torch
-            from transformers import AutoModel, AutoTokenizer
-        except ImportError as err:
-            raise MissingDependencyError(
-                "the MiniLM embedder needs torch: pip install 'attrprompt-builder[local]' or pass embedder='ngram'"
-            ) from err
-        self.name = model
-        self.batch_size = batch_size
-        self.max_length = max_length
-        self._torch = torch
-        # A folder needs no Hub; a Hub id is read from the local cache alone when the Hub is out of reach.
-        reachable = Path(model).is_dir() or hub_reachable()
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=not reachable)
-            self._model = AutoModel.from_pretrained(model, local_files_only=not reachable)
-        except (OSError, ValueError) as err:
-            raise MissingDependencyError(_unloadable_model_message(model, hub_answered=reachable)) from err
-        self._model.eval()
-        self.dim = int(self._model.config.hidden_size)
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        # Batches of similar length waste little compute on padding; the order is restored below.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        torch = self._torch
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                batch = self._tokenizer(
-                    [texts[i] for i in rows],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
-                hidden = self._model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-                pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
-                out[rows] = pooled.float().numpy()
-        return out
-
-    def __repr__(self) -> str:
-        return f"TransformerEmbedder({self.name!r}, dim={self.dim})"
-
-
-def _unloadable_model_message(model: str, *, hub_answered: bool = True) -> str:
+def unloadable_model_message(model: str, *, hub_answered: bool = True) -> str:
     from huggingface_hub import constants
 
     if Path(model).is_dir() or _looks_like_path(model):

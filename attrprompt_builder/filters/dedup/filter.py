@@ -33,6 +33,7 @@ from attrprompt_builder.filters.dedup.keep_first import (
     Verdicts,
     decide_batch,
 )
+from attrprompt_builder.filters.dedup.vectors import VectorStore, cached_encode, text_hash
 
 __all__ = [
     "DedupDecision",
@@ -137,20 +138,27 @@ class NearDuplicateFilter:
     ``check`` decides a batch in order: each text is compared with the kept rows of its group
     (earlier batches and earlier in this batch); duplicates never enter an index. A near-duplicate
     of a kept row of *another* group is flagged (``cross_group_match``) and kept, unless
-    ``drop_cross_group``. One ``encode`` call per batch. Not thread-safe.
+    ``drop_cross_group``. One ``encode`` call per batch, for the texts that have no vector yet:
+    ``prefetch`` embeds the texts of coming batches in one call (sorted by length over all of
+    them), and ``cache`` (a ``VectorStore``) keeps every vector computed and supplies those it
+    holds. Not thread-safe.
     """
 
     def __init__(
         self,
         *,
         embedder: str | Embedder | None = None,
+        precision: str = "auto",
+        cache: VectorStore | None = None,
         threshold: float | None = None,
         cross_group: bool = True,
         drop_cross_group: bool = False,
         exact_limit: int = DEFAULT_EXACT_LIMIT,
         nprobe: int = DEFAULT_NPROBE,
     ) -> None:
-        self.embedder = load_embedder(embedder)
+        self.embedder = load_embedder(embedder, precision=precision)
+        self.cache = cache
+        self._prefetched: dict[bytes, np.ndarray] = {}
         self.threshold = default_threshold(self.embedder) if threshold is None else float(threshold)
         if not 0.0 < self.threshold <= 1.0:
             raise ConfigError(f"threshold: got {threshold!r}; use a cosine similarity in (0, 1], e.g. {MINILM_THRESHOLD}")
@@ -196,6 +204,23 @@ class NearDuplicateFilter:
         )
         return decisions
 
+    def prefetch(self, texts: list[str], groups: list[str]) -> None:
+        """Embed, in one call, what the next ``check`` calls on these texts will need.
+
+        Batches of one encoder call are cut from texts sorted by token length, so one call over a
+        large window pads far less than one per ``check`` batch. Exact copies (in their group) of an
+        already kept row are left out; copies of a text of the window are not, since whether they
+        need a vector depends on that text being kept, which ``check`` decides later (and a second
+        encoder call for a few texts costs more than embedding them now).
+        """
+        wanted: list[str] = []
+        for text, name in zip(texts, groups):
+            group = self._groups.get(str(name))
+            if group is None or _text_key(text) not in group.exact:
+                wanted.append(text)
+        vectors = cached_encode(self.embedder, wanted, store=self.cache)
+        self._prefetched = dict(zip(map(text_hash, wanted), vectors))
+
     # -- batch stages ---------------------------------------------------------------------
 
     def _group(self, name: str) -> _Group:
@@ -213,16 +238,17 @@ class NearDuplicateFilter:
         vectors = np.zeros((len(texts), dim), dtype=np.float32)
         if not rows:
             return vectors
-        encoded = np.asarray(self.embedder.encode([texts[i] for i in rows]), dtype=np.float32)
-        if encoded.shape != (len(rows), dim):
-            raise ConfigError(
-                f"embedder: {self.embedder.name!r} returned shape {encoded.shape} for {len(rows)} texts; "
-                f"expected ({len(rows)}, {dim})"
-            )
+        ready = [self._prefetched.get(text_hash(texts[i])) for i in rows]
+        rest = [i for i, vector in zip(rows, ready) if vector is None]
+        if rest:
+            vectors[rest] = cached_encode(self.embedder, [texts[i] for i in rest], store=self.cache)
+        done = [(i, vector) for i, vector in zip(rows, ready) if vector is not None]
+        if done:
+            vectors[[i for i, _ in done]] = np.stack([vector for _, vector in done])
+        encoded = vectors[rows]
         norms = np.linalg.norm(encoded, axis=1)
         if np.any((norms > 0) & (np.abs(norms - 1.0) > 1e-3)):
             raise ConfigError(f"embedder: {self.embedder.name!r} returned rows that are not unit vectors; L2-normalise them")
-        vectors[rows] = encoded
         return vectors
 
     @staticmethod
