@@ -304,7 +304,11 @@ def _build(stats: BuildStats | None, generation: dict[str, Any]) -> dict[str, An
 
 
 def _load_template() -> str:
-    return (importlib.resources.files("attrprompt_builder.cards") / "dataset_card.md").read_text(encoding="utf-8")
+    try:
+        resource = importlib.resources.files("attrprompt_builder.cards") / "dataset_card.md"
+    except ModuleNotFoundError:  # a source checkout that is not installed: cards/ sits beside the package
+        resource = Path(__file__).resolve().parents[2] / "cards" / "dataset_card.md"
+    return resource.read_text(encoding="utf-8")
 
 
 def build_card(
