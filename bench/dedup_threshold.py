@@ -70,6 +70,9 @@ import datasets
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))  # the prose filter of the corpora
+
+from docstring_corpus import paragraphs_of
 
 from attrprompt_builder.dataset.deduplicate import deduplicate
 from attrprompt_builder.filters.dedup.embedders import Embedder, load_embedder
@@ -78,9 +81,6 @@ from attrprompt_builder.filters.dedup.filter import (
     default_threshold,
 )
 
-_CODE_CHARS = set("()[]{}=<>_`*#|\\/@$%^~")
-_BULLET = re.compile(r"^([-*+#>|]|\d+[.)]|\.\.|:)\s*")
-_PLAIN_WORD = re.compile(r"[\"'(]?[A-Za-z][a-z'-]*[.,;:!?\"')]*")
 _FILLERS = [
     "really",
     "also",
@@ -108,25 +108,6 @@ MIXES = {"words": ("drop", "swap", "insert"), "surface": ("punct", "case"), "mix
 
 
 # -- the corpus ------------------------------------------------------------------------------
-
-
-def paragraphs_of(text: str) -> list[str]:
-    """Prose paragraphs of 30-150 words (no code, lists, links or markup-heavy lines)."""
-    out = []
-    for block in re.split(r"\n\s*\n", text):
-        lines = block.splitlines()
-        if any(line.startswith(("    ", "\t", ">>>", "...", "$ ")) for line in lines):
-            continue
-        paragraph = " ".join(line.strip() for line in lines).strip()
-        words = paragraph.split()
-        if not 30 <= len(words) <= 150 or _BULLET.match(paragraph) or "http" in paragraph or "::" in paragraph:
-            continue
-        if sum(ch in _CODE_CHARS for ch in paragraph) > 0.01 * len(paragraph):
-            continue
-        if sum(bool(_PLAIN_WORD.fullmatch(word)) for word in words) < 0.85 * len(words):
-            continue
-        out.append(paragraph)
-    return out
 
 
 def real_paragraphs() -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-__all__ = ["PACKAGES", "docstring_corpus"]
+__all__ = ["PACKAGES", "docstring_corpus", "paragraphs_of"]
 
 PACKAGES = ("sympy", "networkx", "pandas", "matplotlib", "sklearn", "mypy", "pip", "transformers")
 
@@ -24,8 +24,8 @@ _PLAIN_WORD = re.compile(r"[\"'(]?[A-Za-z][a-z'-]*[.,;:!?\"')]*")
 _BULLET = re.compile(r"^([-*+#>|]|\d+[.)]|\.\.|:)\s*")
 
 
-def _paragraphs(text: str) -> list[str]:
-    """Prose paragraphs of 30-150 words: no code, lists, links or markup-heavy lines (as bench/dedup_threshold.py)."""
+def paragraphs_of(text: str) -> list[str]:
+    """Prose paragraphs of 30-150 words: no code, lists, links or markup-heavy lines (bench/dedup_threshold.py's corpus too)."""
     out = []
     for block in re.split(r"\n\s*\n", text):
         lines = block.splitlines()
@@ -62,7 +62,7 @@ def _package_paragraphs(package: str, limit: int) -> list[str]:
             continue
         for node in ast.walk(tree):
             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                for paragraph in _paragraphs(ast.get_docstring(node) or ""):
+                for paragraph in paragraphs_of(ast.get_docstring(node) or ""):
                     key = " ".join(paragraph.lower().split())
                     if key not in seen:  # one docstring inherited or copied in two places counts once
                         seen.add(key)
