@@ -28,7 +28,7 @@ from attrprompt_builder.train.data import (
     encode_labels,
     label_schema,
     load_data,
-    load_eval,
+    load_eval_rows,
     row_label_names,
     select_split,
     stratified_holdout,
@@ -102,17 +102,8 @@ def train_classifier(
         train_targets = train_targets[train_index]
         eval_source = HELD_OUT_SOURCE
     else:
-        eval_ds, eval_source = load_eval(eval_data, data=data, eval_split=eval_split)
-        eval_labels, _ = label_schema(eval_ds, field="eval_data")
-        if eval_labels.multi_label != multi_label:
-            kinds = ("single-label", "multi-label")
-            raise ConfigError(
-                f"eval_data: its '{eval_labels.name}' column is {kinds[eval_labels.multi_label]} but "
-                f"data is {kinds[multi_label]}; pass an eval set of the same kind"
-            )
-        eval_texts = texts_of(eval_ds, field="eval_data")
-        eval_targets = encode_labels(
-            row_label_names(eval_ds, eval_labels, field="eval_data"), label2id, multi_label=multi_label, field="eval_data"
+        eval_texts, eval_targets, eval_source = load_eval_rows(
+            eval_data, data=data, eval_split=eval_split, label2id=label2id, multi_label=multi_label, trained_on="data"
         )
 
     metrics = _fit(

@@ -26,6 +26,7 @@ __all__ = [
     "label_schema",
     "load_data",
     "load_eval",
+    "load_eval_rows",
     "row_label_names",
     "select_split",
     "stratified_holdout",
@@ -81,6 +82,26 @@ def load_eval(eval_data: DataArg, *, data: DataArg, eval_split: str) -> tuple[Da
             "by people, or omit eval_data to hold out 10% of the training rows"
         )
     return eval_ds, f"{eval_data} (split {split})"
+
+
+def load_eval_rows(
+    eval_data: DataArg, *, data: DataArg, eval_split: str, label2id: dict[str, int], multi_label: bool, trained_on: str
+) -> tuple[list[str], np.ndarray, str]:
+    """The eval set's texts, its labels encoded with ``label2id``, and where it came from; a set of the other kind
+    (multi-label against single-label) than ``trained_on`` (what the labels were learned from) is one error line."""
+    eval_ds, source = load_eval(eval_data, data=data, eval_split=eval_split)
+    labels, _ = label_schema(eval_ds, field="eval_data")
+    if labels.multi_label != multi_label:
+        kinds = ("single-label", "multi-label")
+        raise ConfigError(
+            f"eval_data: its '{labels.name}' column is {kinds[labels.multi_label]} but {trained_on} is "
+            f"{kinds[multi_label]}; pass an eval set of the same kind"
+        )
+    texts = texts_of(eval_ds, field="eval_data")
+    targets = encode_labels(
+        row_label_names(eval_ds, labels, field="eval_data"), label2id, multi_label=multi_label, field="eval_data"
+    )
+    return texts, targets, source
 
 
 def label_schema(ds: Dataset, *, field: str) -> tuple[LabelColumn, list[str]]:

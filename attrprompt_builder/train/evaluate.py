@@ -15,7 +15,7 @@ from datasets import Dataset
 
 from attrprompt_builder.errors import ConfigError, MissingDependencyError
 from attrprompt_builder.train.classifier import Metrics, classification_metrics
-from attrprompt_builder.train.data import DataArg, encode_labels, label_schema, load_eval, row_label_names, texts_of
+from attrprompt_builder.train.data import DataArg, load_eval_rows
 
 __all__ = ["evaluate_classifier"]
 
@@ -47,19 +47,11 @@ def evaluate_classifier(
     classifier = AutoModelForSequenceClassification.from_pretrained(folder)
     label_names = [classifier.config.id2label[index] for index in range(classifier.config.num_labels)]
     multi_label = classifier.config.problem_type == "multi_label_classification"
-    eval_ds, eval_source = load_eval(eval_data, data=folder, eval_split=eval_split)
-    labels, _ = label_schema(eval_ds, field="eval_data")
-    if labels.multi_label != multi_label:
-        kinds = ("single-label", "multi-label")
-        raise ConfigError(
-            f"eval_data: its '{labels.name}' column is {kinds[labels.multi_label]} but the model in {str(folder)!r} is "
-            f"{kinds[multi_label]}; pass an eval set of the same kind"
-        )
-    texts = texts_of(eval_ds, field="eval_data")
     label2id = {name: index for index, name in enumerate(label_names)}
-    targets = encode_labels(
-        row_label_names(eval_ds, labels, field="eval_data"), label2id, multi_label=multi_label, field="eval_data"
-    )
+    texts, targets, eval_source = load_eval_rows(
+        eval_data, data=folder, eval_split=eval_split, label2id=label2id, multi_label=multi_label,
+        trained_on=f"the model in {str(folder)!r}",
+    )  # fmt: skip
     model_limit = tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else max_length
     length = min(max_length, model_limit)
     encoded = Dataset.from_dict({"text": texts}).map(
