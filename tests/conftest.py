@@ -35,12 +35,8 @@ def tgi():
     """A fresh loopback TGI-compatible server (tests/support/tgi_server.py) with default, fault-free behaviour."""
     from tgi_server import TGIServer
 
-    server = TGIServer()
-    server.start()
-    try:
+    with TGIServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -20,12 +20,8 @@ from attrprompt_builder.recipe.model import load_recipe
 
 @pytest.fixture
 def llm():
-    server = ScriptedLLM()
-    server.start()
-    try:
+    with ScriptedLLM() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -22,12 +22,8 @@ from attrprompt_builder.recipe.presets import load_preset
 
 @pytest.fixture
 def llm():
-    server = ScriptedLLM()
-    server.start()
-    try:
+    with ScriptedLLM() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def discover(*argv: str) -> int:

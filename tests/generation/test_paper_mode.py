@@ -45,12 +45,8 @@ class Scripted(TGIServer):
 
 @pytest.fixture
 def scripted(request):
-    server = Scripted(request.param)
-    server.start()
-    try:
+    with Scripted(request.param) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def rows(folder: Path) -> datasets.Dataset:

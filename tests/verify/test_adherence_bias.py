@@ -36,16 +36,12 @@ def built(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("places")
     recipe = root / "newsplaces.yaml"
     recipe.write_text(RECIPE, encoding="utf-8")
-    server = ScriptedPlaces()
-    server.start()
-    try:
+    with ScriptedPlaces() as server:
         common = {"endpoint": server.url, "samples_per_class": 12, "embedder": "ngram", "journal_dir": str(root / "journal")}
         folders = {
             mode: generate_folder(str(recipe), root / mode, prompting=mode, cache_dir=str(root / "cache"), **common)
             for mode in ("attributed", "simple")
         }
-    finally:
-        server.stop()
     return folders
 
 

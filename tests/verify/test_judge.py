@@ -30,23 +30,15 @@ NEWS = [("world", "world"), ("sports", "sports"), ("business", "business"), ("sc
 
 @pytest.fixture
 def judge_llm():
-    server = ScriptedJudgeLLM(off_class_rate=0.2)
-    server.start()
-    try:
+    with ScriptedJudgeLLM(off_class_rate=0.2) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def no_grammar_llm():
     """The same model behind a TGI started without grammar support: a response_format gets 422."""
-    server = ScriptedJudgeLLM(off_class_rate=0.2, grammar_support=False)
-    server.start()
-    try:
+    with ScriptedJudgeLLM(off_class_rate=0.2, grammar_support=False) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -55,12 +55,8 @@ def _rows(folder):
 
 
 def test_label_check_column_marks_the_off_topic_rows(recipe, tmp_path, minilm_path):
-    server = ScriptedLabels()
-    server.start()
-    try:
+    with ScriptedLabels() as server:
         folder = _build(recipe, tmp_path / "marked", server, tmp_path, minilm_path)
-    finally:
-        server.stop()
     rows = _rows(folder)
     names = rows.features["label"].names
     off_topic = [topic_of(r["text"]) != names[r["label"]] for r in rows]
@@ -78,15 +74,11 @@ def test_label_check_column_marks_the_off_topic_rows(recipe, tmp_path, minilm_pa
 
 @pytest.mark.slow
 def test_drop_label_issues_redraws_until_quotas_are_met_and_reruns_pay_nothing(recipe, tmp_path, minilm_path):
-    server = ScriptedLabels()
-    server.start()
-    try:
+    with ScriptedLabels() as server:
         folder = _build(recipe, tmp_path / "dropped", server, tmp_path, minilm_path, drop_label_issues=True)
         paid = server.served
         again = _build(recipe, tmp_path / "again", server, tmp_path, minilm_path, drop_label_issues=True)
         assert server.served == paid  # every round's replies came from the journal
-    finally:
-        server.stop()
     rows = _rows(folder)
     names = rows.features["label"].names
     assert Counter(names[r["label"]] for r in rows) == dict.fromkeys(names, N)
