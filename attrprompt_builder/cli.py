@@ -48,10 +48,6 @@ _PAPER: _Flag = (
 )
 
 
-def _label_checks() -> tuple[str, ...]:
-    return next(f for f in option_fields() if f.name == "label_check").metadata["option"].choices
-
-
 # Flags that are not build options (those come from AttrPromptConfig's fields): where the output
 # goes, how the build runs, and what `show` and `estimate` print. tests/test_options.py fails on a
 # flag that is in neither place.
@@ -71,8 +67,6 @@ OTHER_FLAGS: dict[str, tuple[_Flag, ...]] = {
     "estimate": (
         (("--refusal-rate",), {"type": float, "default": 0.02, "help": "expected share of refused replies (default 0.02)"}),
         (("--duplicate-rate",), {"type": float, "default": 0.02, "help": "expected share of near-duplicates (default 0.02)"}),
-        # generate's --label-check, for the judge's requests (the option itself is generate's: it changes rows)
-        (("--label-check",), {"choices": _label_checks(), "help": "the build's label check: 'judge' adds its requests"}),
         (
             ("--mismatch-rate",),
             {"type": float, "default": 0.05, "help": "expected share of judged replies about another class (default 0.05)"},

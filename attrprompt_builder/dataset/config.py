@@ -179,6 +179,7 @@ class AttrPromptConfig(datasets.BuilderConfig):
         None,
         "check each row's label: 'classifier' (embeddings + confident learning, no LLM) or 'judge' (an LLM judge)",
         choices=("classifier", "judge"),
+        commands=PRICED,  # estimate counts the judge's requests
         changes_rows=True,
     )
     drop_label_issues: bool = _option(
