@@ -37,6 +37,7 @@ from typing import Any
 
 from attrprompt_builder.client.types import ChatReply, SamplingParams
 from attrprompt_builder.errors import AttrPromptError
+from attrprompt_builder.sqlite_wal import enable_wal
 
 __all__ = [
     "JOURNAL_FILE",
@@ -197,24 +198,12 @@ class Journal:
         self._db = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False, isolation_level=None)
         try:
             with self._guarded():
-                self._enable_wal()
+                enable_wal(self._db)
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)  # adds the tables a 0.1.x journal lacks
         except BaseException:
             self._db.close()
             raise
-
-    def _enable_wal(self) -> None:
-        # Switching a file to WAL needs a moment of exclusive access and ignores the busy timeout,
-        # so num_proc workers opening the same 0.1.x journal can collide: retry briefly.
-        for attempt in range(50):
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) or attempt == 49:
-                    raise
-                time.sleep(0.05 + 0.01 * attempt)
 
     @contextlib.contextmanager
     def _guarded(self, path: Path | None = None) -> Iterator[None]:

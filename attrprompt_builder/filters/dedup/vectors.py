@@ -16,13 +16,13 @@ import hashlib
 import sqlite3
 import sys
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from attrprompt_builder.filters.dedup.embedders import Embedder, load_embedder
+from attrprompt_builder.sqlite_wal import enable_wal
 
 __all__ = ["VECTORS_FILE", "VectorStore", "cached_encode", "store_beside", "text_hash", "vectors_for"]
 
@@ -65,7 +65,7 @@ class VectorStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False, isolation_level=None)
             try:
-                _enable_wal(db)
+                enable_wal(db)
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(_SCHEMA)
             except BaseException:
@@ -162,19 +162,6 @@ class VectorStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _enable_wal(db: sqlite3.Connection) -> None:
-    # Switching to WAL needs a moment of exclusive access and ignores the busy timeout: num_proc
-    # workers opening a new store together collide, so retry briefly (as the journal does).
-    for attempt in range(50):
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or attempt == 49:
-                raise
-            time.sleep(0.05 + 0.01 * attempt)
 
 
 def cached_encode(embedder: Embedder, texts: Sequence[str], *, store: VectorStore | None) -> np.ndarray:
