@@ -103,7 +103,9 @@ def _argument(declared: Field, option: Option) -> dict[str, Any]:
     if option.choices is not None:
         kwargs["choices"] = option.choices
     types = field_types(declared.name)
-    if bool in types:
+    if option.const is not None:  # the flag alone means ``const``; with a value, that value
+        kwargs.update(nargs="?", const=option.const, type=str)
+    elif bool in types:
         kwargs["action"] = argparse.BooleanOptionalAction if default else "store_true"
     elif any(typing.get_origin(t) is list for t in types):
         kwargs["action"] = "append"  # repeat the flag for several values
@@ -153,7 +155,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         **config_kwargs(args),
     )
-    print(f"wrote {folder}{_build_summary(folder)} (load it with datasets.load_dataset({str(folder)!r}))")
+    summary = _build_summary(folder) if isinstance(folder, Path) else ""  # an uploaded folder is not read back
+    print(f"wrote {folder}{summary} (load it with datasets.load_dataset({str(folder)!r}))")
     return 0
 
 

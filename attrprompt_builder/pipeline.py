@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ __all__ = ["build_dataset", "card_embedder", "generate_folder", "make_builder", 
 
 
 # How our error reads in a num_proc worker's traceback text (``multiprocess.pool.RemoteTraceback``).
+# Where a Ray build's workers persist paid replies, inside its output folder (hidden: load_dataset and
+# publish never read it); the driver copies them into its journal.
+REPLIES_FOLDER = ".attrprompt-replies"
 _WORKER_ERROR = re.compile(r"^attrprompt_builder\.errors\.(\w+): (.+)$", re.MULTILINE)
 
 
@@ -71,13 +75,28 @@ def generate_folder(
     card: bool = True,
     overwrite: bool = False,
     **config_kwargs: Any,
-) -> Path:
+) -> Path | str:
     """Generate a dataset and write it, with its card, to ``output_dir`` (what ``attrprompt generate`` does).
 
     Everything that would fail after paying is checked first: the output folder (not a file, writable,
     and empty or written by this tool unless ``overwrite``), ``num_proc``, the cache and journal
-    folders, a token for HF Inference Providers, and that the dedup embedder can be found.
+    folders, a token for HF Inference Providers, that the dedup embedder can be found, and with
+    ``ray`` that the cluster answers.
+
+    ``output_dir`` may be an fsspec URL (``s3://bucket/run``): the folder is written here first and
+    uploaded once complete, and that URL is returned; on Ray the workers' reply segments go under it
+    (``replies_dir``).
     """
+    remote = _remote_url(output_dir)
+    if config_kwargs.get("ray") not in (None, False):
+        _join_cluster(config_kwargs, output=remote or str(Path(output_dir).expanduser().absolute()), num_proc=num_proc)
+    if remote is not None:
+        with tempfile.TemporaryDirectory(prefix="attrprompt-output-") as staging:
+            generate_folder(
+                preset_or_recipe, staging, num_proc=num_proc, cache_dir=cache_dir, token=token, card=card, **config_kwargs
+            )
+            _upload(Path(staging), remote)
+        return remote
     folder = layout.check_output_folder(output_dir, overwrite=overwrite)
     if num_proc is not None and (isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1):
         raise ConfigError(f"num_proc: got {num_proc!r}; use a whole number >= 1, or leave it out for one process")
@@ -103,6 +122,42 @@ def generate_folder(
             "datasets cache: make room or pass another folder, and rerun (nothing is sent again)"
         ) from err
     return folder
+
+
+def _remote_url(output_dir: str | Path) -> str | None:
+    """``output_dir`` when it names a filesystem other than this machine's (an fsspec URL), else None."""
+    text = str(output_dir)
+    if "://" not in text or text.startswith("file://"):
+        return None
+    return text
+
+
+def _upload(staging: Path, url: str) -> None:
+    from fsspec.core import url_to_fs
+
+    try:
+        fs, root = url_to_fs(url)
+        fs.put(str(staging) + "/", root, recursive=True)
+    except (OSError, ValueError, ImportError) as err:
+        raise ConfigError(
+            f"output_dir: uploading to {url!r} failed ({one_line(err)}); the rows are kept in the datasets cache and "
+            "the journal: fix access to it (or pass a local folder) and rerun (nothing is sent again)"
+        ) from err
+
+
+def _join_cluster(config_kwargs: dict[str, Any], *, output: str, num_proc: int | None) -> None:
+    """Refuse what cannot work on Ray and join the cluster now, before datasets starts its progress bars."""
+    from attrprompt_builder.client.ray_cluster import connect
+
+    if num_proc is not None and num_proc > 1:
+        raise ConfigError(
+            f"num_proc: got {num_proc} with --ray; on Ray the workers send the requests and one driver decides: "
+            "drop --num-proc (use --ray-workers for more workers)"
+        )
+    ray = config_kwargs["ray"]
+    connect("auto" if ray is True else str(ray))
+    if not config_kwargs.get("replies_dir"):  # beside the rows: storage the workers can write, by the same token
+        config_kwargs["replies_dir"] = output.rstrip("/") + "/" + REPLIES_FOLDER
 
 
 def _require_provider_token(builder: AttrPromptBuilder, token: str | bool | None) -> None:

@@ -33,11 +33,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrprompt_builder.client.types import ChatReply, SamplingParams
 from attrprompt_builder.errors import AttrPromptError
 from attrprompt_builder.sqlite_wal import enable_wal
+
+if TYPE_CHECKING:
+    from attrprompt_builder.client.segments import PaidReply
 
 __all__ = [
     "JOURNAL_FILE",
@@ -245,6 +248,39 @@ class Journal:
                 (key, label, index, reply.text, reply.prompt_tokens, reply.completion_tokens, reply.finish_reason, time.time()),
             )
             db.execute("DELETE FROM leases WHERE key = ?", (key,))
+
+    def record_many(self, paid: list[PaidReply], *, absorbed: tuple[str, str] | None = None) -> int:
+        """Commit many replies in one transaction (replies already there are kept); returns how many were new.
+
+        ``absorbed`` (name, signature) is remembered in the same transaction: a segment copied in is not read again.
+        """
+        created = time.time()
+        rows = [
+            (
+                p.key,
+                p.label,
+                p.index,
+                p.reply.text,
+                p.reply.prompt_tokens,
+                p.reply.completion_tokens,
+                p.reply.finish_reason,
+                created,
+            )
+            for p in paid
+        ]
+        with self._transaction() as db:
+            before = db.total_changes
+            db.executemany(f"INSERT OR IGNORE INTO replies ({_REPLY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            added = db.total_changes - before
+            db.executemany("DELETE FROM leases WHERE key = ?", [(p.key,) for p in paid])
+            if absorbed is not None:
+                db.execute("INSERT OR REPLACE INTO absorbed VALUES (?, ?, ?)", (*absorbed, created))
+        return added
+
+    def absorbed_signature(self, name: str) -> str | None:
+        with self._guarded():
+            row = self._db.execute("SELECT signature FROM absorbed WHERE file = ?", (name,)).fetchone()
+        return row[0] if row else None
 
     def __len__(self) -> int:
         with self._guarded():

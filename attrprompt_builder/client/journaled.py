@@ -162,8 +162,7 @@ class JournaledClient:
         say in the journal which sample the reply belongs to. The claim ``reuse`` took ends either way.
         """
         try:
-            # The key reuse() claimed is already known: hashing the request again would cost every send.
-            key = self._claims.get(request.key) or await self.served_key(request)
+            key = await self.claimed_key(request)
             reply = await self.dispatcher.send(request, lane)
         except BaseException:
             self.release(request)
@@ -172,12 +171,20 @@ class JournaledClient:
             self.release(request)
             return None
         self.journal.record(key, reply, label=label, index=index)
+        self.paid(request, reply)
+        return reply
+
+    async def claimed_key(self, request: ChatRequest) -> str:
+        """The key a reply to ``request`` goes under; the one ``reuse`` claimed is known without hashing again."""
+        return self._claims.get(request.key) or await self.served_key(request)
+
+    def paid(self, request: ChatRequest, reply: ChatReply) -> None:
+        """Count a reply paid for on this client's behalf and already recorded in the journal (its claim ends)."""
         self._claims.pop(request.key, None)
         usage = self.usage
         usage.sent += 1
         usage.prompt_tokens += reply.prompt_tokens
         usage.completion_tokens += reply.completion_tokens
-        return reply
 
     async def ask(self, request: ChatRequest, *, label: str, index: int) -> ChatReply | None:
         """``reuse``, else ``send``."""

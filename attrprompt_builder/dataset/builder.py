@@ -6,7 +6,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 
@@ -20,6 +20,7 @@ from attrprompt_builder.client.journal import Journal, journal_path
 from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.dataset.config import AttrPromptConfig
 from attrprompt_builder.dataset.schema import CITATION, features_for
+from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.generation.engine import GenerationRun
 from attrprompt_builder.generation.label_rounds import checked_rows
 from attrprompt_builder.generation.plan import RunSettings
@@ -28,7 +29,31 @@ from attrprompt_builder.recipe.presets import PRESET_NAMES
 from attrprompt_builder.redaction import display_name
 from attrprompt_builder.version import __version__
 
+if TYPE_CHECKING:
+    from attrprompt_builder.client.ray_cluster import WorkerPool
+
 __all__ = ["AttrPromptBuilder"]
+
+
+def _worker_pool(settings: RunSettings, token: str | None) -> WorkerPool:
+    """The Ray workers of a cluster build (joining the cluster first), shared by its label-check rounds."""
+    from attrprompt_builder.client.ray_cluster import WorkerPool, connect
+    from attrprompt_builder.client.ray_workers import WorkerSpec
+
+    cluster = settings.cluster
+    assert cluster is not None
+    connect(cluster.address)
+    spec = WorkerSpec(
+        backend=settings.backend,
+        max_attempts=settings.retry.max_attempts,
+        max_errors=settings.max_errors,
+        seed=settings.seed,
+        first_timeout=settings.first_request_timeout,
+        replies=cluster.replies,
+        session=settings.run_id.rsplit("/", 1)[-1],
+    )
+    return WorkerPool(spec, workers=cluster.workers, max_concurrency=settings.max_concurrency, token=token)
+
 
 PRESET_VERSION = datasets.Version("1.0.0")
 # Beside the Arrow files: the stats of the build that wrote them, whichever journal it used.
@@ -104,6 +129,7 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
         served = ServedModelQuery(settings.backend, token=token)
         judge = settings.judge.backend  # None: the build's own backend judges
         worker = f"{os.getpid()}-{labels[0]}"
+        pool = _worker_pool(settings, token) if settings.cluster is not None else None
 
         def make_run(excluded: frozenset[tuple[str, int]]) -> GenerationRun:
             backends = make_backends(settings.backend, token=token)  # a run closes its backends when done
@@ -116,11 +142,24 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
                 excluded=excluded,
                 judge_backends=make_backends(judge, token=token) if judge is not None else None,
                 judge_served=ServedModelQuery(judge, token=token) if judge is not None else None,
+                pool=pool,
             )
 
         rows = make_run(frozenset()).rows() if settings.label_check != "classifier" else checked_rows(settings, make_run)
-        for position, row_index, row in rows:
-            yield (Key(position, row_index) if Key is not None else f"{position}-{row_index}"), row
+        try:
+            for position, row_index, row in rows:
+                yield (Key(position, row_index) if Key is not None else f"{position}-{row_index}"), row
+        finally:
+            if pool is not None:
+                pool.close()
+
+    def _prepare_split(self, split_generator: datasets.SplitGenerator, *args: Any, **kwargs: Any) -> None:
+        if self.config.ray is not None and (kwargs.get("num_proc") or 1) > 1:
+            raise ConfigError(
+                f"num_proc: got {kwargs['num_proc']} with ray={self.config.ray!r}; on Ray the workers send the requests "
+                "and one driver decides: drop num_proc (use ray_workers for more workers)"
+            )
+        super()._prepare_split(split_generator, *args, **kwargs)
 
     # -- after the build ------------------------------------------------------------------------
     def _download_and_prepare(

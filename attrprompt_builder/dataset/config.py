@@ -25,7 +25,7 @@ from attrprompt_builder.client.types import SamplingParams
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.filters.dedup.transformer import PRECISIONS as EMBED_PRECISIONS
 from attrprompt_builder.generation.budget import BudgetSpec
-from attrprompt_builder.generation.plan import DedupSpec, RetrySpec, RunSettings
+from attrprompt_builder.generation.plan import ClusterSpec, DedupSpec, RetrySpec, RunSettings
 from attrprompt_builder.generation.prompts import PROMPTING_MODES
 from attrprompt_builder.generation.sampling import SAMPLING_STRATEGIES
 from attrprompt_builder.recipe.model import FIDELITIES, Recipe, load_recipe
@@ -53,7 +53,8 @@ class Option:
     ``commands`` are the subcommands that show the flag; ``parse`` turns the flag's text into the
     field's value when argparse's ``type`` cannot (it raises ``ConfigError`` naming the field).
     ``minimum``/``maximum`` bound a number and ``choices`` a word, checked by ``validate``;
-    ``changes_rows`` puts the option in the cache key (the rest only change how rows get made).
+    ``changes_rows`` puts the option in the cache key (the rest only change how rows get made);
+    ``const`` lets the flag come without a value (``--ray`` means ``--ray auto``).
     """
 
     help: str
@@ -65,6 +66,7 @@ class Option:
     minimum: float | None = None
     maximum: float | None = None
     changes_rows: bool = False
+    const: str | None = None  # the flag may come without a value, which then means this
 
     def spelling(self, name: str) -> tuple[str, ...]:
         long = self.flags or ("--" + name.replace("_", "-"),)
@@ -231,6 +233,18 @@ class AttrPromptConfig(datasets.BuilderConfig):
     price_out: float | None = _option(None, "price per 1k output tokens", commands=PRICED, minimum=0.0)
     journal_dir: str | None = _option(None, "folder of the journal of paid replies (default: beside the datasets cache)")
     batch_size: int = _option(8, "batch size of the transformers backend", minimum=1)
+    ray: str | bool | None = _option(
+        None,
+        "build on a Ray cluster: host:port of its head, ray://host:10001, or auto (no value: the running cluster, "
+        "else a local one); the rows are those of a one-machine build",
+        const="auto",
+    )
+    ray_workers: int | None = _option(
+        None, "Ray workers (default: one per core of the cluster, per GPU for a local model)", minimum=1
+    )
+    replies_dir: str | None = _option(
+        None, "where Ray workers persist paid replies: storage every node can write (default: OUTPUT/.attrprompt-replies)"
+    )
     license: str | None = _option(None, "override the recipe's license in the card")
 
     def __post_init__(self) -> None:
@@ -267,6 +281,18 @@ class AttrPromptConfig(datasets.BuilderConfig):
         if self.on_mismatch != "drop" and self.label_check != "judge":
             raise _fail("on_mismatch", self.on_mismatch, "it acts on the LLM judge: also pass label_check='judge'")
         self.judge_spec()  # a judge endpoint, model or provider that cannot work fails now
+        self._validate_ray()
+
+    def _validate_ray(self) -> None:
+        if self.ray is True:
+            self.ray = "auto"
+        elif self.ray is False:
+            self.ray = None
+        if self.ray is not None and (not isinstance(self.ray, str) or not self.ray.strip()):
+            raise _fail("ray", self.ray, "pass True (or 'auto'), host:port of a Ray head, or 'ray://host:10001'")
+        for name in ("ray_workers", "replies_dir"):
+            if getattr(self, name) is not None and self.ray is None:
+                raise _fail(name, getattr(self, name), "it applies to Ray builds: also pass ray=True (CLI: --ray)")
 
     def _check_paper(self) -> None:
         """Paper mode fixes the reference's settings: an option that would change one of them is refused."""
@@ -406,7 +432,15 @@ class AttrPromptConfig(datasets.BuilderConfig):
             budget=self._pick(BudgetSpec),
             retry=self._pick(RetrySpec),
             judge=self.judge_spec(),
+            cluster=self._cluster_spec(journal_path),
         )
+
+    def _cluster_spec(self, journal_path: str | Path) -> ClusterSpec | None:
+        if not isinstance(self.ray, str):
+            return None
+        # Without replies_dir (load_dataset; generate_folder passes one in its output) beside the journal.
+        replies = self.replies_dir or str(Path(journal_path).parent / "replies")
+        return ClusterSpec(address=self.ray, replies=replies, workers=self.ray_workers)
 
     def _pick(self, spec: type[_Spec], **given: Any) -> _Spec:
         """``spec`` with ``given`` values, every other field read from the config field of the same name."""

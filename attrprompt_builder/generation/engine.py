@@ -17,8 +17,9 @@ import asyncio
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrprompt_builder.client.dispatch import Dispatcher, Lane
 from attrprompt_builder.client.journal import Journal
@@ -28,6 +29,7 @@ from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
 from attrprompt_builder.errors import BudgetExceededError
 from attrprompt_builder.filters.screening import screen_reply
 from attrprompt_builder.generation.budget import Hold, Spending
+from attrprompt_builder.generation.cluster import ClusterDispatch
 from attrprompt_builder.generation.judging import JudgeStage
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.progress import BuildProgress
@@ -35,6 +37,9 @@ from attrprompt_builder.generation.prompts import PromptRenderer
 from attrprompt_builder.generation.quotas import Candidate, ClassQuota, keep_rate
 from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler, request_seed
 from attrprompt_builder.generation.stats import BuildStats
+
+if TYPE_CHECKING:
+    from attrprompt_builder.client.ray_cluster import WorkerPool
 
 __all__ = ["GenerationRun"]
 
@@ -57,6 +62,7 @@ class GenerationRun:
         judge_backends: list[Backend] | None = None,
         judge_served: ServedModelQuery | None = None,
         excluded: frozenset[tuple[str, int]] = frozenset(),
+        pool: WorkerPool | None = None,
     ) -> None:
         self.settings = settings
         self.excluded = excluded  # (class, sample index) pairs a label check flagged: dropped as "label_issue"
@@ -107,6 +113,10 @@ class GenerationRun:
         self._budget_stop: str | None = None
         self._dispatching: asyncio.Task[None] | None = None
         self._dedup_running = False
+        # On a Ray cluster the workers send what the journal cannot answer; everything else stays here.
+        self.cluster = None
+        if pool is not None and settings.cluster is not None:
+            self.cluster = ClusterDispatch(self, pool, replies=settings.cluster.replies, session=uuid.uuid4().hex[:8])
 
     # -- the consumer side (builder thread) ----------------------------------------------------
     def rows(self) -> Iterator[tuple[int, int, dict]]:
@@ -169,6 +179,8 @@ class GenerationRun:
                 load = getattr(backend, "load", None)
                 if load is not None:  # a local model: load (and fail) before the clock of any request starts
                     await load()
+            if self.cluster is not None:
+                await self.cluster.start()
             self._dispatching = asyncio.create_task(self._dispatch_loop())
             try:
                 await self._dispatching
@@ -186,6 +198,8 @@ class GenerationRun:
                     "and rerun the same command to continue"
                 )
         finally:
+            if self.cluster is not None:
+                self.cluster.abandon()
             ticker.cancel()
             for task in self._tasks:
                 task.cancel()
@@ -220,6 +234,8 @@ class GenerationRun:
                 return
             job = self._next_job()
             if job is None:
+                if self.cluster is not None:
+                    self.cluster.flush()  # a partial block: nothing more can be drawn until replies are decided
                 if self._stranded():
                     return
                 await self._wait_for_change()
@@ -247,10 +263,29 @@ class GenerationRun:
                 await self._wait_for_change()
                 continue
             self.spending.hold(hold)
+            if self.cluster is not None:
+                await self.cluster.add(state, request, draw, hold)
+                continue
             lane = await self.client.acquire()
-            task = asyncio.create_task(self._send(state, request, draw, lane, hold))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.track(asyncio.create_task(self._send(state, request, draw, lane, hold)))
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """A task the run waits for (its reply is paid: it is journaled before the run ends) and cancels on exit."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def fail(self, err: BaseException) -> None:
+        """End the run with ``err`` (the first error wins)."""
+        if self._fatal is None:
+            self._fatal = err
+        self._changed.set()
+
+    def note_change(self) -> None:
+        self._changed.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested.is_set() or self._fatal is not None or self._budget_stop is not None
 
     async def _wait_for_change(self) -> None:
         self._changed.clear()
@@ -288,19 +323,21 @@ class GenerationRun:
         state.outstanding -= 1
 
     async def _send(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, lane: Lane, hold: Hold) -> None:
-        reply = None
         try:
             reply = await self.client.send(request, label=state.label, index=draw.index, lane=lane)
         except asyncio.CancelledError:
+            self.spending.settle(hold, None)
             raise
         except BaseException as err:
-            if self._fatal is None:
-                self._fatal = err
-            self._changed.set()
+            self.spending.settle(hold, None)
+            self.fail(err)
             return
-        finally:
-            self.spending.settle(hold, reply)
-        if reply is not None:  # journaled and counted by the client; only its price is the engine's business
+        self.arrived(state, request, draw, hold, reply)
+
+    def arrived(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, hold: Hold, reply: ChatReply | None) -> None:
+        """A sent request's reply (journaled and counted by the client; None: it failed) goes to the decisions."""
+        self.spending.settle(hold, reply)
+        if reply is not None:  # only its price is the engine's business
             self.stats.cost = self.settings.cost_of(self.stats.prompt_tokens, self.stats.completion_tokens)
         self._deliver(state, request, draw, reply)
 

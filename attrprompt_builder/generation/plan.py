@@ -25,7 +25,7 @@ from attrprompt_builder.verify.judge import JudgeSpec
 if TYPE_CHECKING:
     from attrprompt_builder.generation.dedup_stage import DedupStage
 
-__all__ = ["DedupSpec", "RetrySpec", "RunSettings"]
+__all__ = ["ClusterSpec", "DedupSpec", "RetrySpec", "RunSettings"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,17 @@ class RetrySpec:
 
 
 @dataclass(frozen=True)
+class ClusterSpec:
+    """A build on Ray: the cluster's ``address`` ("auto", host:port or ray://host:port), how many ``workers``
+    (None: as many as the cluster's cores, or GPUs for a local model) and the ``replies`` folder (an fsspec
+    URL every node can write) where workers persist paid replies."""
+
+    address: str
+    replies: str
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
 class RunSettings:
     recipe: Recipe
     backend: BackendSpec
@@ -97,6 +108,7 @@ class RunSettings:
     label_check: str | None = None
     drop_label_issues: bool = False
     judge: JudgeSpec = field(default_factory=JudgeSpec)
+    cluster: ClusterSpec | None = None
 
     @property
     def paper(self) -> bool:

@@ -83,15 +83,17 @@ def reproduce(
     folders, records = {}, {}
     for step, (name, prompting) in enumerate(METHODS, start=1):
         _phase(f"[{step}/5] generating {name} (prompting={prompting}) into {root / name}")
-        folders[name] = generate_folder(
-            preset_or_recipe,
-            root / name,
-            num_proc=num_proc,
-            cache_dir=cache_dir,
-            token=token,
-            overwrite=overwrite,
-            prompting=prompting,
-            **config_kwargs,
+        folders[name] = Path(
+            generate_folder(
+                preset_or_recipe,
+                root / name,
+                num_proc=num_proc,
+                cache_dir=cache_dir,
+                token=token,
+                overwrite=overwrite,
+                prompting=prompting,
+                **config_kwargs,
+            )
         )
         records[name] = record = layout.read_generation(folders[name], field="output_dir")
         if record.stats is not None:
