@@ -20,9 +20,6 @@ __all__ = ["build_dataset", "card_embedder", "generate_folder", "make_builder", 
 
 
 # How our error reads in a num_proc worker's traceback text (``multiprocess.pool.RemoteTraceback``).
-# Where a Ray build's workers persist paid replies, inside its output folder (hidden: load_dataset and
-# publish never read it); the driver copies them into its journal.
-REPLIES_FOLDER = ".attrprompt-replies"
 _WORKER_ERROR = re.compile(r"^attrprompt_builder\.errors\.(\w+): (.+)$", re.MULTILINE)
 
 
@@ -157,7 +154,7 @@ def _join_cluster(config_kwargs: dict[str, Any], *, output: str, num_proc: int |
     ray = config_kwargs["ray"]
     connect("auto" if ray is True else str(ray))
     if not config_kwargs.get("replies_dir"):  # beside the rows: storage the workers can write, by the same token
-        config_kwargs["replies_dir"] = output.rstrip("/") + "/" + REPLIES_FOLDER
+        config_kwargs["replies_dir"] = output.rstrip("/") + "/" + layout.REPLIES_FOLDER
 
 
 def _require_provider_token(builder: AttrPromptBuilder, token: str | bool | None) -> None:

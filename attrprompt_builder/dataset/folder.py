@@ -38,6 +38,7 @@ __all__ = [
     "MARKER_FILE",
     "PLOT_PATTERN",
     "RECIPE_FILE",
+    "REPLIES_FOLDER",
     "VECTORS_FILE",
     "check_output_folder",
     "data_files",
@@ -69,6 +70,10 @@ MARKER_FILE = ".attrprompt.json"
 # The embedding of every row's text (filters/dedup/vectors.py), so the card and ``compare`` embed nothing
 # the build already embedded. Local like the marker: publish never uploads it; hidden, so load_dataset ignores it.
 VECTORS_FILE = ".attrprompt-vectors.sqlite"
+# Where a Ray build's workers persist paid replies, inside its output folder (hidden: load_dataset never reads
+# it, publish never uploads it); the driver copies them into its journal. Made before the rows exist, so a
+# folder holding only it is an interrupted build of ours.
+REPLIES_FOLDER = ".attrprompt-replies"
 _MAX_SHARD_BYTES = 500 * 1024 * 1024
 _NOT_GENERATED = "pass a folder `attrprompt generate` wrote"
 
@@ -252,7 +257,7 @@ def check_output_folder(output_dir: str | Path, *, overwrite: bool, field: str =
         raise ConfigError(f"{field}: got {str(output_dir)!r}; pass the folder to write, e.g. {field}='agnews-synthetic'")
     folder = Path(output_dir).expanduser()
     try:
-        occupied = folder.is_dir() and any(folder.iterdir())
+        occupied = folder.is_dir() and any(entry.name != REPLIES_FOLDER for entry in folder.iterdir())
     except OSError as err:
         raise ConfigError(f"{field}: cannot read {str(folder)!r} ({err.strerror}); pass a folder you can write to") from err
     if occupied and not overwrite and not is_generated_folder(folder):
