@@ -52,7 +52,7 @@ def _worker_pool(settings: RunSettings, token: str | None) -> WorkerPool:
         replies=cluster.replies,
         session=settings.run_id.rsplit("/", 1)[-1],
     )
-    return WorkerPool(spec, workers=cluster.workers, max_concurrency=settings.max_concurrency, token=token)
+    return WorkerPool(spec, workers=cluster.workers, max_concurrency=settings.worker_concurrency, token=token)
 
 
 PRESET_VERSION = datasets.Version("1.0.0")

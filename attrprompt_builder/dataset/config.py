@@ -290,6 +290,11 @@ class AttrPromptConfig(datasets.BuilderConfig):
             self.ray = None
         if self.ray is not None and (not isinstance(self.ray, str) or not self.ray.strip()):
             raise _fail("ray", self.ray, "pass True (or 'auto'), host:port of a Ray head, or 'ray://host:10001'")
+        judge = self.judge_spec()
+        if self.ray is not None and judge.enabled and judge.backend is None and self.max_concurrency < 2:
+            raise _fail(
+                "max_concurrency", 1, "on Ray the judge (on the driver) and the workers share the endpoint's cap: use 2 or more"
+            )
         for name in ("ray_workers", "replies_dir"):
             if getattr(self, name) is not None and self.ray is None:
                 raise _fail(name, getattr(self, name), "it applies to Ray builds: also pass ray=True (CLI: --ray)")

@@ -78,7 +78,7 @@ class GenerationRun:
         self.classes = [ClassQuota(label, pos, settings.quotas[label]) for pos, label in enumerate(labels)]
         self.dispatcher = Dispatcher(
             backends,
-            max_concurrency=settings.max_concurrency,
+            max_concurrency=settings.driver_concurrency,
             policy=settings.retry_policy,
             max_errors=settings.max_errors,
             seed=settings.seed,

@@ -150,6 +150,25 @@ class RunSettings:
         """All classes in one worker: when classes are decided in order, or a label check compares them all."""
         return self.decides_classes_in_order or self.label_check is not None
 
+    # -- concurrency: one cap per endpoint, however many processes send ---------------------------
+    @property
+    def judge_on_driver(self) -> bool:
+        """On Ray, a judge asking the build's own endpoint sends from the driver, beside the workers."""
+        return self.cluster is not None and self.judge.enabled and self.judge.backend is None
+
+    @property
+    def driver_concurrency(self) -> int:
+        """Requests this process may have in flight to the build's endpoint: all of them on one machine; on Ray
+        none (the workers send) or, with a judge on that endpoint, half the cap for its questions."""
+        if not self.judge_on_driver:
+            return self.max_concurrency
+        return max(1, self.max_concurrency // 2)
+
+    @property
+    def worker_concurrency(self) -> int:
+        """What the Ray workers share of ``max_concurrency``: together with the driver's, exactly the cap."""
+        return self.max_concurrency - self.driver_concurrency if self.judge_on_driver else self.max_concurrency
+
     # -- retry caps, with the defaults that scale with the build ---------------------------------
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -188,3 +188,38 @@ def test_a_killed_driver_resumes_paying_at_most_what_was_in_flight(tgi, tmp_path
     # not flushed; replies the workers flushed, and those the driver received, are not paid again.
     twice = sum(n - 1 for n in _paid_per_sample(tgi).values())
     assert twice <= 8 + 2 * (FLUSH_COUNT - 1)
+
+
+def test_ray_build_gives_the_one_machine_rows_with_the_llm_judge(tmp_path, ray_local):
+    """The judge runs on the driver, in sample order: a fifth of the replies are about another class, and
+    the same ones are dropped and redrawn on Ray as on one machine."""
+    from scripted_judge import TICKETS_RECIPE, ScriptedJudgeLLM
+
+    recipe = tmp_path / "tickets.yaml"
+    recipe.write_text(TICKETS_RECIPE, encoding="utf-8")
+    options = {"samples_per_class": 15, "seed": 2, "embedder": "ngram", "max_concurrency": 8, "label_check": "judge"}
+    with ScriptedJudgeLLM(off_class_rate=0.2) as server:
+        folders = {}
+        for tag, extra in (("local", {}), ("ray", {"ray": ray_local, "ray_workers": 2})):
+            folders[tag] = out = tmp_path / tag / "out"
+            generate_folder(
+                str(recipe), out, card=False, endpoint=server.url, journal_dir=str(tmp_path / tag / "journal"),
+                cache_dir=str(tmp_path / tag / "cache"), **options, **extra,
+            )  # fmt: skip
+    assert _rows(folders["ray"]) == _rows(folders["local"])
+    assert _stats(folders["ray"])["dropped"]["label_mismatch"] > 0
+
+
+def test_with_the_judge_on_the_build_endpoint_driver_and_workers_share_the_cap(tmp_path, ray_local):
+    from scripted_judge import TICKETS_RECIPE, ScriptedJudgeLLM
+
+    recipe = tmp_path / "tickets.yaml"
+    recipe.write_text(TICKETS_RECIPE, encoding="utf-8")
+    with ScriptedJudgeLLM(off_class_rate=0.2, latency=("lognormal", 0.05, 0.3)) as server:
+        generate_folder(
+            str(recipe), tmp_path / "out", card=False, endpoint=server.url, journal_dir=str(tmp_path / "journal"),
+            cache_dir=str(tmp_path / "cache"), samples_per_class=20, embedder="ngram", max_concurrency=6,
+            label_check="judge", ray=ray_local, ray_workers=2,
+        )  # fmt: skip
+        peak = max(entry["in_flight"] for entry in server.requests if entry["in_flight"] is not None)
+    assert 3 < peak <= 6  # the driver's judge has 3 of the 6 slots, the two workers 3 between them
