@@ -102,6 +102,8 @@ def _argument(declared: Field, option: Option) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"dest": declared.name, "default": default, "help": text}
     if option.choices is not None:
         kwargs["choices"] = option.choices
+    if option.metavar is not None:
+        kwargs["metavar"] = option.metavar
     types = field_types(declared.name)
     if option.const is not None:  # the flag alone means ``const``; with a value, that value
         kwargs.update(nargs="?", const=option.const, type=str)

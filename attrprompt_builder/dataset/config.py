@@ -67,6 +67,7 @@ class Option:
     maximum: float | None = None
     changes_rows: bool = False
     const: str | None = None  # the flag may come without a value, which then means this
+    metavar: str | None = None
 
     def spelling(self, name: str) -> tuple[str, ...]:
         long = self.flags or ("--" + name.replace("_", "-"),)
@@ -238,6 +239,7 @@ class AttrPromptConfig(datasets.BuilderConfig):
         "build on a Ray cluster: host:port of its head, ray://host:10001, or auto (no value: the running cluster, "
         "else a local one); the rows are those of a one-machine build",
         const="auto",
+        metavar="ADDRESS",
     )
     ray_workers: int | None = _option(
         None, "Ray workers (default: one per core of the cluster, per GPU for a local model)", minimum=1

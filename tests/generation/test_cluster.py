@@ -223,3 +223,21 @@ def test_with_the_judge_on_the_build_endpoint_driver_and_workers_share_the_cap(t
         )  # fmt: skip
         peak = max(entry["in_flight"] for entry in server.requests if entry["in_flight"] is not None)
     assert 3 < peak <= 6  # the driver's judge has 3 of the 6 slots, the two workers 3 between them
+
+
+def test_a_local_model_runs_in_each_worker_and_gives_the_one_machine_rows(tmp_path, ray_local):
+    """The transformers backend on Ray: each worker loads the model (on a GPU when the cluster has one, see
+    ``worker_resources``; here the CPU) and answers exactly as the one-machine build does."""
+    from tiny_model import build_tiny_chat_model
+
+    model = str(build_tiny_chat_model(tmp_path / "tiny-chat"))
+    options = {"backend": "transformers", "model": model, "samples_per_class": 4, "dedup_threshold": "off", "max_new_tokens": 24}
+    folders = {}
+    for tag, extra in (("local", {}), ("ray", {"ray": ray_local, "ray_workers": 1})):
+        folders[tag] = out = tmp_path / tag / "out"
+        generate_folder(
+            "sst2", out, card=False, journal_dir=str(tmp_path / tag / "journal"), cache_dir=str(tmp_path / tag / "cache"),
+            **options, **extra,
+        )  # fmt: skip
+    assert _rows(folders["ray"]) == _rows(folders["local"])
+    assert _stats(folders["ray"])["sent"] >= 8
