@@ -8,6 +8,8 @@ not ends the build in one line within seconds (Ray itself waits a minute and mor
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import socket
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,6 +92,17 @@ def default_workers(kind: str, cluster: dict[str, float], *, max_concurrency: in
     return max(1, min(max_concurrency, int(cluster.get("CPU", 1))))
 
 
+def _require_room(count: int, resources: dict[str, float], cluster: dict[str, float]) -> None:
+    """Workers Ray cannot place would wait forever: refuse them now, in one line."""
+    for key, name in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+        need = count * resources[key]
+        if need > cluster.get(name, 0):
+            raise ConfigError(
+                f"ray_workers: got {count} workers, which need {need:g} {name}s ({resources[key]:g} each) but the "
+                f"cluster has {cluster.get(name, 0):g}; use fewer workers or add nodes"
+            )
+
+
 class WorkerPool:
     """The build's workers: Ray actors restarted when they die (the driver re-sends their unfinished blocks)."""
 
@@ -103,10 +116,12 @@ class WorkerPool:
                 f"ray_workers: got {count} with max_concurrency={max_concurrency}; each worker needs at least one request "
                 "slot: raise max_concurrency or use fewer workers"
             )
-        remote = ray.remote(ReplyWorker).options(
-            max_restarts=-1, max_task_retries=0, scheduling_strategy="SPREAD", **worker_resources(kind, cluster)
-        )
+        resources = worker_resources(kind, cluster)
+        _require_room(count, resources, cluster)
+        remote = ray.remote(ReplyWorker).options(max_restarts=-1, max_task_retries=0, scheduling_strategy="SPREAD", **resources)
         self.shares = concurrency_shares(max_concurrency, count)
+        # The build's error budget is split like its concurrency: all workers together stop where one machine would.
+        spec = dataclasses.replace(spec, max_errors=max(1, math.ceil(spec.max_errors / count)))
         self.actors = [remote.remote(spec, max_concurrency=share, position=i, token=token) for i, share in enumerate(self.shares)]
         self.pids: list[int] = []
 

@@ -169,6 +169,27 @@ def _cli(url: str, tmp_path: Path, address: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def test_ctrl_c_stops_a_ray_build_within_seconds_and_the_rerun_pays_only_the_rest(tgi, tmp_path, ray_local):
+    tgi.configure(latency=("lognormal", 0.05, 0.3))
+    driver = _cli(tgi.url, tmp_path, ray_local)
+    deadline = time.monotonic() + 180
+    while tgi.served < 100 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    driver.send_signal(signal.SIGINT)
+    stopped = time.monotonic()
+    _, stderr = driver.communicate(timeout=60)
+    assert time.monotonic() - stopped < 15
+    assert driver.returncode != 0 and "run the same command again to resume" in stderr
+    assert "Traceback" not in stderr
+
+    rerun = _cli(tgi.url, tmp_path, ray_local)
+    _, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr
+    assert len(_rows(tmp_path / "out")) == 400
+    twice = sum(n - 1 for n in _paid_per_sample(tgi).values())
+    assert twice <= 8 + 2 * (FLUSH_COUNT - 1)
+
+
 def test_a_killed_driver_resumes_paying_at_most_what_was_in_flight(tgi, tmp_path, ray_local):
     tgi.configure(latency=("lognormal", 0.05, 0.3))
     driver = _cli(tgi.url, tmp_path, ray_local)
