@@ -262,3 +262,25 @@ def test_a_local_model_runs_in_each_worker_and_gives_the_one_machine_rows(tmp_pa
         )  # fmt: skip
     assert _rows(folders["ray"]) == _rows(folders["local"])
     assert _stats(folders["ray"])["sent"] >= 8
+
+
+def test_faults_are_retried_by_the_workers_and_counted_by_the_driver(tgi, tmp_path, ray_local):
+    """Each worker's dispatcher retries (and backs off on 429/503) as on one machine; the driver's stats add
+    the workers' counts up, and the rows are still the one-machine rows."""
+    tgi.configure(faults={"429": 0.08, "503": 0.08, "500": 0.05}, refusal_rate=0.1)
+    options = {"samples_per_class": 40, "max_concurrency": 8, "dedup_threshold": "off"}
+    local = _build(tgi, tmp_path, "local", **options)
+    on_ray = _build(tgi, tmp_path, "ray", ray=ray_local, ray_workers=2, **options)
+    assert _rows(on_ray) == _rows(local)
+    assert {"http_429", "http_503", "http_500"} <= set(_stats(on_ray)["retries"])
+
+
+def test_a_permanent_error_stops_a_ray_build_at_once_with_one_request(tgi, tmp_path, ray_local):
+    """Until the first reply one request is out in all (not one per worker), so a wrong token costs one request."""
+    from attrprompt_builder.errors import EndpointPermanentError
+
+    tgi.configure(fixed_status=401)
+    with pytest.raises(EndpointPermanentError, match=r"\(401\)") as info:
+        _build(tgi, tmp_path, "ray", ray=ray_local, ray_workers=2, samples_per_class=20, dedup_threshold="off")
+    assert "\n" not in str(info.value)
+    assert tgi.count("/v1/chat/completions") == 1
