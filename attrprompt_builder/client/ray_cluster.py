@@ -77,11 +77,11 @@ def _unreachable(address: str, why: str) -> ConfigError:
     )
 
 
-def worker_resources(kind: str, cluster: dict[str, float]) -> dict[str, float]:
-    """What one worker asks Ray for: a GPU for a local model when the cluster has GPUs, else a core (a model)
-    or a quarter of one (an endpoint client)."""
+def worker_resources(kind: str, cluster: dict[str, float], *, computes: bool = False) -> dict[str, float]:
+    """What one worker asks Ray for: a GPU for a local model when the cluster has GPUs, else a core (a model,
+    or an endpoint client that also ``computes``: embeds replies) or a quarter of one (an endpoint client)."""
     if kind != "transformers":
-        return {"num_cpus": _ENDPOINT_WORKER_CPUS, "num_gpus": 0}
+        return {"num_cpus": 1 if computes else _ENDPOINT_WORKER_CPUS, "num_gpus": 0}
     return {"num_cpus": 1, "num_gpus": 1 if cluster.get("GPU", 0) >= 1 else 0}
 
 
@@ -116,7 +116,7 @@ class WorkerPool:
                 f"ray_workers: got {count} with max_concurrency={max_concurrency}; each worker needs at least one request "
                 "slot: raise max_concurrency or use fewer workers"
             )
-        resources = worker_resources(kind, cluster)
+        resources = worker_resources(kind, cluster, computes=spec.after_block is not None)
         _require_room(count, resources, cluster)
         remote = ray.remote(ReplyWorker).options(max_restarts=-1, max_task_retries=0, scheduling_strategy="SPREAD", **resources)
         self.shares = concurrency_shares(max_concurrency, count)

@@ -20,7 +20,9 @@ import contextlib
 import os
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from attrprompt_builder.client.backends import BackendSpec, make_backends
 from attrprompt_builder.client.dispatch import Dispatcher
@@ -43,6 +45,9 @@ class WorkerSpec:
     first_timeout: float | None
     replies: str  # the folder (any fsspec URL every node can write) the reply segments go to
     session: str  # names this driver run's segments
+    # Work on a block's replies that the driver would otherwise do alone (the build embeds them for its
+    # near-duplicate check): a picklable callable whose result travels back with the block.
+    after_block: Callable[[list[ChatReply | None]], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class BlockResult:
     failures: Counter = field(default_factory=Counter)
     last_failure: str | None = None
     error: tuple[str, str] | None = None
+    extra: Any = None  # what ``WorkerSpec.after_block`` made of the replies
 
 
 def concurrency_shares(max_concurrency: int, workers: int) -> list[int]:
@@ -125,7 +131,11 @@ class ReplyWorker:
             else:
                 replies.append(result)
         self.writer.flush()  # before the driver sees a single one of them
-        return self._report(replies, error)
+        report = self._report(replies, error)
+        if self.spec.after_block is not None and error is None:
+            # Off the event loop: the other blocks of this worker keep sending meanwhile.
+            report.extra = await asyncio.to_thread(self.spec.after_block, replies)
+        return report
 
     async def _pay(self, key: str, label: str, index: int, request: ChatRequest) -> ChatReply | None:
         reply = await self.dispatcher.send(request)

@@ -51,6 +51,7 @@ def _worker_pool(settings: RunSettings, token: str | None) -> WorkerPool:
         first_timeout=settings.first_request_timeout,
         replies=cluster.replies,
         session=settings.run_id.rsplit("/", 1)[-1],
+        after_block=settings.worker_vectors(),
     )
     return WorkerPool(spec, workers=cluster.workers, max_concurrency=settings.worker_concurrency, token=token)
 

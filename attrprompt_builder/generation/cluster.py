@@ -23,10 +23,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from attrprompt_builder import errors
 from attrprompt_builder.client.ray_workers import Block, BlockResult
 from attrprompt_builder.client.segments import PaidReply, absorb_segments
 from attrprompt_builder.client.types import ChatReply, ChatRequest
+from attrprompt_builder.filters.dedup.embedders import load_embedder
+from attrprompt_builder.filters.dedup.vectors import identity_of, text_hash
+from attrprompt_builder.filters.screening import screen_reply
 from attrprompt_builder.generation.budget import Hold
 from attrprompt_builder.generation.quotas import ClassQuota
 from attrprompt_builder.generation.sampling import AttributeDraw
@@ -35,10 +40,39 @@ if TYPE_CHECKING:
     from attrprompt_builder.client.ray_cluster import WorkerPool
     from attrprompt_builder.generation.engine import GenerationRun
 
-__all__ = ["BLOCKS_PER_WORKER", "ClusterDispatch", "MAX_WORKER_DEATHS"]
+__all__ = ["BLOCKS_PER_WORKER", "ClusterDispatch", "MAX_WORKER_DEATHS", "ReplyVectors"]
 
 BLOCKS_PER_WORKER = 2  # one being sent, one waiting: a worker never idles between blocks
 MAX_WORKER_DEATHS = 3
+
+
+@dataclass(frozen=True)
+class ReplyVectors:
+    """Run by each worker on its block's replies: the vectors the driver's near-duplicate check will ask for.
+
+    Embedding is the driver's one heavy step per row; done where the replies arrive, it scales with the
+    workers. The texts are those screening keeps (the same cleaning as on the driver), so the vectors are
+    stored under the keys the check looks up; a worker whose encoder differs (another precision on
+    another CPU) stores nothing and the driver embeds those texts itself.
+    """
+
+    embedder: str | None
+    precision: str
+    refusals: tuple[str, ...] | None
+    ascii_only: bool
+
+    def __call__(self, replies: list[ChatReply | None]) -> tuple[str, list[bytes], np.ndarray] | None:
+        texts = []
+        for reply in replies:
+            if reply is not None:
+                text, verdict = screen_reply(reply.text, refusals=self.refusals, ascii_only=self.ascii_only)
+                if verdict is True:
+                    texts.append(text)
+        model = load_embedder(self.embedder, precision=self.precision)
+        identity = identity_of(model)
+        if not texts or identity is None:
+            return None
+        return identity, [text_hash(text) for text in texts], np.asarray(model.encode(texts), dtype=np.float32)
 
 
 @dataclass
@@ -134,6 +168,7 @@ class ClusterDispatch:
         client = self.run.client
         paid = [PaidReply(job.key, job.state.label, job.draw.index, r) for job, r in zip(jobs, result.replies) if r]
         client.journal.record_many(paid)  # the worker's segment holds them too; this is the journal a rerun reads
+        self._keep_vectors(result.extra)
         for job, reply in zip(jobs, result.replies):
             if reply is None:
                 client.release(job.request)
@@ -141,6 +176,14 @@ class ClusterDispatch:
                 client.paid(job.request, reply)
             self.run.arrived(job.state, job.request, job.draw, job.hold, reply)
         self.flush()
+
+    def _keep_vectors(self, extra: tuple[str, list[bytes], np.ndarray] | None) -> None:
+        dedup = self.run.dedup
+        if extra is None or dedup is None or dedup.store is None:
+            return
+        identity, keys, vectors = extra
+        if identity == identity_of(dedup.filter.embedder):
+            dedup.store.put(identity, keys, vectors)
 
     def _recover(self, jobs: list[_Job]) -> None:
         """A worker died with ``jobs`` in hand: take what it flushed from its segments, queue the rest again."""

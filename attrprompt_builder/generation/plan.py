@@ -23,6 +23,7 @@ from attrprompt_builder.recipe.model import Recipe
 from attrprompt_builder.verify.judge import JudgeSpec
 
 if TYPE_CHECKING:
+    from attrprompt_builder.generation.cluster import ReplyVectors
     from attrprompt_builder.generation.dedup_stage import DedupStage
 
 __all__ = ["ClusterSpec", "DedupSpec", "RetrySpec", "RunSettings"]
@@ -240,6 +241,14 @@ class RunSettings:
             recipe=self.recipe,
             vectors_path=self.vectors_path,
         )
+
+    def worker_vectors(self) -> ReplyVectors | None:
+        """What Ray workers embed for the near-duplicate check (None: no check, or n-grams, cheaper to redo here)."""
+        if self.dedup.threshold is None or self.dedup.embedder == "ngram":
+            return None
+        from attrprompt_builder.generation.cluster import ReplyVectors
+
+        return ReplyVectors(self.dedup.embedder, self.dedup.embed_precision, self.paper_refusals, self.cleans_ascii)
 
     @property
     def vectors_path(self) -> Path:
