@@ -121,7 +121,7 @@ class WorkerPool:
         remote = ray.remote(ReplyWorker).options(max_restarts=-1, max_task_retries=0, scheduling_strategy="SPREAD", **resources)
         self.shares = concurrency_shares(max_concurrency, count)
         # The build's error budget is split like its concurrency: all workers together stop where one machine would.
-        spec = dataclasses.replace(spec, max_errors=max(1, math.ceil(spec.max_errors / count)))
+        self.spec = spec = dataclasses.replace(spec, max_errors=max(1, math.ceil(spec.max_errors / count)))
         self.actors = [remote.remote(spec, max_concurrency=share, position=i, token=token) for i, share in enumerate(self.shares)]
         self.pids: list[int] = []
 

@@ -86,11 +86,11 @@ class _Job:
 
 
 class ClusterDispatch:
-    def __init__(self, run: GenerationRun, pool: WorkerPool, *, replies: str, session: str) -> None:
+    def __init__(self, run: GenerationRun, pool: WorkerPool) -> None:
         self.run = run
         self.pool = pool
-        self.replies = replies
-        self.session = session
+        self.replies = pool.spec.replies
+        self.session = pool.spec.session  # the start of this run's segment names
         self.in_hand = [0] * len(pool.actors)
         self.pending: list[_Job] = []
         self.worker_deaths = 0

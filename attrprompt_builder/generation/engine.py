@@ -17,7 +17,6 @@ import asyncio
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -114,9 +113,7 @@ class GenerationRun:
         self._dispatching: asyncio.Task[None] | None = None
         self._dedup_running = False
         # On a Ray cluster the workers send what the journal cannot answer; everything else stays here.
-        self.cluster = None
-        if pool is not None and settings.cluster is not None:
-            self.cluster = ClusterDispatch(self, pool, replies=settings.cluster.replies, session=uuid.uuid4().hex[:8])
+        self.cluster = ClusterDispatch(self, pool) if pool is not None else None
 
     # -- the consumer side (builder thread) ----------------------------------------------------
     def rows(self) -> Iterator[tuple[int, int, dict]]:
