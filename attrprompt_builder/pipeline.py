@@ -86,7 +86,7 @@ def generate_folder(
     """
     remote = _remote_url(output_dir)
     if config_kwargs.get("ray") not in (None, False):
-        _join_cluster(config_kwargs, output=remote or str(Path(output_dir).expanduser().absolute()), num_proc=num_proc)
+        _cluster_defaults(config_kwargs, output=remote or str(Path(output_dir).expanduser().absolute()), num_proc=num_proc)
     if remote is not None:
         with tempfile.TemporaryDirectory(prefix="attrprompt-output-") as staging:
             generate_folder(
@@ -106,6 +106,8 @@ def generate_folder(
         from attrprompt_builder.filters.dedup.embedders import check_embedder
 
         check_embedder(builder.config.embedder)  # before datasets starts the build and its progress bars
+    if isinstance(builder.config.ray, str):  # validation made True "auto"
+        _join_cluster(builder.config.ray, replies=config_kwargs["replies_dir"])
     dataset = build_dataset(builder, num_proc=num_proc)
     try:
         layout.write_folder(dataset, folder, builder=builder, stats=builder.stats)
@@ -142,19 +144,29 @@ def _upload(staging: Path, url: str) -> None:
         ) from err
 
 
-def _join_cluster(config_kwargs: dict[str, Any], *, output: str, num_proc: int | None) -> None:
-    """Refuse what cannot work on Ray and join the cluster now, before datasets starts its progress bars."""
-    from attrprompt_builder.client.ray_cluster import connect
+def _cluster_defaults(config_kwargs: dict[str, Any], *, output: str, num_proc: int | None) -> None:
+    """Refuse a missing ``ray`` and num_proc on Ray, and put the replies beside the rows unless told where."""
+    from attrprompt_builder.client.ray_cluster import require_ray
 
+    require_ray()
     if num_proc is not None and num_proc > 1:
         raise ConfigError(
-            f"num_proc: got {num_proc} with --ray; on Ray the workers send the requests and one driver decides: "
-            "drop --num-proc (use --ray-workers for more workers)"
+            f"num_proc: got {num_proc}; on Ray the workers send the requests and one driver decides: "
+            "drop num_proc (use ray_workers for more workers)"
         )
-    ray = config_kwargs["ray"]
-    connect("auto" if ray is True else str(ray))
     if not config_kwargs.get("replies_dir"):  # beside the rows: storage the workers can write, by the same token
         config_kwargs["replies_dir"] = output.rstrip("/") + "/" + layout.REPLIES_FOLDER
+
+
+def _join_cluster(address: str, *, replies: str) -> None:
+    """Join the cluster and check every node can write the replies, after the options are validated (a typo
+    starts no cluster) and before datasets starts its progress bars (a refusal stays one line)."""
+    from attrprompt_builder.client.ray_cluster import check_replies_folder, connect
+    from attrprompt_builder.client.segments import require_writable
+
+    require_writable(replies, where="the driver")  # it reads the segments back; and a typo needs no cluster
+    connect(address)
+    check_replies_folder(replies)
 
 
 def _require_provider_token(builder: AttrPromptBuilder, token: str | bool | None) -> None:

@@ -80,5 +80,22 @@ def in_empty_dir(tmp_path, monkeypatch) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray instance started in this process, on first use; yields its GCS address (host:port).
+
+    Never ``address="auto"``: other local clusters may run on this machine and "auto" joins the newest.
+    Our ``connect()`` reuses this instance; a subprocess gets the address (``--ray ADDRESS``). Its
+    workers inherit this process's PYTHONPATH, so they import the package under test.
+    """
+    import ray
+
+    ray.init(include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
 def pytest_configure(config):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,8 +1,9 @@
 """Joining a Ray cluster and starting a build's workers on it, with one-line errors for what users get wrong.
 
 ``connect("auto")`` joins the cluster this machine belongs to (``ray start`` was run, or ``RAY_ADDRESS``
-is set) and starts a local one when there is none; any other address must answer, and one that does
-not ends the build in one line within seconds (Ray itself waits a minute and more, then prints pages).
+is set) and starts a local one when there is none; any other address must answer, and answer as a Ray
+head, and one that does not ends the build in one line within seconds (Ray itself waits minutes, then
+prints pages; a port where something else listens, such as the dashboard's, makes it wait forever).
 """
 
 from __future__ import annotations
@@ -10,34 +11,49 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import os
 import socket
 from typing import Any
 from urllib.parse import urlsplit
 
 from attrprompt_builder.client.ray_workers import ReplyWorker, WorkerSpec, concurrency_shares
+from attrprompt_builder.client.segments import require_shared, require_writable, shared_marker
 from attrprompt_builder.errors import AttrPromptError, ConfigError, MissingDependencyError, one_line
 from attrprompt_builder.redaction import redact
 
-__all__ = ["WorkerPool", "connect", "default_workers", "worker_resources"]
+__all__ = ["WorkerPool", "check_replies_folder", "connect", "default_workers", "require_ray", "worker_resources"]
 
 _INSTALL = "pip install 'attrprompt-builder[ray]'"
 _PROBE_SECONDS = 5.0
+# A Ray head's GCS speaks gRPC, so HTTP/2: after the client's preface and an empty SETTINGS frame, its
+# first frame is SETTINGS (type 4). A web server answers text, a silent port nothing.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS_FRAME = 4
 # An endpoint worker waits on the network: a quarter of a core lets a 2-core node run several.
 _ENDPOINT_WORKER_CPUS = 0.25
 
 
-def _ray() -> Any:
+def require_ray() -> Any:
+    """The ``ray`` module, or one line naming the extra to install."""
     try:
         import ray
     except ImportError as err:
-        raise MissingDependencyError(f"ray: Ray is not installed; {_INSTALL} (or drop --ray to build on this machine)") from err
+        raise MissingDependencyError(
+            f"ray: Ray is not installed; {_INSTALL} (or drop ray=True to build on this machine)"
+        ) from err
     return ray
 
 
 def connect(address: str) -> None:
     """Join the cluster at ``address`` ("auto": the running one, else a new local one), once per process."""
-    ray = _ray()
+    ray = require_ray()
     if ray.is_initialized():
+        current = ray.get_runtime_context().gcs_address
+        if address not in ("auto", current):  # ray:// (Ray Client) sessions report the cluster's own address
+            raise ConfigError(
+                f"ray: got {redact(address)!r}, but this process is already connected to the Ray cluster at {current!r}; "
+                "pass that address or ray=True, or call ray.shutdown() first"
+            )
         return
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
     if address == "auto":
@@ -65,15 +81,36 @@ def _probe(address: str) -> None:
             f"ray: got {redact(address)!r}; pass auto, host:port of a Ray head (port 6379), or ray://host:10001 (Ray Client)"
         )
     try:
-        socket.create_connection((host, port), timeout=_PROBE_SECONDS).close()
+        with socket.create_connection((host, port), timeout=_PROBE_SECONDS) as connection:
+            # Ray Client (ray://) has its own timeout; a TLS-only GCS (RAY_USE_TLS) would refuse the plain preface.
+            if parts.scheme == "ray" or os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return
+            connection.sendall(_HTTP2_PREFACE)
+            first = _receive(connection, 9)
     except OSError as err:
         raise _unreachable(address, one_line(err)) from err
+    if len(first) < 9 or first[3] != _SETTINGS_FRAME:
+        raise _unreachable(
+            address,
+            "something answers there, but not a Ray head: its port is 6379 unless `ray start --head --port` changed it, "
+            "and Ray Client takes ray://host:10001",
+        )
+
+
+def _receive(connection: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _unreachable(address: str, why: str) -> ConfigError:
     return ConfigError(
         f"ray: cannot reach a Ray cluster at {redact(address)!r} ({why}); start one there with `ray start --head`, "
-        "or pass --ray without an address to start a local one"
+        "or pass ray=True (no address) to start a local one"
     )
 
 
@@ -103,11 +140,44 @@ def _require_room(count: int, resources: dict[str, float], cluster: dict[str, fl
             )
 
 
+def check_replies_folder(folder: str) -> None:
+    """Refuse in one line, before the build starts, a replies folder a node of the cluster cannot write, or
+    one that is not shared: a node that does not see a file the driver wrote there would keep its replies
+    where the driver cannot take them back (a local path on a cluster of several machines).
+
+    One task per live node (no CPU asked: it runs even on a busy cluster); a node that joins later is
+    checked by its workers (``ReplyWorker.ready``).
+    """
+    ray = require_ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0, max_retries=0)(_node_writes)
+    with shared_marker(folder) as marker:
+        checks = [
+            probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(folder, marker)
+            for node in ray.nodes()
+            if node.get("Alive")
+        ]
+        try:
+            ray.get(checks)
+        except ray.exceptions.RayTaskError as err:
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, AttrPromptError):
+                raise cause from None  # the node's own one-line error, without Ray's wrapping
+            raise
+
+
+def _node_writes(folder: str, marker: str) -> None:
+    where = f"a Ray worker on {socket.gethostname()}"
+    require_writable(folder, where=where)
+    require_shared(folder, marker, where=where)
+
+
 class WorkerPool:
     """The build's workers: Ray actors restarted when they die (the driver re-sends their unfinished blocks)."""
 
     def __init__(self, spec: WorkerSpec, *, workers: int | None, max_concurrency: int, token: str | None) -> None:
-        ray = _ray()
+        ray = require_ray()
         cluster = ray.cluster_resources()
         kind = spec.backend.kind
         count = workers or default_workers(kind, cluster, max_concurrency=max_concurrency)
@@ -136,6 +206,6 @@ class WorkerPool:
             raise
 
     def close(self) -> None:
-        ray = _ray()
+        ray = require_ray()
         for actor in self.actors:
             ray.kill(actor, no_restart=True)

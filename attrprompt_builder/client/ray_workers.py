@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -27,9 +28,9 @@ from typing import Any
 from attrprompt_builder.client.backends import BackendSpec, make_backends
 from attrprompt_builder.client.dispatch import Dispatcher
 from attrprompt_builder.client.resilience import RetryPolicy
-from attrprompt_builder.client.segments import FLUSH_SECONDS, PaidReply, SegmentWriter
+from attrprompt_builder.client.segments import FLUSH_SECONDS, PaidReply, SegmentWriter, require_writable
 from attrprompt_builder.client.types import ChatReply, ChatRequest
-from attrprompt_builder.errors import AttrPromptError, ConfigError, one_line
+from attrprompt_builder.errors import AttrPromptError
 
 __all__ = ["Block", "BlockResult", "ReplyWorker", "WorkerSpec", "concurrency_shares"]
 
@@ -104,16 +105,7 @@ class ReplyWorker:
             load = getattr(backend, "load", None)
             if load is not None:
                 await load()
-        probe = f"{self.writer.prefix}.probe"
-        try:
-            self.writer.fs.makedirs(self.writer.root, exist_ok=True)
-            self.writer.fs.pipe_file(f"{self.writer.root}/{probe}", b"")
-            self.writer.fs.rm_file(f"{self.writer.root}/{probe}")
-        except OSError as err:
-            raise ConfigError(
-                f"output_dir: a Ray worker cannot write {self.spec.replies!r} ({one_line(err)}); pass an output folder "
-                "on storage every node can write (a shared filesystem, or an s3:// or gs:// URL)"
-            ) from err
+        require_writable(self.spec.replies, where=f"a Ray worker on {socket.gethostname()}")
         return os.getpid()
 
     async def run_block(self, block: Block) -> BlockResult:

@@ -16,20 +16,33 @@ already absorbed (same name and size) is not read again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attrprompt_builder.client.types import ChatReply
+from attrprompt_builder.errors import ConfigError, one_line
+from attrprompt_builder.redaction import redact
 
 if TYPE_CHECKING:
     from attrprompt_builder.client.journal import Journal
 
-__all__ = ["FLUSH_COUNT", "FLUSH_SECONDS", "PaidReply", "SegmentWriter", "absorb_segments", "join", "read_segments"]
+__all__ = [
+    "FLUSH_COUNT",
+    "FLUSH_SECONDS",
+    "PaidReply",
+    "SegmentWriter",
+    "absorb_segments",
+    "join",
+    "read_segments",
+    "require_writable",
+]
 
 FLUSH_COUNT = 16
 FLUSH_SECONDS = 1.0
@@ -116,6 +129,53 @@ class SegmentWriter:
     @property
     def pending(self) -> int:
         return len(self._buffer)
+
+
+def require_writable(folder: str, *, where: str) -> None:
+    """Refuse in one line a replies folder this process cannot write (``where``: whose process, for the message)."""
+    created: list[str] = []
+    try:
+        fs, root = _fs(folder)
+        if _is_local(fs):  # the first flush makes the folder: a check leaves no trace, as a worker that paid nothing
+            created = [str(p) for p in (Path(root), *Path(root).parents) if not p.exists()]
+        fs.makedirs(root, exist_ok=True)
+        probe = join(root, f".probe-{uuid.uuid4().hex}")
+        fs.pipe_file(probe, b"")
+        fs.rm_file(probe)
+    except (OSError, ValueError, ImportError) as err:  # ImportError: the filesystem's package (s3fs, gcsfs) is missing
+        raise ConfigError(
+            f"replies_dir: {where} cannot write {redact(folder)!r} ({redact(one_line(err))}); pass replies_dir (default: "
+            "inside output_dir) on storage every node can write: a shared filesystem, or an s3:// or gs:// URL"
+        ) from err
+    finally:
+        for made in created:  # deepest first
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
+
+
+@contextlib.contextmanager
+def shared_marker(folder: str) -> Iterator[str]:
+    """A file the driver writes in ``folder`` for the nodes to look for (``require_shared``); removed after."""
+    fs, root = _fs(folder)
+    fs.makedirs(root, exist_ok=True)
+    marker = join(root, f".driver-{uuid.uuid4().hex}")
+    fs.pipe_file(marker, b"")
+    try:
+        yield marker
+    finally:
+        with contextlib.suppress(OSError):
+            fs.rm_file(marker)
+
+
+def require_shared(folder: str, marker: str, *, where: str) -> None:
+    """Refuse in one line a replies folder that is not the driver's: ``marker``, written there by the driver, is absent."""
+    fs, _ = _fs(folder)
+    if not fs.exists(marker):
+        raise ConfigError(
+            f"replies_dir: {where} does not see the files the driver writes in {redact(folder)!r} (a folder local to "
+            "each machine); pass replies_dir (default: inside output_dir) on storage every node shares: a shared "
+            "filesystem, or an s3:// or gs:// URL"
+        )
 
 
 def _is_local(fs: Any) -> bool:

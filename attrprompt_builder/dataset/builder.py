@@ -146,8 +146,8 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
                 pool=pool,
             )
 
-        rows = make_run(frozenset()).rows() if settings.label_check != "classifier" else checked_rows(settings, make_run)
         try:
+            rows = make_run(frozenset()).rows() if settings.label_check != "classifier" else checked_rows(settings, make_run)
             for position, row_index, row in rows:
                 yield (Key(position, row_index) if Key is not None else f"{position}-{row_index}"), row
         finally:

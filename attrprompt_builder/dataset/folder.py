@@ -67,6 +67,9 @@ PLOT_PATTERN = "*.png"
 # What stays on this machine (publish never uploads it): that this tool wrote the folder, and the
 # embedder exactly as given, which generation.json shortens when it is a local folder.
 MARKER_FILE = ".attrprompt.json"
+# Where a Ray build's workers persist paid replies by default (hidden: load_dataset and publish never read
+# it); the driver copies them into its journal. A folder holding only these is a build that died: ours.
+REPLIES_FOLDER = ".attrprompt-replies"
 # The embedding of every row's text (filters/dedup/vectors.py), so the card and ``compare`` embed nothing
 # the build already embedded. Local like the marker: publish never uploads it; hidden, so load_dataset ignores it.
 VECTORS_FILE = ".attrprompt-vectors.sqlite"
@@ -210,7 +213,7 @@ def _read_marker(folder: Path) -> dict[str, Any] | None:
 
 def is_generated_folder(folder: Path) -> bool:
     """Whether ``attrprompt generate`` wrote ``folder``: its marker, or (folders of 0.1.0) its generation.json."""
-    if _read_marker(folder) is not None:
+    if _read_marker(folder) is not None or (folder / REPLIES_FOLDER).is_dir():
         return True
     try:
         record = json.loads((folder / GENERATION_FILE).read_text(encoding="utf-8"))

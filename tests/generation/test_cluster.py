@@ -33,16 +33,6 @@ pytestmark = pytest.mark.slow
 _REPEATED = "Honestly one of the dullest evenings I have spent in a cinema, and the popcorn was stale too"
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    """A local Ray instance for this module; our builds join it (``connect`` finds Ray initialised)."""
-    import ray
-
-    ray.init(include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
 def _script_near_duplicates(tgi) -> None:
     compose = tgi.compose
 
