@@ -87,6 +87,17 @@ def test_without_the_ray_extra_generate_folder_raises_one_line(tgi, tmp_path, mo
     assert tgi.count() == 0
 
 
+def test_a_replies_folder_each_machine_has_its_own_copy_of_is_one_line(ray_local, tgi, tmp_path, capsys):
+    """memory:// is a folder per process, as a local path is a folder per machine: the workers can write it,
+    but the driver would never see what they write there."""
+    replies = f"memory://{tmp_path.name}/replies"
+    assert cli.main(generate_args(tgi, tmp_path, "--ray", ray_local, "--replies-dir", replies)) == 1
+    line = the_one_line(capsys.readouterr().err)
+    assert re.match(rf"error: --replies-dir: a Ray worker on \S+ does not see the files the driver writes in '{replies}'", line)
+    assert "on storage every node shares" in line
+    assert tgi.count() == 0
+
+
 @pytest.mark.parametrize(
     ("address", "why"),
     [

@@ -157,6 +157,7 @@ def require_writable(folder: str, *, where: str) -> None:
 def shared_marker(folder: str) -> Iterator[str]:
     """A file the driver writes in ``folder`` for the nodes to look for (``require_shared``); removed after."""
     fs, root = _fs(folder)
+    created = [str(p) for p in (Path(root), *Path(root).parents) if not p.exists()] if _is_local(fs) else []
     fs.makedirs(root, exist_ok=True)
     marker = join(root, f".driver-{uuid.uuid4().hex}")
     fs.pipe_file(marker, b"")
@@ -165,6 +166,9 @@ def shared_marker(folder: str) -> Iterator[str]:
     finally:
         with contextlib.suppress(OSError):
             fs.rm_file(marker)
+        for made in created:  # deepest first: a check leaves no trace
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
 
 
 def require_shared(folder: str, marker: str, *, where: str) -> None:
