@@ -311,3 +311,29 @@ def test_a_permanent_error_stops_a_ray_build_at_once_with_one_request(tgi, tmp_p
         _build(tgi, tmp_path, "ray", ray=ray_local, ray_workers=2, samples_per_class=20, dedup_threshold="off")
     assert "\n" not in str(info.value)
     assert tgi.count("/v1/chat/completions") == 1
+
+
+def test_ray_build_gives_the_one_machine_rows_with_the_classifier_label_check(tmp_path, minilm_path, ray_local):
+    """drop_label_issues on Ray: the classifier flags the same rows, and the redraw rounds (one worker pool for
+    all of them) replace them with the same samples as on one machine."""
+    from scripted_labels import ScriptedLabels
+
+    recipe = tmp_path / "topics.yaml"
+    recipe.write_text(
+        "name: topics\ndomain: note\nlicense: other\nlabels: [weather, cooking, finance]\nattributes:\n"
+        "  - name: tone\n    values: [calm, urgent, dry, warm]\nprompts:\n"
+        '  attributed: "Write a note about {{ label_text }} in a {{ tone }} tone."\n'
+        '  simple: "Write a note about {{ label_text }}."\n',
+        encoding="utf-8",
+    )
+    options = {"samples_per_class": 20, "embedder": minilm_path, "dedup_threshold": "off", "label_check": "classifier"}
+    with ScriptedLabels() as server:
+        folders = {}
+        for tag, extra in (("local", {}), ("ray", {"ray": ray_local, "ray_workers": 2})):
+            folders[tag] = out = tmp_path / tag / "out"
+            generate_folder(
+                str(recipe), out, card=False, endpoint=server.url, journal_dir=str(tmp_path / tag / "journal"),
+                cache_dir=str(tmp_path / tag / "cache"), drop_label_issues=True, **options, **extra,
+            )  # fmt: skip
+    assert _rows(folders["ray"]) == _rows(folders["local"])
+    assert _stats(folders["ray"])["dropped"]["label_issue"] > 0
