@@ -44,6 +44,9 @@ def require_ray() -> Any:
     return ray
 
 
+_joined: dict[str, str] = {}
+
+
 def connect(address: str) -> None:
     """Join the cluster at ``address`` ("auto": the running one, else a new local one), once per process."""
     ray = require_ray()
@@ -52,7 +55,7 @@ def connect(address: str) -> None:
             current = ray.get_runtime_context().gcs_address
         except Exception:  # a Ray Client session may not say: trust the caller that connected it
             return
-        if address not in ("auto", current):
+        if address not in ("auto", current, _joined.get("address")):
             raise ConfigError(
                 f"ray: got {redact(address)!r}, but this process is already connected to the Ray cluster at {current!r}; "
                 "pass that address or ray=True, or call ray.shutdown() first"
@@ -70,6 +73,7 @@ def connect(address: str) -> None:
         ray.init(address=address, **options)
     except Exception as err:  # Ray raises ConnectionError, RuntimeError or ValueError depending on the scheme
         raise _unreachable(address, one_line(err)) from err
+    _joined["address"] = address  # a ray:// address names the Ray Client server, not the cluster it reports
 
 
 def _probe(address: str) -> None:
