@@ -8,11 +8,15 @@ near-duplicates below included), so builds with separate journals must agree row
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -337,3 +341,46 @@ def test_ray_build_gives_the_one_machine_rows_with_the_classifier_label_check(tm
             )  # fmt: skip
     assert _rows(folders["ray"]) == _rows(folders["local"])
     assert _stats(folders["ray"])["dropped"]["label_issue"] > 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_driver_outside_the_cluster_builds_through_ray_client(tgi, tmp_path):
+    """``--ray ray://HEAD:PORT`` from a machine that is not a node (a laptop): the driver runs here, the workers
+    on the cluster. The cluster is a head started with ``ray start`` (Ray's token authentication off on both
+    sides, as a cluster configured for Ray Client would have its own)."""
+    gcs, client = _free_port(), _free_port()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    head = subprocess.Popen(
+        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={gcs}",
+         f"--ray-client-server-port={client}", "--include-dashboard=false", "--num-cpus=2",
+         f"--temp-dir={temp}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # the head is up once its Ray Client server accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", client), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+                time.sleep(0.5)
+        driver = subprocess.run(
+            [sys.executable, "-m", "attrprompt_builder.cli", "generate", "sst2", "--endpoint", tgi.url, "-n", "10",
+             "--dedup-threshold", "off", "--ray", f"ray://127.0.0.1:{client}", "--ray-workers", "1",
+             "--journal-dir", str(tmp_path / "journal"), "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "out")],
+            capture_output=True, text=True, env={**env, "HF_DATASETS_CACHE": str(tmp_path / "cache")}, timeout=240,
+        )  # fmt: skip
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+    assert driver.returncode == 0, driver.stderr[-2000:]
+    assert len(_rows(tmp_path / "out")) == 20
