@@ -34,6 +34,8 @@ from attrprompt_builder.errors import AttrPromptError
 
 __all__ = ["Block", "BlockResult", "ReplyWorker", "WorkerSpec", "concurrency_shares"]
 
+GROUP_COMMIT_SECONDS = 0.02
+
 
 @dataclass(frozen=True)
 class WorkerSpec:
@@ -98,6 +100,7 @@ class ReplyWorker:
         self.writer = SegmentWriter(spec.replies, f"{spec.session}-w{position}-{uuid.uuid4().hex[:8]}")
         self._reported: tuple[Counter, Counter] = (Counter(), Counter())
         self._flusher: asyncio.Task[None] | None = None
+        self._commit: asyncio.Future[None] | None = None
 
     async def ready(self) -> int:
         """Load a local model and prove the replies folder is writable; returns this process's id."""
@@ -122,7 +125,7 @@ class ReplyWorker:
                 raise result
             else:
                 replies.append(result)
-        self.writer.flush()  # before the driver sees a single one of them
+        await self._durable()  # before the driver sees a single one of them
         report = self._report(replies, error)
         if self.spec.after_block is not None and error is None:
             # Off the event loop: the other blocks of this worker keep sending meanwhile.
@@ -142,6 +145,19 @@ class ReplyWorker:
             result.last_failure = self.dispatcher.last_failure[1]
         self._reported = (retries, failures)
         return result
+
+    async def _durable(self) -> None:
+        """Flush the replies so far, sharing one segment with the blocks that end within ``GROUP_COMMIT_SECONDS``
+        (many small blocks would otherwise make a file each)."""
+        commit = self._commit
+        if commit is None:
+            commit = self._commit = asyncio.ensure_future(self._commit_soon())
+        await asyncio.shield(commit)
+
+    async def _commit_soon(self) -> None:
+        await asyncio.sleep(GROUP_COMMIT_SECONDS)
+        self._commit = None  # a block ending from now on waits for the next write
+        self.writer.flush()
 
     async def _flush_on_time(self) -> None:
         while True:

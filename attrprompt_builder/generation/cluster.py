@@ -19,6 +19,7 @@ Until the first reply arrives one request is out in all, so a wrong URL or token
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -42,8 +43,13 @@ if TYPE_CHECKING:
 
 __all__ = ["BLOCKS_PER_WORKER", "ClusterDispatch", "MAX_WORKER_DEATHS", "ReplyVectors"]
 
-BLOCKS_PER_WORKER = 2  # one being sent, one waiting: a worker never idles between blocks
+# A block is a quarter of its worker's share of max_concurrency and a worker has eight in hand: two shares'
+# worth, one being sent and one waiting, cut small so that a slow reply holds back only its own block.
+BLOCKS_PER_SHARE = 4
+BLOCKS_PER_WORKER = 8
 MAX_WORKER_DEATHS = 3
+# How long a dead worker may take to come back (Ray restarts it; a local model loads again) before the run stops.
+REVIVE_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ class ClusterDispatch:
         self.replies = pool.spec.replies
         self.session = pool.spec.session  # the start of this run's segment names
         self.in_hand = [0] * len(pool.actors)
+        self.down: set[int] = set()  # workers Ray is restarting: no block goes to them until they are ready again
         self.pending: list[_Job] = []
         self.worker_deaths = 0
         self._answered = False
@@ -103,12 +110,13 @@ class ClusterDispatch:
         return BLOCKS_PER_WORKER * len(self.in_hand) if self._answered else 1
 
     def _block_size(self, worker: int) -> int:
-        return self.pool.shares[worker] if self._answered else 1
+        return math.ceil(self.pool.shares[worker] / BLOCKS_PER_SHARE) if self._answered else 1
 
     def _free_worker(self) -> int | None:
-        if sum(self.in_hand) >= self._capacity:
+        live = [i for i in range(len(self.in_hand)) if i not in self.down]
+        if not live or sum(self.in_hand) >= self._capacity:
             return None
-        worker = min(range(len(self.in_hand)), key=lambda i: self.in_hand[i])
+        worker = min(live, key=lambda i: self.in_hand[i])
         return worker if self.in_hand[worker] < BLOCKS_PER_WORKER else None
 
     async def add(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, hold: Hold) -> None:
@@ -116,7 +124,7 @@ class ClusterDispatch:
         key = await self.run.client.claimed_key(request)
         self.pending.append(_Job(state, request, draw, hold, key))
         while self.pending and not self.flush(full_only=True):
-            if len(self.pending) < max(self.pool.shares) or self.run.stopping:
+            if len(self.pending) < self._block_size(0) or self.run.stopping:
                 return
             self._freed.clear()
             await self._freed.wait()
@@ -151,7 +159,7 @@ class ClusterDispatch:
                 self.in_hand[worker] -= 1
                 self._freed.set()
         except ray.exceptions.RayActorError:
-            self.worker_deaths += 1
+            self._lost(worker)
             self._recover(jobs)
             return
         except asyncio.CancelledError:
@@ -185,6 +193,42 @@ class ClusterDispatch:
         if identity == identity_of(dedup.filter.embedder):
             dedup.store.put(identity, keys, vectors)
 
+    def _lost(self, worker: int) -> None:
+        """The worker died (its other blocks in hand fail with it): no more blocks until Ray has restarted it."""
+        if worker not in self.down:
+            self.worker_deaths += 1
+            self.down.add(worker)
+            self.run.track(asyncio.create_task(self._revive(worker)))
+
+    async def _revive(self, worker: int) -> None:
+        import ray
+
+        deadline = time.monotonic() + REVIVE_SECONDS
+        while True:
+            try:
+                await self.pool.actors[worker].ready.remote()  # the new process loads its backends, checks the folder
+                break
+            except ray.exceptions.ActorUnavailableError:  # still restarting
+                if time.monotonic() > deadline:
+                    self.run.fail(
+                        errors.GenerationStoppedError(
+                            f"a Ray worker did not come back within {REVIVE_SECONDS:g} s; {self._saved}"
+                        )
+                    )
+                    return
+                await asyncio.sleep(0.5)
+            except ray.exceptions.RayError as err:
+                cause = getattr(err, "cause", None)
+                self.run.fail(cause if isinstance(cause, errors.AttrPromptError) else err)
+                return
+        self.down.discard(worker)
+        self._freed.set()
+        self.flush()
+
+    @property
+    def _saved(self) -> str:
+        return f"every paid reply is saved ({self.replies}); check the workers' logs (`ray logs`) and rerun the same command"
+
     def _recover(self, jobs: list[_Job]) -> None:
         """A worker died with ``jobs`` in hand: take what it flushed from its segments, queue the rest again."""
         client = self.run.client
@@ -201,8 +245,7 @@ class ClusterDispatch:
                 self.run.fail(
                     errors.GenerationStoppedError(
                         f"a Ray worker died {job.deaths} times while sending the request for sample {job.draw.index} of "
-                        f"class {job.state.label!r}; every paid reply is saved ({self.replies}); check the workers' logs "
-                        "(`ray logs`) and rerun the same command"
+                        f"class {job.state.label!r}; {self._saved}"
                     )
                 )
             again.append(job)

@@ -133,16 +133,25 @@ def test_the_endpoint_never_sees_more_than_max_concurrency_with_two_workers(tgi,
 
 
 def _worker_pids() -> list[int]:
-    """Processes Ray runs our workers in (Ray titles an actor's process "ray::<class name>")."""
-    pids = []
+    """Our workers' processes in this test's Ray instance: descendants of this process (its raylet is a child)
+    that Ray titled "ray::ReplyWorker" (other Ray instances on the machine are left alone)."""
+    parents, titles = {}, {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::ReplyWorker"):
-                    pids.append(int(entry.name))
-            except OSError:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                titles[int(entry.name)] = (entry / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
                 continue
-    return pids
+
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    return [pid for pid, title in titles.items() if title.startswith(b"ray::ReplyWorker") and ours(pid)]
 
 
 def test_a_killed_worker_costs_at_most_its_in_flight_requests_and_the_rows_stay_the_same(tgi, tmp_path, ray_local):
