@@ -36,32 +36,10 @@ run's Ray workers was restarted (its process died) is marked: its figure is not 
 
     PYTHONPATH=$PWD python bench/ray_scale.py [--quick] [--rows 200000] [--skip-throughput | --skip-rss]
 
-Figures from one run on the shared 2-core machine (other jobs running, load average 4-7; 2400 rows of
-agnews per build; the memory part a separate invocation, 200k not run: ~230-370 rows/s here):
-
-    fixed cap: max_concurrency=64 for every build
-    path         workers max_conc   rows wall s  gen s rows/s  req/s in flight  ratio
-    one machine        -       64   2400   20.3   19.7  118.0  118.0      56.1  1.00x
-    ray                1       64   2400   32.7   32.4   73.4   73.4      36.5  0.62x
-    ray                2       64   2400   29.3   29.2   81.8   81.8      42.9  0.69x
-    ray                4       64   2400   29.5   29.3   81.4   81.4      45.3  0.69x
-
-    cap per worker: max_concurrency=16 x workers
-    one machine        -       16   2400   70.4   70.3   34.1   34.1      15.6  1.00x
-    ray                1       16   2400   88.6   88.5   27.1   27.1      12.4  0.79x
-    ray                2       32   2400   48.6   48.5   49.3   49.3      24.3  1.45x
-    ray                4       64   2400   29.5   29.3   81.4   81.4      45.3  2.39x
-
-    driver RSS, zero-latency server, 4 workers, max_concurrency=128
-        rows  wall s  rows/s RSS before    peak  growth anon before anon peak  peak RSS per quarter
-       20000    58.3     343     197 MB  264 MB  +67 MB      107 MB    159 MB  240 243 243 264 MB
-       50000   133.8     374     197 MB  303 MB +107 MB      107 MB    163 MB  242 238 239 303 MB
-
-The cap holds and more allowed concurrency scales, but at the same cap the Ray path keeps fewer requests
-in flight (36-45 of 64 against 56): a worker returns a block only when its slowest reply is in, and with
-lognormal latency the tail of each block leaves slots idle. While rows stream the driver's RSS is flat
-(~240 MB in each quarter) and its heap peak does not grow with the plan (159 vs 163 MB); what grows at the
-end is file-backed (the Arrow cache read back to write Parquet).
+The latest figures are in README ("Performance"). What they showed while this was built: with one
+share of ``max_concurrency`` per block and two blocks in hand, a worker waited for the slowest reply of a
+block before the next one came, and the Ray path kept 36-45 of 64 requests in flight against 56 on one
+machine (0.62-0.69x); blocks of a quarter share, eight in hand, brought it to 56.
 """
 
 from __future__ import annotations
