@@ -3,7 +3,8 @@
 One run, against one loopback TGI-compatible server in its own process (lognormal latency,
 median 100 ms, sigma 0.5 by default):
 
-- bare:     a bare ``AsyncInferenceClient`` loop at concurrency C: the client-side ceiling;
+- bare:     a bare ``AsyncInferenceClient`` loop at concurrency C sending the build's own requests: the
+            client-side ceiling;
 - barrier:  the reference code's pattern, batches of 20 behind ``asyncio.gather``;
 - ours:     ``load_dataset("attrprompt", "agnews", ...)`` with dedup off, the same concurrency;
 - pool:     ours against 1..4 replicas (``--replicas``), each with concurrency C;
@@ -43,20 +44,45 @@ def messages(i: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"Give a synthetic sample of news number {i}, between 30 words and 80 words."}]
 
 
+def build_requests(n: int) -> list[tuple[list[dict[str, str]], int]]:
+    """The requests our agnews build sends (the first n // 4 samples of each class, seed 0): the bare loop
+    sends the same ones, so both get the same replies (the loopback server writes the length a prompt asks
+    for) and the CPU ratio is what the build adds, not a difference in reply sizes."""
+    from attrprompt_builder.generation.prompts import PromptRenderer
+    from attrprompt_builder.generation.sampling import AttributeSampler, request_seed
+    from attrprompt_builder.recipe.presets import load_preset
+
+    recipe = load_preset("agnews")
+    sampler, renderer = AttributeSampler(recipe, seed=0), PromptRenderer(recipe)
+    per_class = n // len(recipe.label_names)
+    return [
+        (list(renderer.messages(sampler.draw(label, i))), request_seed(0, label, i))
+        for label in recipe.label_names
+        for i in range(per_class)
+    ]
+
+
 async def bare_loop(url: str, n: int, concurrency: int) -> tuple[float, float]:
-    """Request rate and CPU milliseconds per request of the client-side ceiling."""
+    """Request rate and CPU milliseconds per request of the client-side ceiling, sending the build's requests."""
     from huggingface_hub import AsyncInferenceClient
 
+    from attrprompt_builder.recipe.presets import load_preset
+
+    requests = build_requests(n)
+    params = load_preset("agnews").generation
     client = AsyncInferenceClient(base_url=url, headers={"authorization": None})
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
+        chat, seed = requests[i]
         async with gate:
-            await client.chat_completion(messages(i), seed=i, max_tokens=256)
+            await client.chat_completion(
+                chat, seed=seed, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens
+            )
 
     cpu_before = time.process_time()
     started = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(n)))
+    await asyncio.gather(*(one(i) for i in range(len(requests))))
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_before
     await client.close()
