@@ -77,25 +77,47 @@ class Run:
         return self.rows / self.wall_s
 
 
-class Watch:
+class _Sampler:
+    """A thread calling ``sample()`` every ``interval`` seconds while the ``with`` block runs, and once at its end."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+class Watch(_Sampler):
     """Samples, while a build runs, the requests in flight at the in-process server and this process's
     Ray worker processes: more distinct ``ray::ReplyWorker`` processes than workers means a restart."""
 
     def __init__(self, server, interval: float = 0.05) -> None:
+        super().__init__(interval)
         self.server = server
-        self.interval = interval
         self.counts: list[int] = []
         self.worker_pids: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._tick = 0
 
-    def _sample(self) -> None:
-        tick = 0
-        while not self._stop.wait(self.interval):
-            self.counts.append(self.server._in_flight._count)  # the test server's own counter (no public getter)
-            tick += 1
-            if tick % 4 == 0:
-                self.worker_pids |= _our_worker_pids()
+    def sample(self) -> None:
+        self.counts.append(self.server._in_flight._count)  # the test server's own counter (no public getter)
+        self._tick += 1
+        if self._tick % 4 == 0:
+            self.worker_pids |= _our_worker_pids()
 
     @property
     def mean_in_flight(self) -> float:
@@ -103,14 +125,6 @@ class Watch:
         busy = [i for i, n in enumerate(self.counts) if n]
         span = self.counts[busy[0] : busy[-1] + 1] if busy else [0]
         return sum(span) / len(span)
-
-    def __enter__(self) -> Watch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _our_worker_pids() -> set[int]:
@@ -212,18 +226,15 @@ def rss_mb() -> tuple[float, float]:
     return figures["VmRSS"], figures.get("RssAnon", figures["VmRSS"])
 
 
-class PeakRSS:
+class PeakRSS(_Sampler):
     """The highest RSS (and anonymous RSS) of this process, sampled by a thread every ``interval`` seconds."""
 
     def __init__(self, interval: float = 0.2) -> None:
-        self.interval = interval
+        super().__init__(interval)
         self.samples: list[tuple[float, float]] = [rss_mb()]  # (RSS, anonymous RSS) in MB
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _sample(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.samples.append(rss_mb())
+    def sample(self) -> None:
+        self.samples.append(rss_mb())
 
     @property
     def peak(self) -> float:
@@ -237,15 +248,6 @@ class PeakRSS:
         """Peak RSS in each quarter of the build's time: flat while rows stream means bounded memory."""
         size = max(1, len(self.samples) // 4)
         return [max(rss for rss, _ in self.samples[i : i + size]) for i in range(0, len(self.samples), size)][:4]
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.samples.append(rss_mb())
 
 
 def rss_child(args: argparse.Namespace) -> None:

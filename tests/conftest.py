@@ -48,6 +48,23 @@ def minilm_path() -> str:
 
 
 @pytest.fixture
+def minilm_forwards(minilm_path, monkeypatch) -> list[int]:
+    """Texts per forward call of the MiniLM instance every part of this process uses (Ray workers have their own)."""
+    from attrprompt_builder.filters.dedup.embedders import load_embedder
+
+    model = load_embedder(minilm_path)._model
+    calls: list[int] = []
+    real = model.forward
+
+    def counting(*args, **kwargs):
+        calls.append(int(kwargs["input_ids"].shape[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counting)
+    return calls
+
+
+@pytest.fixture
 def offline_models(monkeypatch):
     """Models load from local folders only (never from the unreachable Hub)."""
     import huggingface_hub.constants as hub_constants

@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from attrprompt_builder.client.segments import FLUSH_COUNT, read_segments
-from attrprompt_builder.filters.dedup.embedders import load_embedder
 from attrprompt_builder.pipeline import generate_folder
 
 pytestmark = pytest.mark.slow
@@ -73,34 +72,19 @@ def _build(tgi, tmp_path: Path, tag: str, **options) -> Path:
     return out
 
 
-@pytest.fixture
-def driver_forwards(minilm_path, monkeypatch) -> list[int]:
-    """Texts per forward call of the MiniLM instance of this process (the driver; workers have their own)."""
-    model = load_embedder(minilm_path)._model
-    calls: list[int] = []
-    real = model.forward
-
-    def counting(*args, **kwargs):
-        calls.append(int(kwargs["input_ids"].shape[0]))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(model, "forward", counting)
-    return calls
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ray_build_gives_the_one_machine_rows_with_refusals_and_dedup(
-    tgi, tmp_path, minilm_path, ray_local, driver_forwards, workers
+    tgi, tmp_path, minilm_path, ray_local, minilm_forwards, workers
 ):
     tgi.configure(refusal_rate=0.1)
     _script_near_duplicates(tgi)
     options = {"samples_per_class": 40, "embedder": minilm_path, "max_concurrency": 8}
 
     local = _build(tgi, tmp_path, "local", **options)
-    assert sum(driver_forwards) >= 80
-    driver_forwards.clear()
+    assert sum(minilm_forwards) >= 80
+    minilm_forwards.clear()
     on_ray = _build(tgi, tmp_path, "ray", ray=ray_local, ray_workers=workers, **options)
-    assert driver_forwards == []  # the workers embedded the replies for the driver's near-duplicate check
+    assert minilm_forwards == []  # the workers embedded the replies for the driver's near-duplicate check
 
     assert _rows(on_ray) == _rows(local)
     stats = _stats(on_ray)
