@@ -342,6 +342,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _head_is_up(gcs: int, client: int, env: dict[str, str]) -> bool:
+    status = subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "status", f"--address=127.0.0.1:{gcs}"],
+        capture_output=True, env=env, timeout=60,
+    )  # fmt: skip
+    if status.returncode != 0:
+        return False
+    try:
+        socket.create_connection(("127.0.0.1", client), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def test_a_driver_outside_the_cluster_builds_through_ray_client(tgi, tmp_path):
     """``--ray ray://HEAD:PORT`` from a machine that is not a node (a laptop): the driver runs here, the workers
     on the cluster. The cluster is a head started with ``ray start`` (Ray's token authentication off on both
@@ -356,14 +370,12 @@ def test_a_driver_outside_the_cluster_builds_through_ray_client(tgi, tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
-        while True:  # the head is up once its Ray Client server accepts connections
-            try:
-                socket.create_connection(("127.0.0.1", client), timeout=1).close()
-                break
-            except OSError:
-                assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
-                time.sleep(0.5)
+        deadline = time.monotonic() + 120
+        # Up once `ray status` answers and the Ray Client server accepts connections (a client that connects
+        # earlier can be refused while the head is still starting: "Initialization failure from server").
+        while not _head_is_up(gcs, client, env):
+            assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(1.0)
         driver = subprocess.run(
             [sys.executable, "-m", "attrprompt_builder.cli", "generate", "sst2", "--endpoint", tgi.url, "-n", "10",
              "--dedup-threshold", "off", "--ray", f"ray://127.0.0.1:{client}", "--ray-workers", "1",
