@@ -13,6 +13,7 @@ import dataclasses
 import math
 import os
 import socket
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ __all__ = ["WorkerPool", "check_replies_folder", "connect", "default_workers", "
 
 _INSTALL = "pip install 'attrprompt-builder[ray]'"
 _PROBE_SECONDS = 5.0
+_CLIENT_ATTEMPTS = 4
 # A Ray head's GCS speaks gRPC, so HTTP/2: after the client's preface and an empty SETTINGS frame, its
 # first frame is SETTINGS (type 4). A web server answers text, a silent port nothing.
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
@@ -69,10 +71,17 @@ def connect(address: str) -> None:
             ray.init(**options)
         return
     _probe(address)
-    try:
-        ray.init(address=address, **options)
-    except Exception as err:  # Ray raises ConnectionError, RuntimeError or ValueError depending on the scheme
-        raise _unreachable(address, one_line(err)) from err
+    for attempt in range(1, _CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, **options)
+            break
+        except Exception as err:  # Ray raises ConnectionError, RuntimeError or ValueError depending on the scheme
+            # A Ray Client server sometimes fails to start the session's server process (a gRPC fork race on
+            # a busy head, "Initialization failure from server"); the next attempt gets a new one.
+            if attempt == _CLIENT_ATTEMPTS or "Initialization failure from server" not in str(err):
+                raise _unreachable(address, one_line(err)) from err
+            ray.shutdown()
+            time.sleep(1.0)
     _joined["address"] = address  # a ray:// address names the Ray Client server, not the cluster it reports
 
 
