@@ -12,9 +12,10 @@ import datasets
 
 from attrprompt_builder import errors
 from attrprompt_builder.dataset import folder as layout
-from attrprompt_builder.dataset.builder import AttrPromptBuilder
+from attrprompt_builder.dataset.builder import AttrPromptBuilder, refuse_num_proc_on_ray
 from attrprompt_builder.errors import AttrPromptError, ConfigError, MissingDependencyError, one_line
 from attrprompt_builder.recipe.presets import is_preset
+from attrprompt_builder.redaction import redact
 
 __all__ = ["build_dataset", "card_embedder", "generate_folder", "make_builder", "rewrite_card", "unwrap_error"]
 
@@ -139,8 +140,8 @@ def _upload(staging: Path, url: str) -> None:
         fs.put(str(staging) + "/", root, recursive=True)
     except (OSError, ValueError, ImportError) as err:
         raise ConfigError(
-            f"output_dir: uploading to {url!r} failed ({one_line(err)}); the rows are kept in the datasets cache and "
-            "the journal: fix access to it (or pass a local folder) and rerun (nothing is sent again)"
+            f"output_dir: uploading to {redact(url)!r} failed ({redact(one_line(err))}); the rows are kept in the "
+            "datasets cache and the journal: fix access to it (or pass a local folder) and rerun (nothing is sent again)"
         ) from err
 
 
@@ -149,11 +150,7 @@ def _cluster_defaults(config_kwargs: dict[str, Any], *, output: str, num_proc: i
     from attrprompt_builder.client.ray_cluster import require_ray
 
     require_ray()
-    if num_proc is not None and num_proc > 1:
-        raise ConfigError(
-            f"num_proc: got {num_proc}; on Ray the workers send the requests and one driver decides: "
-            "drop num_proc (use ray_workers for more workers)"
-        )
+    refuse_num_proc_on_ray(num_proc)  # before joining: a wrong option starts no cluster
     if not config_kwargs.get("replies_dir"):  # beside the rows: storage the workers can write, by the same token
         config_kwargs["replies_dir"] = output.rstrip("/") + "/" + layout.REPLIES_FOLDER
 

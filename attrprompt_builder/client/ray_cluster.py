@@ -9,6 +9,7 @@ prints pages; a port where something else listens, such as the dashboard's, make
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import math
 import os
@@ -27,6 +28,7 @@ __all__ = ["WorkerPool", "check_replies_folder", "connect", "default_workers", "
 _INSTALL = "pip install 'attrprompt-builder[ray]'"
 _PROBE_SECONDS = 5.0
 _CLIENT_ATTEMPTS = 4
+_CLOSE_SECONDS = 5.0
 # A Ray head's GCS speaks gRPC, so HTTP/2: after the client's preface and an empty SETTINGS frame, its
 # first frame is SETTINGS (type 4). A web server answers text, a silent port nothing.
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
@@ -209,12 +211,11 @@ class WorkerPool:
         # The build's error budget is split like its concurrency: all workers together stop where one machine would.
         self.spec = spec = dataclasses.replace(spec, max_errors=max(1, math.ceil(spec.max_errors / count)))
         self.actors = [remote.remote(spec, max_concurrency=share, position=i, token=token) for i, share in enumerate(self.shares)]
-        self.pids: list[int] = []
 
     async def start(self) -> None:
         """Wait until every worker has loaded its backends and can write the replies folder."""
         try:
-            self.pids = list(await asyncio.gather(*(actor.ready.remote() for actor in self.actors)))
+            await asyncio.gather(*(actor.ready.remote() for actor in self.actors))
         except Exception as err:
             cause = getattr(err, "cause", None)
             if isinstance(cause, AttrPromptError):
@@ -222,6 +223,10 @@ class WorkerPool:
             raise
 
     def close(self) -> None:
+        """Let each worker write its unwritten replies (a stopped build's last ones: not paid again on the rerun),
+        for a few seconds at most, then end the workers."""
         ray = require_ray()
+        with contextlib.suppress(Exception):  # a dead or hung worker: what it had not written is lost either way
+            ray.get([actor.close.remote() for actor in self.actors], timeout=_CLOSE_SECONDS)
         for actor in self.actors:
             ray.kill(actor, no_restart=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import uuid
 from collections import Counter
@@ -57,7 +56,6 @@ class WorkerSpec:
 class Block:
     """Requests for one worker: (journal key, class, sample index, request) each."""
 
-    id: int
     requests: list[tuple[str, str, int, ChatRequest]]
 
 
@@ -102,14 +100,13 @@ class ReplyWorker:
         self._flusher: asyncio.Task[None] | None = None
         self._commit: asyncio.Future[None] | None = None
 
-    async def ready(self) -> int:
-        """Load a local model and prove the replies folder is writable; returns this process's id."""
+    async def ready(self) -> None:
+        """Load a local model and prove the replies folder is writable (again after a restart)."""
         for backend in self.backends:
             load = getattr(backend, "load", None)
             if load is not None:
                 await load()
         require_writable(self.spec.replies, where=f"a Ray worker on {socket.gethostname()}")
-        return os.getpid()
 
     async def run_block(self, block: Block) -> BlockResult:
         if self._flusher is None:
@@ -166,6 +163,7 @@ class ReplyWorker:
                 self.writer.flush_if_due()
 
     async def close(self) -> None:
+        """Write what the timer has not written yet (a stopped build's last replies), then let the backends go."""
         self.writer.flush()
         for backend in self.backends:
             await backend.aclose()

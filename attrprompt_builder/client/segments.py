@@ -131,44 +131,42 @@ class SegmentWriter:
         return len(self._buffer)
 
 
+@contextlib.contextmanager
+def _file_in(folder: str, name: str) -> Iterator[tuple[Any, str]]:
+    """An empty file ``name`` in ``folder`` for the ``with`` block: removed after, with the local folders made for it
+    (a check leaves no trace, as a worker that paid nothing; the first flush makes the folder for good)."""
+    fs, root = _fs(folder)
+    made = [str(p) for p in (Path(root), *Path(root).parents) if not p.exists()] if _is_local(fs) else []
+    path = join(root, name)
+    try:
+        fs.makedirs(root, exist_ok=True)
+        fs.pipe_file(path, b"")
+        yield fs, path
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            fs.rm_file(path)
+        for folder_made in made:  # deepest first
+            with contextlib.suppress(OSError):
+                os.rmdir(folder_made)
+
+
 def require_writable(folder: str, *, where: str) -> None:
     """Refuse in one line a replies folder this process cannot write (``where``: whose process, for the message)."""
-    created: list[str] = []
     try:
-        fs, root = _fs(folder)
-        if _is_local(fs):  # the first flush makes the folder: a check leaves no trace, as a worker that paid nothing
-            created = [str(p) for p in (Path(root), *Path(root).parents) if not p.exists()]
-        fs.makedirs(root, exist_ok=True)
-        probe = join(root, f".probe-{uuid.uuid4().hex}")
-        fs.pipe_file(probe, b"")
-        fs.rm_file(probe)
+        with _file_in(folder, f".probe-{uuid.uuid4().hex}"):
+            pass
     except (OSError, ValueError, ImportError) as err:  # ImportError: the filesystem's package (s3fs, gcsfs) is missing
         raise ConfigError(
             f"replies_dir: {where} cannot write {redact(folder)!r} ({redact(one_line(err))}); pass replies_dir (default: "
             "inside output_dir) on storage every node can write: a shared filesystem, or an s3:// or gs:// URL"
         ) from err
-    finally:
-        for made in created:  # deepest first
-            with contextlib.suppress(OSError):
-                os.rmdir(made)
 
 
 @contextlib.contextmanager
 def shared_marker(folder: str) -> Iterator[str]:
     """A file the driver writes in ``folder`` for the nodes to look for (``require_shared``); removed after."""
-    fs, root = _fs(folder)
-    created = [str(p) for p in (Path(root), *Path(root).parents) if not p.exists()] if _is_local(fs) else []
-    fs.makedirs(root, exist_ok=True)
-    marker = join(root, f".driver-{uuid.uuid4().hex}")
-    fs.pipe_file(marker, b"")
-    try:
+    with _file_in(folder, f".driver-{uuid.uuid4().hex}") as (_, marker):
         yield marker
-    finally:
-        with contextlib.suppress(OSError):
-            fs.rm_file(marker)
-        for made in created:  # deepest first: a check leaves no trace
-            with contextlib.suppress(OSError):
-                os.rmdir(made)
 
 
 def require_shared(folder: str, marker: str, *, where: str) -> None:

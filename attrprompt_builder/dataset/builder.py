@@ -32,7 +32,15 @@ from attrprompt_builder.version import __version__
 if TYPE_CHECKING:
     from attrprompt_builder.client.ray_cluster import WorkerPool
 
-__all__ = ["AttrPromptBuilder"]
+__all__ = ["AttrPromptBuilder", "refuse_num_proc_on_ray"]
+
+
+def refuse_num_proc_on_ray(num_proc: int | None) -> None:
+    if num_proc is not None and num_proc > 1:
+        raise ConfigError(
+            f"num_proc: got {num_proc}; on Ray the workers send the requests and one driver decides: "
+            "drop num_proc (use ray_workers for more workers)"
+        )
 
 
 def _worker_pool(settings: RunSettings, token: str | None) -> WorkerPool:
@@ -155,11 +163,8 @@ class AttrPromptBuilder(datasets.GeneratorBasedBuilder):
                 pool.close()
 
     def _prepare_split(self, split_generator: datasets.SplitGenerator, *args: Any, **kwargs: Any) -> None:
-        if self.config.ray is not None and (kwargs.get("num_proc") or 1) > 1:
-            raise ConfigError(
-                f"num_proc: got {kwargs['num_proc']} with ray={self.config.ray!r}; on Ray the workers send the requests "
-                "and one driver decides: drop num_proc (use ray_workers for more workers)"
-            )
+        if self.config.ray is not None:
+            refuse_num_proc_on_ray(kwargs.get("num_proc"))
         super()._prepare_split(split_generator, *args, **kwargs)
 
     # -- after the build ------------------------------------------------------------------------

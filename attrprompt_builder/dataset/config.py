@@ -295,7 +295,9 @@ class AttrPromptConfig(datasets.BuilderConfig):
         judge = self.judge_spec()
         if self.ray is not None and judge.enabled and judge.backend is None and self.max_concurrency < 2:
             raise _fail(
-                "max_concurrency", 1, "on Ray the judge (on the driver) and the workers share the endpoint's cap: use 2 or more"
+                "max_concurrency",
+                self.max_concurrency,
+                "on Ray the judge (on the driver) and the workers share the endpoint's cap: use 2 or more",
             )
         for name in ("ray_workers", "replies_dir"):
             if getattr(self, name) is not None and self.ray is None:

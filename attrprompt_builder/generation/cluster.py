@@ -74,9 +74,11 @@ class ReplyVectors:
                 text, verdict = screen_reply(reply.text, refusals=self.refusals, ascii_only=self.ascii_only)
                 if verdict is True:
                     texts.append(text)
+        if not texts:
+            return None
         model = load_embedder(self.embedder, precision=self.precision)
         identity = identity_of(model)
-        if not texts or identity is None:
+        if identity is None:
             return None
         return identity, [text_hash(text) for text in texts], np.asarray(model.encode(texts), dtype=np.float32)
 
@@ -100,9 +102,7 @@ class ClusterDispatch:
         self.in_hand = [0] * len(pool.actors)
         self.down: set[int] = set()  # workers Ray is restarting: no block goes to them until they are ready again
         self.pending: list[_Job] = []
-        self.worker_deaths = 0
         self._answered = False
-        self._next_block = 0
         self._freed = asyncio.Event()
 
     @property
@@ -144,8 +144,7 @@ class ClusterDispatch:
 
     def _launch(self, worker: int, jobs: list[_Job]) -> None:
         self.in_hand[worker] += 1
-        block = Block(self._next_block, [(job.key, job.state.label, job.draw.index, job.request) for job in jobs])
-        self._next_block += 1
+        block = Block([(job.key, job.state.label, job.draw.index, job.request) for job in jobs])
         task = asyncio.create_task(self._run(worker, block, jobs))
         self.run.track(task)
 
@@ -196,7 +195,6 @@ class ClusterDispatch:
     def _lost(self, worker: int) -> None:
         """The worker died (its other blocks in hand fail with it): no more blocks until Ray has restarted it."""
         if worker not in self.down:
-            self.worker_deaths += 1
             self.down.add(worker)
             self.run.track(asyncio.create_task(self._revive(worker)))
 
