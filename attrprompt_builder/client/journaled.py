@@ -91,6 +91,7 @@ class JournaledClient:
         self._identity_task: asyncio.Future[str] | None = None
         self._claims: dict[str, str] = {}  # ChatRequest.key -> the served key this client holds a lease on
         self._renewer: asyncio.Task[None] | None = None
+        self._ended: list[str] = []  # keys with a recorded reply whose lease this client has not dropped yet
 
     def request(self, messages: tuple[dict[str, str], ...], *, params: SamplingParams, seed: int) -> ChatRequest:
         payload = request_payload(messages, model=self._model, params=params, seed=seed)
@@ -118,19 +119,37 @@ class JournaledClient:
         it, gives it up or its lease expires. After ``stopping`` is set it returns None unclaimed:
         the caller must check ``stopping`` before sending, and ``release`` is harmless then.
         """
-        reply = self.journal.get(request.key)
-        if reply is None:
-            key = await self.served_key(request)
-            reply = self.journal.get(key) if key != request.key else None
-            while reply is None and not self.stopping.is_set():
-                if self.journal.claim(key, owner=self.owner, seconds=self.lease_seconds):
-                    self._hold(request.key, key)
-                    return None
+        return (await self.reuse_many([request]))[0]
+
+    async def reuse_many(self, requests: list[ChatRequest]) -> list[ChatReply | None]:
+        """``reuse`` for requests drawn together, looked up and claimed in one journal transaction."""
+        replies: list[ChatReply | None] = [None] * len(requests)
+        missing = list(range(len(requests)))
+        if self._identity is None:
+            # Under the key 0.1.x wrote first: when every reply is there, the servers are never asked who they are.
+            for i in missing:
+                replies[i] = self.journal.get(requests[i].key)
+            missing = [i for i in missing if replies[i] is None]
+        keys = [await self._lookup_keys(requests[i]) for i in missing]
+        outcomes: list[ChatReply | bool] = []
+        if keys:
+            ended, self._ended = self._ended, []
+            outcomes = self.journal.lookup_or_claim_many(keys, owner=self.owner, seconds=self.lease_seconds, ended=ended)
+        for i, lookup, outcome in zip(missing, keys, outcomes):
+            while outcome is False and not self.stopping.is_set():  # another build is paying for it: wait for its reply
                 await asyncio.sleep(self.poll_seconds)
-                reply = self.journal.get(key)
-        if reply is not None:
-            self.usage.reused += 1
-        return reply
+                outcome = self.journal.lookup_or_claim(lookup, owner=self.owner, seconds=self.lease_seconds)
+            if outcome is True:
+                self._hold(requests[i].key, lookup[-1])
+            elif outcome is not False:
+                replies[i] = outcome
+        self.usage.reused += sum(reply is not None for reply in replies)
+        return replies
+
+    async def _lookup_keys(self, request: ChatRequest) -> tuple[str, ...]:
+        """The keys a reply may be under, the served one (which a claim takes) last."""
+        key = await self.served_key(request)
+        return (request.key,) if key == request.key else (request.key, key)
 
     def release(self, request: ChatRequest) -> None:
         """Give up the claim ``reuse`` took, for a request that will not be sent (a budget stop)."""
@@ -170,7 +189,8 @@ class JournaledClient:
         if reply is None:
             self.release(request)
             return None
-        self.journal.record(key, reply, label=label, index=index)
+        self.journal.record(key, reply, label=label, index=index, end_lease=False)
+        self._ended.append(key)  # dropped with the next claims, in their transaction
         self.paid(request, reply)
         return reply
 
@@ -202,4 +222,5 @@ class JournaledClient:
         if self._renewer is not None:
             self._renewer.cancel()
         self._claims.clear()
+        self._ended.clear()
         self.journal.release_all(self.owner)

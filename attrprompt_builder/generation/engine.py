@@ -18,6 +18,7 @@ import gc
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,11 @@ __all__ = ["GenerationRun"]
 _DONE = object()
 # After a stop (Ctrl-C), replies about to arrive get this long to be journaled; the rest are abandoned.
 _STOP_GRACE = 1.0
+# Samples drawn and claimed in the journal together (one transaction); they wait for free slots in order.
+_DRAW_AHEAD = 8
+# Rows go to the consumer thread this many at a time, or this often.
+_HAND_OVER_ROWS = 64
+_HAND_OVER_SECONDS = 0.1
 
 
 class GenerationRun:
@@ -102,6 +108,8 @@ class GenerationRun:
         self._classes_in_order = settings.decides_classes_in_order
         self._out: queue.SimpleQueue = queue.SimpleQueue()
         self._emit_ptr = 0
+        self._outbox: list[tuple[int, int, dict]] = []  # rows ready for the consumer, not handed over yet
+        self._handed_at = 0.0
         self._stop_requested = threading.Event()
         # The engine's loop exists only once rows() has started its thread; request_stop() wakes it.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -164,6 +172,7 @@ class GenerationRun:
         except BaseException as err:  # handed to the consumer thread, which re-raises it
             self._out.put(err)
         else:
+            self._hand_over(final=True)
             self._out.put(_DONE)
 
     # -- the async side -----------------------------------------------------------------------
@@ -231,46 +240,59 @@ class GenerationRun:
         self.journal.save_stats(self.settings.run_id, self.worker, stats.to_dict())
 
     async def _dispatch_loop(self) -> None:
+        # Drawn, claimed in the journal, not sent yet: the head goes out when a slot and the budget allow.
+        claimed: deque[tuple[ClassQuota, ChatRequest, AttributeDraw]] = deque()
         hits = 0
-        while self._fatal is None and self._budget_stop is None and not self._stop_requested.is_set():
-            if all(c.done for c in self.classes):
-                return
-            job = self._next_job()
-            if job is None:
+        try:
+            while self._fatal is None and self._budget_stop is None and not self._stop_requested.is_set():
+                if all(c.done for c in self.classes):
+                    return
+                if not claimed:
+                    jobs = self._next_jobs(_DRAW_AHEAD)
+                    if not jobs:
+                        if self.cluster is not None:
+                            self.cluster.flush()  # a partial block: nothing more can be drawn until replies are decided
+                        if self._stranded():
+                            return
+                        await self._wait_for_change()
+                        continue
+                    # One journal transaction looks the drawn requests up and claims the missing ones: no other
+                    # build pays for them meanwhile.
+                    cached = await self.client.reuse_many([request for _, request, _ in jobs])
+                    for job, reply in zip(jobs, cached):
+                        if reply is None:
+                            claimed.append(job)
+                        else:
+                            self._deliver(*job, reply)
+                            hits += 1
+                    if hits >= 64:  # a long run of journal hits: let replies and the progress bar in
+                        hits = 0
+                        await asyncio.sleep(0)
+                    continue
+                if self._stop_requested.is_set():  # stopped while waiting for another build's reply
+                    return
+                state, request, draw = claimed[0]
+                hold = self.spending.worst_case(request)
+                cap = self.spending.over(hold)
+                if cap is not None:
+                    if not self.spending.holding:  # nothing out that could come back cheaper than its worst case
+                        self._budget_stop = self.spending.stop_line(cap, hold)
+                        return
+                    await self._wait_for_change()
+                    continue
+                claimed.popleft()
+                self.spending.hold(hold)
                 if self.cluster is not None:
-                    self.cluster.flush()  # a partial block: nothing more can be drawn until replies are decided
-                if self._stranded():
-                    return
-                await self._wait_for_change()
-                continue
-            state, request, draw = job
-            cached = await self.client.reuse(request)  # None: claimed, no other build pays for it meanwhile
-            if cached is not None:
-                self._deliver(state, request, draw, cached)
-                hits += 1
-                if hits % 64 == 0:
-                    await asyncio.sleep(0)
-                continue
-            if self._stop_requested.is_set():  # stopped while waiting for another build's reply
+                    await self.cluster.add(state, request, draw, hold)
+                    continue
+                lane = await self.client.acquire()
+                self.track(asyncio.create_task(self._send(state, request, draw, lane, hold)))
+        finally:
+            for state, request, draw in claimed:  # never sent: the keys go back, and the samples are not outstanding
                 self.client.release(request)
-                self._undo_job(state)
-                return
-            hold = self.spending.worst_case(request)
-            cap = self.spending.over(hold)
-            if cap is not None:
-                self.client.release(request)
-                self._undo_job(state)
-                if not self.spending.holding:  # nothing out that could come back cheaper than its worst case
-                    self._budget_stop = self.spending.stop_line(cap, hold)
-                    return
-                await self._wait_for_change()
-                continue
-            self.spending.hold(hold)
-            if self.cluster is not None:
-                await self.cluster.add(state, request, draw, hold)
-                continue
-            lane = await self.client.acquire()
-            self.track(asyncio.create_task(self._send(state, request, draw, lane, hold)))
+                state.outstanding -= 1
+                if draw.index == state.next_index - 1:
+                    state.next_index -= 1
 
     def track(self, task: asyncio.Task[None]) -> None:
         """A task the run waits for (its reply is paid: it is journaled before the run ends) and cancels on exit."""
@@ -307,6 +329,16 @@ class GenerationRun:
                 return True
         return False
 
+    def _next_jobs(self, limit: int) -> list[tuple[ClassQuota, ChatRequest, AttributeDraw]]:
+        """Up to ``limit`` samples to ask for next (as many as the classes want)."""
+        jobs: list[tuple[ClassQuota, ChatRequest, AttributeDraw]] = []
+        while len(jobs) < limit:
+            job = self._next_job()
+            if job is None:
+                break
+            jobs.append(job)
+        return jobs
+
     def _next_job(self) -> tuple[ClassQuota, ChatRequest, AttributeDraw] | None:
         rate = keep_rate(self.classes)
         for state in self.classes:
@@ -320,10 +352,6 @@ class GenerationRun:
             seed = request_seed(self.settings.seed, state.label, index)
             return state, self.client.request(messages, params=self.settings.params, seed=seed), draw
         return None
-
-    def _undo_job(self, state: ClassQuota) -> None:
-        state.next_index -= 1
-        state.outstanding -= 1
 
     async def _send(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, lane: Lane, hold: Hold) -> None:
         try:
@@ -402,15 +430,24 @@ class GenerationRun:
     def _emit(self) -> None:
         while self._emit_ptr < len(self.classes):
             state = self.classes[self._emit_ptr]
-            if state.rows:  # one hand-over per batch: waking the consumer thread per row costs CPU on every row
+            if state.rows:
                 first = state.emitted
-                self._out.put([(state.position, first + i, row) for i, row in enumerate(state.rows)])
+                self._outbox.extend((state.position, first + i, row) for i, row in enumerate(state.rows))
                 state.emitted += len(state.rows)
                 self.progress.advance(len(state.rows))
             state.rows.clear()
             if not state.done:
-                return
+                break
             self._emit_ptr += 1
+        self._hand_over()
+
+    def _hand_over(self, *, final: bool = False) -> None:
+        """Pass the rows ready so far to the consumer thread, in batches: waking it (and handing it the GIL) per row
+        cost CPU on every row."""
+        now = time.monotonic()
+        if self._outbox and (final or len(self._outbox) >= _HAND_OVER_ROWS or now - self._handed_at >= _HAND_OVER_SECONDS):
+            self._out.put(self._outbox)
+            self._outbox, self._handed_at = [], now
 
     # -- near-duplicate stage -------------------------------------------------------------------
     def _schedule_dedup(self) -> None:

@@ -72,7 +72,7 @@ class PromptRenderer:
             context.update(draw.values)
             context.update({name: list(values) for name, values in draw.lists.items()})
         text = self._template.render(**context).strip()
-        return text if self.paper else _DOUBLE_STOP.sub(".", text)
+        return text if self.paper or ".." not in text else _DOUBLE_STOP.sub(".", text)
 
     def messages(self, draw: AttributeDraw) -> tuple[dict[str, str], ...]:
         return ({"role": "user", "content": self.render(draw)},)

@@ -228,6 +228,33 @@ def test_the_live_lease_of_a_process_that_died_on_this_host_is_taken_over_at_onc
     assert not journal.claim("k3", owner="build-b", seconds=60)  # another host's process: only expiry frees it
 
 
+def test_requests_drawn_together_are_looked_up_and_claimed_in_one_transaction(journal: Journal):
+    journal.record("old-key", reply("under the key 0.1.x wrote"), label="world", index=0)
+    journal.record("served-2", reply("under the served key"), label="world", index=1)
+    journal.claim("served-4", owner="build-b", seconds=60)
+    begun = []
+    journal._db.set_trace_callback(lambda sql: begun.append(sql) if sql.startswith("BEGIN") else None)
+    outcomes = journal.lookup_or_claim_many(
+        [("old-key", "served-1"), ("key-2", "served-2"), ("key-3", "served-3"), ("key-4", "served-4")],
+        owner="build-a", seconds=60,
+    )  # fmt: skip
+    journal._db.set_trace_callback(None)
+    assert outcomes == [reply("under the key 0.1.x wrote"), reply("under the served key"), True, False]
+    assert len(begun) == 1
+    assert not journal.claim("served-3", owner="build-b", seconds=60)  # build-a claimed the served key
+    assert journal.claim("old-key", owner="build-b", seconds=60) is False  # answered: never claimed
+
+
+def test_a_lease_left_by_a_recorded_reply_stops_nobody_and_ends_with_the_next_claims(journal: Journal):
+    assert journal.claim("k1", owner="build-a", seconds=60)
+    journal.record("k1", reply("paid by a"), label="world", index=0, end_lease=False)
+    leases = lambda: [key for (key,) in journal._db.execute("SELECT key FROM leases ORDER BY key")]  # noqa: E731
+    assert leases() == ["k1"]
+    assert journal.lookup_or_claim(("k1",), owner="build-b", seconds=60) == reply("paid by a")  # the reply wins
+    assert journal.lookup_or_claim_many([("k2",)], owner="build-a", seconds=60, ended=["k1"]) == [True]
+    assert leases() == ["k2"]
+
+
 def test_renew_keeps_an_owners_leases_alive(journal: Journal):
     assert journal.claim("k1", owner="build-a", seconds=0.0)
     journal.renew("build-a", seconds=60)
