@@ -269,8 +269,6 @@ class GenerationRun:
                         hits = 0
                         await asyncio.sleep(0)
                     continue
-                if self._stop_requested.is_set():  # stopped while waiting for another build's reply
-                    return
                 state, request, draw = claimed[0]
                 hold = self.spending.worst_case(request)
                 cap = self.spending.over(hold)
@@ -288,7 +286,9 @@ class GenerationRun:
                 lane = await self.client.acquire()
                 self.track(asyncio.create_task(self._send(state, request, draw, lane, hold)))
         finally:
-            for state, request, draw in claimed:  # never sent: the keys go back, and the samples are not outstanding
+            # Never sent: the keys go back, and the samples are not outstanding (newest first, so that a class's
+            # trailing unsent indices are all drawn again).
+            for state, request, draw in reversed(claimed):
                 self.client.release(request)
                 state.outstanding -= 1
                 if draw.index == state.next_index - 1:
