@@ -12,7 +12,10 @@ HF-hosted inference.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import sys
 from email.utils import parsedate_to_datetime
 from time import time
 from urllib.parse import urlsplit
@@ -37,6 +40,11 @@ from attrprompt_builder.errors import (
     ResponseFormatRejectedError,
 )
 from attrprompt_builder.redaction import endpoint_identity
+
+# One deadline per request (asyncio.timeout, Python 3.11+) in place of httpx's timeout, which arms and
+# cancels a timer around every socket operation: three timers per request, about 2% of the build's CPU per
+# row (bench/throughput.py). On 3.10 httpx keeps the timeout.
+_ONE_DEADLINE = sys.version_info >= (3, 11)
 
 __all__ = ["EndpointBackend", "classify_http_error"]
 
@@ -131,32 +139,39 @@ class EndpointBackend:
         self._token = token
         self._provider = provider
         self._timeout = timeout
+        # 0 (or less) waits for as long as the reply takes.
+        self._deadline = timeout if timeout > 0 else None
         self._client: AsyncInferenceClient | None = None
 
     def _make_client(self) -> AsyncInferenceClient:
+        timeout = None if _ONE_DEADLINE else self._deadline
         if self.url is not None:
             # An explicit None header makes huggingface_hub drop the Authorization it would add from HF_TOKEN
             # (its signature says dict[str, str], hence the ignore).
             headers = None if self._token else {"authorization": None}
-            return AsyncInferenceClient(base_url=self.url, token=self._token, headers=headers, timeout=self._timeout)  # type: ignore[arg-type]
+            return AsyncInferenceClient(base_url=self.url, token=self._token, headers=headers, timeout=timeout)  # type: ignore[arg-type]
         # provider is the user's string; huggingface_hub checks it against its Literal of provider names at run time.
-        return AsyncInferenceClient(provider=self._provider or "auto", token=self._token, timeout=self._timeout)  # type: ignore[arg-type]
+        return AsyncInferenceClient(provider=self._provider or "auto", token=self._token, timeout=timeout)  # type: ignore[arg-type]
 
     async def complete(self, request: ChatRequest) -> ChatReply:
         if self._client is None:
             self._client = self._make_client()
+        deadline: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
+        if sys.version_info >= (3, 11):
+            deadline = asyncio.timeout(self._deadline)
         try:
-            output = await self._client.chat_completion(
-                list(request.messages),
-                model=self._payload_model,
-                seed=request.seed,
-                temperature=request.params.temperature,
-                top_p=request.params.top_p,
-                max_tokens=request.params.max_new_tokens,
-                # A plain dict: huggingface_hub sends it as given (TGI, vLLM and OpenAI-compatible servers read it).
-                response_format=request.response_format,  # type: ignore[arg-type]
-            )
-        except InferenceTimeoutError as err:
+            async with deadline:
+                output = await self._client.chat_completion(
+                    list(request.messages),
+                    model=self._payload_model,
+                    seed=request.seed,
+                    temperature=request.params.temperature,
+                    top_p=request.params.top_p,
+                    max_tokens=request.params.max_new_tokens,
+                    # A plain dict: huggingface_hub sends it as given (TGI, vLLM and OpenAI-compatible servers read it).
+                    response_format=request.response_format,  # type: ignore[arg-type]
+                )
+        except (InferenceTimeoutError, TimeoutError) as err:
             raise RequestTimeoutError(f"{self.where} timed out after {self._timeout:g} s", cause="timeout") from err
         except HfHubHTTPError as err:
             status = err.response.status_code

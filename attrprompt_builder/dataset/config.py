@@ -213,7 +213,7 @@ class AttrPromptConfig(datasets.BuilderConfig):
         commands=PRICED,
         minimum=0,
     )
-    request_timeout: float = _option(300.0, "seconds to wait for one reply", minimum=0.0)
+    request_timeout: float = _option(300.0, "seconds to wait for one reply (0: no limit)", minimum=0.0)
     first_request_timeout: float = _option(
         60.0,
         "seconds to wait for an endpoint's first reply before trying another replica or giving up "
