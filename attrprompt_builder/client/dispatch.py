@@ -126,7 +126,9 @@ class Dispatcher:
         self.last_heard = time.monotonic()
         self.last_failure: tuple[float, str] | None = None
         self._rng = random.Random(seed)
-        self._capacity = asyncio.Condition()
+        # Callers waiting for a free slot. The counts they wait on change only on this loop's thread between awaits,
+        # so they need no lock: an asyncio.Condition cost a lock round trip and a wake-up per change of every request.
+        self._waiters: list[asyncio.Future[None]] = []
         self._active = 0  # requests between acquire() and the end of send()
         self._stopped: EndpointError | None = None  # an error that ends every request (permanent, nothing answers)
 
@@ -160,32 +162,34 @@ class Dispatcher:
         return await self._acquire_lane(new_request=True)
 
     async def _acquire_lane(self, *, new_request: bool = False) -> Lane:
-        def ready() -> bool:
-            if self._stopped is not None:
-                return True
-            if new_request and self.probing and self._active:
-                return False
-            return self._best_lane() is not None
-
-        async with self._capacity:
-            await self._capacity.wait_for(ready)
+        while True:
             if self._stopped is not None:
                 raise self._stopped
-            lane = self._best_lane()
-            assert lane is not None
-            lane.limiter.in_flight += 1
-            if new_request:
-                self._active += 1
-            return lane
+            if not (new_request and self.probing and self._active):
+                lane = self._best_lane()
+                if lane is not None:
+                    lane.limiter.in_flight += 1
+                    if new_request:
+                        self._active += 1
+                    return lane
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
 
-    async def _release(self, lane: Lane, *, overloaded: bool = False, succeeded: bool = False) -> None:
-        async with self._capacity:
-            lane.limiter.in_flight -= 1
-            if overloaded:
-                lane.limiter.on_overload()
-            elif succeeded:
-                lane.limiter.on_success()
-            self._capacity.notify_all()
+    def _wake(self) -> None:
+        """Let every waiting caller look again (a slot was freed, a probe ended, or everything stopped)."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():  # a cancelled caller's
+                waiter.set_result(None)
+
+    def _release(self, lane: Lane, *, overloaded: bool = False, succeeded: bool = False) -> None:
+        lane.limiter.in_flight -= 1
+        if overloaded:
+            lane.limiter.on_overload()
+        elif succeeded:
+            lane.limiter.on_success()
+        self._wake()
 
     async def send(self, request: ChatRequest, lane: Lane | None = None) -> ChatReply | None:
         """The reply, or None once ``policy.max_attempts`` attempts failed (the quota draws another sample).
@@ -203,9 +207,8 @@ class Dispatcher:
             self._stopped = err
             raise
         finally:
-            async with self._capacity:
-                self._active -= 1
-                self._capacity.notify_all()
+            self._active -= 1
+            self._wake()
 
     async def _send(self, request: ChatRequest, lane: Lane | None) -> ChatReply | None:
         last: EndpointError | None = None
@@ -218,10 +221,10 @@ class Dispatcher:
                 reply = await self._attempt(lane, request)
             except (EndpointPermanentError, ResponseFormatRejectedError):
                 # Not a failure of the endpoint: a refused response_format is the caller's to handle.
-                await self._release(lane)
+                self._release(lane)
                 raise
             except EndpointError as err:
-                await self._release(lane, overloaded=isinstance(err, EndpointOverloadedError))
+                self._release(lane, overloaded=isinstance(err, EndpointOverloadedError))
                 self._record_failure(lane, err)
                 last = err
                 if self.successes == 0:
@@ -233,9 +236,9 @@ class Dispatcher:
                     await asyncio.sleep(self.policy.delay(attempt, retry_after=retry_after, rng=self._rng))
                 continue
             except BaseException:
-                await self._release(lane)
+                self._release(lane)
                 raise
-            await self._release(lane, succeeded=True)
+            self._release(lane, succeeded=True)
             lane.record(success=True)
             self.last_heard = time.monotonic()
             self.successes += 1

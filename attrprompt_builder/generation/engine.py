@@ -113,8 +113,8 @@ class GenerationRun:
         self._stop_requested = threading.Event()
         # The engine's loop exists only once rows() has started its thread; request_stop() wakes it.
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Created here, before that loop exists: since Python 3.10 an asyncio primitive (this Event,
-        # the dispatcher's Condition) binds to the loop that first waits on it, and a run runs once.
+        # Created here, before that loop exists: since Python 3.10 an asyncio primitive binds to the loop that
+        # first waits on it, and a run runs once.
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._fatal: BaseException | None = None
