@@ -143,6 +143,13 @@ def test_slow_replies_time_out_and_are_retried(tgi):
     assert ds.num_rows == 6 and builder.stats.retries["timeout"] > 0
 
 
+def test_request_timeout_zero_waits_for_a_slow_reply(tgi):
+    """0 means no limit (the option's help says so): every reply takes 0.6 s and none is cut off and retried."""
+    tgi.configure(faults={"slow": 1.0}, slow_seconds=0.6)
+    ds, builder = build(tgi.url, preset="sst2", samples_per_class=2, request_timeout=0.0)
+    assert ds.num_rows == 4 and builder.stats.retries["timeout"] == 0 and tgi.faulted["slow"] == 4
+
+
 def test_overload_shrinks_concurrency(tgi):
     """A burst of 429s makes the builder keep fewer requests in flight than before it (AIMD halves the
     limit); without adaptive concurrency every freed slot is refilled at once and the count stays at 16."""
