@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from attrprompt_builder.client.dispatch import Dispatcher, Lane
 from attrprompt_builder.client.journal import Journal
@@ -28,14 +28,14 @@ from attrprompt_builder.client.journaled import JournaledClient
 from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.client.types import Backend, ChatReply, ChatRequest
 from attrprompt_builder.errors import BudgetExceededError
-from attrprompt_builder.filters.screening import screen_reply
 from attrprompt_builder.generation.budget import Hold, Spending
 from attrprompt_builder.generation.cluster import ClusterDispatch
+from attrprompt_builder.generation.decisions import RowDecisions
 from attrprompt_builder.generation.judging import JudgeStage
 from attrprompt_builder.generation.plan import RunSettings
 from attrprompt_builder.generation.progress import BuildProgress
 from attrprompt_builder.generation.prompts import PromptRenderer
-from attrprompt_builder.generation.quotas import Candidate, ClassQuota, keep_rate
+from attrprompt_builder.generation.quotas import ClassQuota, keep_rate
 from attrprompt_builder.generation.sampling import AttributeDraw, AttributeSampler, request_seed
 from attrprompt_builder.generation.stats import BuildStats
 
@@ -49,9 +49,6 @@ _DONE = object()
 _STOP_GRACE = 1.0
 # Samples drawn and claimed in the journal together (one transaction); they wait for free slots in order.
 _DRAW_AHEAD = 8
-# Rows go to the consumer thread this many at a time, or this often.
-_HAND_OVER_ROWS = 64
-_HAND_OVER_SECONDS = 0.1
 
 
 class GenerationRun:
@@ -105,11 +102,8 @@ class GenerationRun:
         self.judging = (
             JudgeStage(self, backends=judge_backends, served=judge_served or served) if settings.judge.enabled else None
         )
-        self._classes_in_order = settings.decides_classes_in_order
         self._out: queue.SimpleQueue = queue.SimpleQueue()
-        self._emit_ptr = 0
-        self._outbox: list[tuple[int, int, dict]] = []  # rows ready for the consumer, not handed over yet
-        self._handed_at = 0.0
+        self.decisions = RowDecisions(self, self._out)
         self._stop_requested = threading.Event()
         # The engine's loop exists only once rows() has started its thread; request_stop() wakes it.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -120,7 +114,6 @@ class GenerationRun:
         self._fatal: BaseException | None = None
         self._budget_stop: str | None = None
         self._dispatching: asyncio.Task[None] | None = None
-        self._dedup_running = False
         # On a Ray cluster the workers send what the journal cannot answer; everything else stays here.
         self.cluster = ClusterDispatch(self, pool) if pool is not None else None
 
@@ -172,7 +165,7 @@ class GenerationRun:
         except BaseException as err:  # handed to the consumer thread, which re-raises it
             self._out.put(err)
         else:
-            self._hand_over(final=True)
+            self.decisions.hand_over(final=True)
             self._out.put(_DONE)
 
     # -- the async side -----------------------------------------------------------------------
@@ -263,7 +256,7 @@ class GenerationRun:
                         if reply is None:
                             claimed.append(job)
                         else:
-                            self._deliver(*job, reply)
+                            self.decisions.deliver(*job, reply)
                             hits += 1
                     if hits >= 64:  # a long run of journal hits: let replies and the progress bar in
                         hits = 0
@@ -274,7 +267,7 @@ class GenerationRun:
                 cap = self.spending.over(hold)
                 if cap is not None:
                     if not self.spending.holding:  # nothing out that could come back cheaper than its worst case
-                        self._budget_stop = self.spending.stop_line(cap, hold)
+                        self.stop_for_budget(self.spending.stop_line(cap, hold))
                         return
                     await self._wait_for_change()
                     continue
@@ -303,6 +296,11 @@ class GenerationRun:
         """End the run with ``err`` (the first error wins)."""
         if self._fatal is None:
             self._fatal = err
+        self._changed.set()
+
+    def stop_for_budget(self, line: str) -> None:
+        """Stop drawing: the next request would exceed a cap (``line`` says which; the first stop wins)."""
+        self._budget_stop = self._budget_stop or line
         self._changed.set()
 
     def note_change(self) -> None:
@@ -370,105 +368,7 @@ class GenerationRun:
         self.spending.settle(hold, reply)
         if reply is not None:  # only its price is the engine's business
             self.stats.cost = self.settings.cost_of(self.stats.prompt_tokens, self.stats.completion_tokens)
-        self._deliver(state, request, draw, reply)
-
-    def _deliver(self, state: ClassQuota, request: ChatRequest, draw: AttributeDraw, reply: ChatReply | None) -> None:
-        state.results[draw.index] = (draw, request, reply)
-        while state.next_decide in state.results:
-            draw, request, reply = state.results.pop(state.next_decide)
-            state.next_decide += 1
-            self._screen(state, draw, request, reply)
-        self._offer(state)
-
-    def _offer(self, state: ClassQuota) -> None:
-        """Hand the class's waiting candidates on (near-duplicate check, else the decision) and wake the dispatch loop."""
-        if self.dedup is not None:
-            self._schedule_dedup()
-        else:
-            self._finalize_candidates(state, [True] * state.ready)
-        self.progress.update_counts(self.stats, self.dispatcher)
-        self._changed.set()
-
-    def _screen(self, state: ClassQuota, draw: AttributeDraw, request: ChatRequest, reply: ChatReply | None) -> None:
-        if reply is None:
-            self._drop(state, "failed")
-            return
-        text, verdict = screen_reply(reply.text, refusals=self.settings.paper_refusals, ascii_only=self.settings.cleans_ascii)
-        if verdict is True and (state.label, draw.index) in self.excluded:  # flagged by a label check earlier
-            verdict = (False, "label_issue")
-        if verdict is not True:
-            self._drop(state, verdict[1])
-            return
-        state.candidates.append(Candidate(draw.index, draw, request.prompt, text))
-
-    def _drop(self, state: ClassQuota, reason: str) -> None:
-        state.decided(kept=False)
-        self.stats.count_decision(state.label, dropped=reason)
-
-    def _finalize_candidates(self, state: ClassQuota, keep: list[bool | str | None]) -> None:
-        """Apply decisions (True, or the drop reason) to the first ``len(keep)`` candidates of a class."""
-        decided, state.candidates = state.candidates[: len(keep)], state.candidates[len(keep) :]
-        for candidate, verdict in zip(decided, keep):
-            if state.done:  # a surplus reply: paid and journaled, not needed
-                state.outstanding -= 1
-            elif verdict is not True:
-                self._drop(state, str(verdict))
-            elif self.judging is not None and self.judging.checks_labels:
-                self.judging.submit(state, candidate)  # kept or dropped in index order once judged
-            else:
-                self._keep(state, candidate)
-        self._emit()
-
-    def _keep(self, state: ClassQuota, candidate: Candidate, **checked: Any) -> None:
-        state.decided(kept=True)
-        self.stats.count_decision(state.label)
-        state.rows.append({**self.settings.make_row(candidate.draw, candidate.text, candidate.prompt), **checked})
-        state.kept_indices.append(candidate.index)
-        if self.judging is not None:
-            self.judging.kept(state, candidate)
-
-    def _emit(self) -> None:
-        while self._emit_ptr < len(self.classes):
-            state = self.classes[self._emit_ptr]
-            if state.rows:
-                first = state.emitted
-                self._outbox.extend((state.position, first + i, row) for i, row in enumerate(state.rows))
-                state.emitted += len(state.rows)
-                self.progress.advance(len(state.rows))
-            state.rows.clear()
-            if not state.done:
-                break
-            self._emit_ptr += 1
-        self._hand_over()
-
-    def _hand_over(self, *, final: bool = False) -> None:
-        """Pass the rows ready so far to the consumer thread, in batches: waking it (and handing it the GIL) per row
-        cost CPU on every row."""
-        now = time.monotonic()
-        if self._outbox and (final or len(self._outbox) >= _HAND_OVER_ROWS or now - self._handed_at >= _HAND_OVER_SECONDS):
-            self._out.put(self._outbox)
-            self._outbox, self._handed_at = [], now
-
-    # -- near-duplicate stage -------------------------------------------------------------------
-    def _schedule_dedup(self) -> None:
-        if not self._dedup_running and any(c.candidates for c in self.classes):
-            self._dedup_running = True
-            task = asyncio.create_task(self._dedup_worker())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _dedup_worker(self) -> None:
-        assert self.dedup is not None  # scheduled only when near-duplicates are filtered
-        try:
-            async for _ in self.dedup.batches(self.classes, in_order=self._classes_in_order, decide=self._finalize_candidates):
-                self.progress.update_counts(self.stats, self.dispatcher)
-                self._changed.set()
-        except BaseException as err:
-            if self._fatal is None and not isinstance(err, asyncio.CancelledError):
-                self._fatal = err
-            raise
-        finally:
-            self._dedup_running = False
+        self.decisions.deliver(state, request, draw, reply)
 
     async def _drain(self) -> None:
         """Wait for in-flight requests (their replies are paid: journal them), briefly if stopping."""

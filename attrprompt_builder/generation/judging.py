@@ -114,8 +114,8 @@ class JudgeStage:
         queue = self._pending[state.position]
         while queue and queue[0].done:
             self._decide(state, queue.popleft())
-        self.run._emit()
-        self.run._offer(state)  # a dropped row makes room for the next candidate
+        self.run.decisions.emit()
+        self.run.decisions.offer(state)  # a dropped row makes room for the next candidate
 
     def _decide(self, state: ClassQuota, entry: _Pending) -> None:
         state.judging -= 1
@@ -127,11 +127,11 @@ class JudgeStage:
         expected = set(draw.labels) if run.settings.recipe.multi_label else {draw.label}
         agrees = entry.labels is not None and set(entry.labels) == expected
         if not agrees and self.spec.on_mismatch == "drop":
-            run._drop(state, "label_mismatch" if entry.labels is not None else "label_unchecked")
+            run.decisions.drop(state, "label_mismatch" if entry.labels is not None else "label_unchecked")
             return
         if not agrees:
             run.stats.label_flags += 1
-        run._keep(state, candidate, **{LABEL_CHECK_COLUMN: list(entry.labels or ())})
+        run.decisions.keep(state, candidate, **{LABEL_CHECK_COLUMN: list(entry.labels or ())})
 
     # -- adherence -------------------------------------------------------------------------------
     def kept(self, state: ClassQuota, candidate: Candidate) -> None:
@@ -157,7 +157,7 @@ class JudgeStage:
         while (cap := spending.over(hold)) is not None:
             if not spending.holding:  # nothing in flight can come back cheaper: stop, as generation does
                 self.client.release(request)
-                run._budget_stop = run._budget_stop or spending.stop_line(cap, hold)
+                run.stop_for_budget(spending.stop_line(cap, hold))
                 raise _BudgetStop
             await asyncio.sleep(0.1)
         spending.hold(hold)
@@ -175,9 +175,7 @@ class JudgeStage:
         return reply
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._guard(work))
-        self.run._tasks.add(task)
-        task.add_done_callback(self.run._tasks.discard)
+        self.run.track(asyncio.get_running_loop().create_task(self._guard(work)))
 
     async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
         run = self.run
@@ -186,10 +184,9 @@ class JudgeStage:
         except (asyncio.CancelledError, _BudgetStop):
             pass
         except BaseException as err:
-            if run._fatal is None:
-                run._fatal = err
+            run.fail(err)
         finally:
-            run._changed.set()
+            run.note_change()
 
     def update_build_stats(self, stats: BuildStats) -> None:
         if self.dispatcher is not self.run.dispatcher:  # the judge's own endpoint: its retries and failures too
