@@ -2,7 +2,7 @@
 
 A reply is committed here before the engine uses it, so a crash, ``kill -9`` or Ctrl-C loses at
 most the requests still in flight; the next run finds the rest by key and sends only what is
-missing. Keys are fingerprints of what decides a reply, so one journal per folder serves every
+missing. Keys are fingerprints of what decides a reply (``keys``), so one journal per folder serves every
 recipe: editing a recipe's license or description re-pays nothing. SQLite in WAL mode with
 ``synchronous=NORMAL``: a commit survives the death of the process (it is in the OS page cache),
 and commits are cheap enough to make one per reply. Lookups go through the ``replies`` primary-key
@@ -22,7 +22,6 @@ is never written to.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -35,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attrprompt_builder.client.types import ChatReply, SamplingParams
+from attrprompt_builder.client.types import ChatReply
 from attrprompt_builder.errors import AttrPromptError
 from attrprompt_builder.sqlite_wal import enable_wal
 
@@ -46,11 +45,8 @@ __all__ = [
     "JOURNAL_FILE",
     "Journal",
     "JournalDamagedError",
-    "backend_key",
     "journal_folder",
     "journal_path",
-    "request_key",
-    "request_payload",
 ]
 
 JOURNAL_FILE = "journal.sqlite"
@@ -108,26 +104,6 @@ def journal_folder(given: str | Path | None, *, cache_root: str | Path) -> Path:
 def journal_path(given: str | Path | None, *, cache_root: str | Path) -> Path:
     """The one journal of a folder, shared by every recipe built with it."""
     return journal_folder(given, cache_root=cache_root) / JOURNAL_FILE
-
-
-def request_key(messages: tuple[dict[str, str], ...], *, model: str, backend: str, params: SamplingParams, seed: int) -> str:
-    """Fingerprint of everything that determines a reply (never a credential)."""
-    return backend_key(request_payload(messages, model=model, params=params, seed=seed), backend)
-
-
-def request_payload(messages: tuple[dict[str, str], ...], *, model: str, params: SamplingParams, seed: int) -> str:
-    """Everything ``request_key`` hashes except the backend, serialised once: a build looks a request up
-    under two backend identities (the endpoint URLs of 0.1.x, then the served model)."""
-    return json.dumps(
-        {"messages": messages, "model": model, "params": params.as_dict(), "seed": seed}, sort_keys=True, ensure_ascii=False
-    )
-
-
-def backend_key(payload: str, backend: str) -> str:
-    """``request_key`` from a ``request_payload``: sorted keys put "backend" first, so splicing it in gives
-    the same bytes as serialising all five keys together (the keys of every existing journal)."""
-    spliced = '{"backend": ' + json.dumps(backend, ensure_ascii=False) + ", " + payload[1:]
-    return hashlib.sha256(spliced.encode("utf-8")).hexdigest()
 
 
 def _damaged(path: Path, what: str) -> JournalDamagedError:

@@ -30,7 +30,8 @@ from typing import Protocol
 
 from attrprompt_builder.client.backends import BackendSpec
 from attrprompt_builder.client.dispatch import Dispatcher, Lane
-from attrprompt_builder.client.journal import Journal, backend_key, request_payload
+from attrprompt_builder.client.journal import Journal
+from attrprompt_builder.client.keys import backend_key, request_payload
 from attrprompt_builder.client.served_model import ServedModelQuery
 from attrprompt_builder.client.types import ChatReply, ChatRequest, SamplingParams
 

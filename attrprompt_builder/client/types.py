@@ -27,7 +27,7 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One generation request; ``key`` is the journal fingerprint (see ``journal.request_key``).
+    """One generation request; ``key`` is the journal fingerprint (see ``keys.request_key``).
 
     ``response_format`` (OpenAI's chat-completion field: a JSON schema the reply must match) is not part
     of the key: a judge asks the same question with or without it, and parses either reply.
@@ -38,7 +38,7 @@ class ChatRequest:
     seed: int
     key: str = ""
     response_format: dict[str, Any] | None = None
-    # The serialised request without the backend (journal.request_payload), so keying it again is one hash.
+    # The serialised request without the backend (keys.request_payload), so keying it again is one hash.
     payload: str = field(default="", repr=False, compare=False)
 
     @property

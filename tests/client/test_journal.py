@@ -21,11 +21,9 @@ from attrprompt_builder.client.journal import (
     JOURNAL_FILE,
     Journal,
     JournalDamagedError,
-    backend_key,
     journal_path,
-    request_key,
-    request_payload,
 )
+from attrprompt_builder.client.keys import backend_key, request_key, request_payload
 from attrprompt_builder.client.types import ChatReply, SamplingParams
 
 MESSAGES = (

@@ -17,8 +17,9 @@ import pytest
 
 from attrprompt_builder.client.backends import BackendSpec, make_backends
 from attrprompt_builder.client.dispatch import Dispatcher
-from attrprompt_builder.client.journal import Journal, request_key
+from attrprompt_builder.client.journal import Journal
 from attrprompt_builder.client.journaled import JournaledClient, UsageCounts
+from attrprompt_builder.client.keys import request_key
 from attrprompt_builder.client.resilience import RetryPolicy
 from attrprompt_builder.client.served_model import ServedModelQuery, served_model
 from attrprompt_builder.client.types import ChatReply, SamplingParams
