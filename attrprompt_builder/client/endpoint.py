@@ -42,8 +42,8 @@ from attrprompt_builder.errors import (
 from attrprompt_builder.redaction import endpoint_identity
 
 # One deadline per request (asyncio.timeout, Python 3.11+) in place of httpx's timeout, which arms and
-# cancels a timer around every socket operation: three timers per request, about 2% of the build's CPU per
-# row (bench/throughput.py). On 3.10 httpx keeps the timeout.
+# cancels a timer around every socket operation: three timers per request, about 2% of a bare client loop's
+# CPU per request when it sets one. On 3.10 httpx keeps the timeout.
 _ONE_DEADLINE = sys.version_info >= (3, 11)
 
 __all__ = ["EndpointBackend", "classify_http_error"]
