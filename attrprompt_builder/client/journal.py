@@ -218,7 +218,8 @@ class Journal:
 
         ``end_lease=False`` leaves the lease to a later ``lookup_or_claim_many(ended=...)``: a lease on a key
         that has a reply stops nobody (a claim looks for the reply first), and one statement that writes only
-        the reply's pages costs half the CPU of a transaction that also deletes the lease (bench/throughput.py).
+        the reply's pages costs half the CPU of a transaction that also deletes the lease (timed per statement inside a
+        running build).
         """
         values = (key, label, index, reply.text, reply.prompt_tokens, reply.completion_tokens, reply.finish_reason, time.time())
         insert = f"INSERT OR IGNORE INTO replies ({_REPLY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -286,7 +287,8 @@ class Journal:
         (keys it has recorded replies for with ``end_lease=False``).
 
         A lookup per key and a claim per request took a transaction each; their locks and commits were most
-        of the journal's CPU per row (bench/throughput.py), so the engine claims the requests it draws together.
+        of the journal's CPU per row (timed inside a running build of bench/throughput.py), so the engine claims the
+        requests it draws together.
         """
         now = time.time()
         wanted = sorted({key for keys in requests for key in keys})
