@@ -9,6 +9,10 @@ median 100 ms, sigma 0.5 by default):
 - ours:     ``load_dataset("attrprompt", "agnews", ...)`` with dedup off, the same concurrency;
 - pool:     ours against 1..4 replicas (``--replicas``), each with concurrency C;
 - stream:   RSS growth of the process while ``--stream-rows`` rows stream into Arrow.
+- floor:    (``--floor``) the thread CPU per row, timed inside a running build, of the steps no build can skip:
+            drawing, rendering and keying the prompt, claiming and recording the reply in the journal, and the
+            ``datasets`` thread that writes Arrow. Their sum, against the bare loop, is the least the build
+            can cost on top of the client.
 
     python bench/throughput.py --requests 10000 --concurrency 32
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import statistics
@@ -123,6 +128,53 @@ def ours(urls: list[str], n: int, concurrency: int) -> tuple[float, float]:
     return ds.num_rows / elapsed, 1000 * cpu / ds.num_rows
 
 
+# The steps every build runs per row whatever else it does (see ``floor``): (module, class, method, label).
+_REQUIRED_STEPS = (
+    ("attrprompt_builder.generation.sampling", "AttributeSampler", "draw", "draw the attributes"),
+    ("attrprompt_builder.generation.prompts", "PromptRenderer", "messages", "render the prompt"),
+    ("attrprompt_builder.client.journaled", "JournaledClient", "request", "key the request (JSON, SHA-256)"),
+    ("attrprompt_builder.client.journal", "Journal", "lookup_or_claim_many", "look up and claim (journal)"),
+    ("attrprompt_builder.client.journal", "Journal", "record", "commit the reply (journal)"),
+)
+
+
+@contextlib.contextmanager
+def timed_steps(spent: dict[str, float]):
+    """Add each required step's thread CPU to ``spent`` while the block runs (the methods are restored after)."""
+    import importlib
+
+    originals = []
+    for module_name, class_name, method, label in _REQUIRED_STEPS:
+        owner = getattr(importlib.import_module(module_name), class_name)
+        original = getattr(owner, method)
+
+        def timed(*args, _original=original, _label=label, **kwargs):
+            started = time.thread_time()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                spent[_label] = spent.get(_label, 0.0) + time.thread_time() - started
+
+        originals.append((owner, method, original))
+        setattr(owner, method, timed)
+    try:
+        yield
+    finally:
+        for owner, method, original in originals:
+            setattr(owner, method, original)
+
+
+def floor(url: str, n: int, concurrency: int) -> dict[str, float]:
+    """Milliseconds of thread CPU per row in each required step, and in the ``datasets`` thread."""
+    spent: dict[str, float] = {}
+    main_before = time.thread_time()
+    with timed_steps(spent):
+        ours([url], n, concurrency)
+    # This thread runs load_dataset: the builder, the Arrow writer and the rows it is handed; the engine has its own.
+    spent["datasets thread (builder, Arrow)"] = time.thread_time() - main_before
+    return {label: 1000 * seconds / n for label, seconds in spent.items()}
+
+
 def rss_mb() -> float:
     with open(f"/proc/{os.getpid()}/status") as status:
         for line in status:
@@ -162,6 +214,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--stream-rows", type=int, default=0, help="e.g. 200000: RSS while streaming (no latency)")
     parser.add_argument("--repeat", type=int, default=3, help="pairs of runs (bare loop, then ours); the median pair counts")
+    parser.add_argument("--floor", type=int, default=0, help="builds timed step by step after the pairs (e.g. 3): the floor")
     args = parser.parse_args()
     n, c = args.requests - args.requests % 4, args.concurrency
     latency = (args.median, args.sigma)
@@ -170,6 +223,7 @@ def main() -> None:
     bare = barrier = rate = 0.0
     cpu_ms = bare_cpu_ms = float("inf")
     ratios: list[float] = []
+    bare_cpus: list[float] = []
     try:
         # Warm-up: the first run of anything pays imports and cold caches.
         asyncio.run(bare_loop(url, min(n, 400), c))
@@ -179,10 +233,12 @@ def main() -> None:
         for _ in range(args.repeat):
             bare_rate, bare_cpu = asyncio.run(bare_loop(url, n, c))
             bare, bare_cpu_ms = max(bare, bare_rate), min(bare_cpu_ms, bare_cpu)
+            bare_cpus.append(bare_cpu)
             run_rate, run_cpu = ours([url], n, c)
             rate, cpu_ms = max(rate, run_rate), min(cpu_ms, run_cpu)
             ratios.append(run_cpu / bare_cpu)
             print(f"  pair: bare {bare_cpu:.3f} ms/request, ours {run_cpu:.3f} ms/row = {ratios[-1]:.3f} x", flush=True)
+        floors = [floor(url, n, c) for _ in range(args.floor)]
         barrier = asyncio.run(barrier_loop(url, min(n, 2000)))
     finally:
         server.terminate()
@@ -193,6 +249,14 @@ def main() -> None:
     print(f"CPU per request (bare loop)    : {bare_cpu_ms:8.2f} ms (best run)")
     print(f"CPU per row (ours, whole build): {cpu_ms:8.2f} ms (best run) = {cpu_ms / bare_cpu_ms:.2f} x bare")
     print(f"CPU ratio, median of {len(ratios)} pairs : {statistics.median(ratios):8.2f} x bare (target <= 1.10)")
+    if floors:
+        bare_median = statistics.median(bare_cpus)
+        print(f"floor: thread CPU per row of the steps every build runs, median of {len(floors)} timed builds")
+        for label in floors[0]:
+            value = statistics.median(f[label] for f in floors)
+            print(f"  {label:34s}: {value:6.3f} ms = {value / bare_median:.3f} x the bare loop's CPU per request")
+        total = statistics.median(sum(f.values()) for f in floors)
+        print(f"  {'sum':34s}: {total:6.3f} ms = {total / bare_median:.3f} x (the build cannot cost less than 1 + this)")
 
     pool_latency = (args.pool_median, args.sigma)
     for replicas in args.replicas:
