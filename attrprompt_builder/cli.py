@@ -17,7 +17,8 @@ from dataclasses import Field
 from pathlib import Path
 from typing import Any
 
-from attrprompt_builder.dataset.config import Option, check_options, field_types, option_fields
+from attrprompt_builder.dataset.config import check_options, field_types, option_fields
+from attrprompt_builder.dataset.options import Option
 from attrprompt_builder.errors import AttrPromptError, ConfigError, RecipeError
 from attrprompt_builder.reproduce.command import REPRODUCE_FLAGS
 from attrprompt_builder.version import __version__

@@ -1,7 +1,7 @@
 """``AttrPromptConfig``: the builder's config, validated like datasets' packaged builders do.
 
 Each field is the one declaration of a build option: its type and default here, its help text and
-how the command line spells it in the ``Option`` metadata (``attrprompt generate`` derives its flags
+how the command line spells it in the ``Option`` metadata (``options``; ``attrprompt generate`` derives its flags
 from these fields, so a new option is one new field plus the code that uses it).
 """
 
@@ -10,11 +10,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import re
 import typing
-from collections.abc import Callable
-from dataclasses import Field, dataclass, field, fields
+from dataclasses import Field, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +20,15 @@ import datasets
 
 from attrprompt_builder.client.backends import BACKENDS, DEFAULT_MODEL, BackendSpec, endpoint_urls
 from attrprompt_builder.client.types import SamplingParams
+from attrprompt_builder.dataset.options import (
+    PRICED,
+    PROMPTS,
+    check_paper_settings,
+    check_value,
+    invalid,
+    option,
+    parse_dedup_threshold,
+)
 from attrprompt_builder.errors import ConfigError
 from attrprompt_builder.filters.dedup.transformer import PRECISIONS as EMBED_PRECISIONS
 from attrprompt_builder.generation.budget import BudgetSpec
@@ -33,64 +40,12 @@ from attrprompt_builder.recipe.presets import PRESET_NAMES, load_preset
 from attrprompt_builder.verify.judge import ADHERENCE_SAMPLE, JudgeSpec
 from attrprompt_builder.verify.label_check import MIN_ROWS_PER_CLASS
 
-__all__ = ["AttrPromptConfig", "Option", "check_options", "field_types", "option_fields", "parse_dedup_threshold"]
+__all__ = ["AttrPromptConfig", "check_options", "field_types", "option_fields"]
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 _Spec = TypeVar("_Spec", bound="DataclassInstance")
-
-GENERATE = frozenset({"generate"})
-PRICED = frozenset({"generate", "estimate"})
-PROMPTS = frozenset({"generate", "show", "estimate"})  # options that change which prompts a build sends
-
-
-@dataclass(frozen=True)
-class Option:
-    """How a config field appears on the command line; the field itself gives the type and default.
-
-    ``flags`` default to ``--field-name`` (a name without dashes is a positional argument);
-    ``commands`` are the subcommands that show the flag; ``parse`` turns the flag's text into the
-    field's value when argparse's ``type`` cannot (it raises ``ConfigError`` naming the field).
-    ``minimum``/``maximum`` bound a number and ``choices`` a word, checked by ``validate``;
-    ``changes_rows`` puts the option in the cache key (the rest only change how rows get made);
-    ``const`` lets the flag come without a value (``--ray`` means ``--ray auto``).
-    """
-
-    help: str
-    flags: tuple[str, ...] = ()
-    short: str | None = None
-    choices: tuple[str, ...] | None = None
-    commands: frozenset[str] = GENERATE
-    parse: Callable[[str], Any] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    changes_rows: bool = False
-    const: str | None = None  # the flag may come without a value, which then means this
-    metavar: str | None = None
-
-    def spelling(self, name: str) -> tuple[str, ...]:
-        long = self.flags or ("--" + name.replace("_", "-"),)
-        return (*long, self.short) if self.short else long
-
-
-def _option(default: Any, help: str, **cli: Any) -> Any:
-    return field(default=default, metadata={"option": Option(help, **cli)})
-
-
-def _fail(field: str, given: Any, fix: str) -> ConfigError:
-    return ConfigError(f"{field}: got {given!r}; {fix}")
-
-
-def parse_dedup_threshold(text: str) -> float | str:
-    """``--dedup-threshold``: a number, or the words 'auto' and 'off'."""
-    if text in ("auto", "off"):
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise _fail("dedup_threshold", text, "use a number in (0, 1], 'auto' or 'off'") from None
-
 
 _RECIPE = "a preset name (see `attrprompt presets`) or a recipe YAML path"
 
@@ -104,23 +59,23 @@ class AttrPromptConfig(datasets.BuilderConfig):
     """
 
     # The CLI takes either as one argument; make_builder tells them apart.
-    preset: str | None = _option(None, _RECIPE, flags=("preset_or_recipe",), commands=PROMPTS)
-    config: str | None = _option(None, _RECIPE, flags=("preset_or_recipe",), commands=PROMPTS)
-    endpoint: str | list[str] | None = _option(  # noqa: RUF009 (_option returns a dataclasses.field)
+    preset: str | None = option(None, _RECIPE, flags=("preset_or_recipe",), commands=PROMPTS)
+    config: str | None = option(None, _RECIPE, flags=("preset_or_recipe",), commands=PROMPTS)
+    endpoint: str | list[str] | None = option(  # noqa: RUF009 (option returns a dataclasses.field)
         None, "base URL of a TGI/vLLM/OpenAI-compatible server; repeat for replicas"
     )
-    model: str | None = _option(
+    model: str | None = option(
         None,
         "served model name, Hub id (providers) or local folder/Hub id (transformers); with no --endpoint or "
         f"--provider the transformers backend runs {DEFAULT_MODEL} (Apache-2.0, CPU is enough) on this machine",
     )
-    backend: str = _option(
+    backend: str = option(
         "auto",
         "where the model runs; auto: endpoint if --endpoint, providers if --provider, else transformers",
         choices=BACKENDS,
     )
-    provider: str | None = _option(None, "HF Inference Providers provider, e.g. 'auto'")
-    samples_per_class: int = _option(
+    provider: str | None = option(None, "HF Inference Providers provider, e.g. 'auto'")
+    samples_per_class: int = option(
         10,
         "kept rows per class (exact: refusals and failures are replaced)",
         short="-n",
@@ -128,26 +83,26 @@ class AttrPromptConfig(datasets.BuilderConfig):
         minimum=1,
         changes_rows=True,
     )
-    seed: int = _option(0, "seed of the attribute draws and of every request", commands=PROMPTS, minimum=0, changes_rows=True)
-    max_concurrency: int = _option(16, "requests in flight per endpoint (per process with --num-proc)", minimum=1, maximum=4096)
-    temperature: float | None = _option(None, "sampling temperature (default: the recipe's, 1.0)", minimum=0.0, maximum=5.0)
-    top_p: float | None = _option(None, "nucleus sampling top_p (default: the recipe's, 1.0)")
-    max_new_tokens: int | None = _option(None, "longest reply in tokens (default: the recipe's)", commands=PROMPTS, minimum=1)
-    sampling: str = _option(
+    seed: int = option(0, "seed of the attribute draws and of every request", commands=PROMPTS, minimum=0, changes_rows=True)
+    max_concurrency: int = option(16, "requests in flight per endpoint (per process with --num-proc)", minimum=1, maximum=4096)
+    temperature: float | None = option(None, "sampling temperature (default: the recipe's, 1.0)", minimum=0.0, maximum=5.0)
+    top_p: float | None = option(None, "nucleus sampling top_p (default: the recipe's, 1.0)")
+    max_new_tokens: int | None = option(None, "longest reply in tokens (default: the recipe's)", commands=PROMPTS, minimum=1)
+    sampling: str = option(
         "uniform",
         "uniform: the paper's independent draws; balanced: cycle each dimension's values",
         choices=SAMPLING_STRATEGIES,
         commands=PROMPTS,
         changes_rows=True,
     )
-    prompting: str = _option(
+    prompting: str = option(
         "attributed",
         "attributed: the paper's AttrPrompt; simple: the SimPrompt baseline (domain and class only)",
         choices=PROMPTING_MODES,
         commands=PROMPTS,
         changes_rows=True,
     )
-    fidelity: str = _option(
+    fidelity: str = option(
         "default",
         "paper: the AttrPrompt paper's code exactly (its wording, cleaning, refusal phrases, max_tokens, arxiv "
         "loop; no dedup; --paper for short); default: the same method with the fixes that are simply better",
@@ -155,99 +110,99 @@ class AttrPromptConfig(datasets.BuilderConfig):
         commands=PROMPTS,
         changes_rows=True,
     )
-    ascii_squeeze: bool = _option(
+    ascii_squeeze: bool = option(
         False,
         "the paper's cleaning of replies: only ASCII letters, digits and (),.!?\"' kept (always on with --paper)",
         changes_rows=True,
     )
-    dedup_threshold: float | str | None = _option(
+    dedup_threshold: float | str | None = option(
         "auto",
         "near-duplicate cosine similarity in (0, 1], 'auto' (the embedder's measured default) or 'off'",
         parse=parse_dedup_threshold,
         changes_rows=True,
     )
-    embedder: str | None = _option(None, "dedup embedder: model folder/Hub id, or 'ngram' (default: MiniLM)", changes_rows=True)
-    drop_cross_class_duplicates: bool = _option(
+    embedder: str | None = option(None, "dedup embedder: model folder/Hub id, or 'ngram' (default: MiniLM)", changes_rows=True)
+    drop_cross_class_duplicates: bool = option(
         False,
         "drop a reply that near-duplicates another class's row (the earlier class keeps it) instead of flagging it",
         changes_rows=True,
     )
-    embed_precision: str = _option(
+    embed_precision: str = option(
         "auto",
         "dedup encoder arithmetic: auto (bf16 where the CPU or GPU has it, else fp32; ~2x faster) or fp32 (exact)",
         choices=EMBED_PRECISIONS,
         changes_rows=True,
     )
-    label_check: str | None = _option(
+    label_check: str | None = option(
         None,
         "check each row's label: 'classifier' (embeddings + confident learning, no LLM) or 'judge' (an LLM judge)",
         choices=("classifier", "judge"),
         commands=PRICED,  # estimate counts the judge's requests
         changes_rows=True,
     )
-    drop_label_issues: bool = _option(
+    drop_label_issues: bool = option(
         False,
         "with --label-check classifier: drop flagged rows and generate replacements until quotas are met",
         changes_rows=True,
     )
-    on_mismatch: str = _option(
+    on_mismatch: str = option(
         "drop",
         "a row failing the label check: drop (its class draws again) or flag (keep it, the judged label(s) in its "
         "label_check column)",
         choices=("drop", "flag"),
         changes_rows=True,
     )
-    judge_endpoint: str | list[str] | None = _option(  # noqa: RUF009 (_option returns a dataclasses.field)
+    judge_endpoint: str | list[str] | None = option(  # noqa: RUF009 (option returns a dataclasses.field)
         None, "base URL of the judge's server (default: the build's own backend); repeat for replicas"
     )
-    judge_model: str | None = _option(
+    judge_model: str | None = option(
         None,
         "the judge's model (default: the build's; with no --judge-endpoint or "
         "--judge-provider, served by the build's endpoint or provider)",
     )
-    judge_provider: str | None = _option(None, "HF Inference Providers provider of the judge, e.g. 'auto'")
-    adherence_sample: int | None = _option(
+    judge_provider: str | None = option(None, "HF Inference Providers provider of the judge, e.g. 'auto'")
+    adherence_sample: int | None = option(
         None,
         "kept rows whose other dimensions (subtopic, style, ...) the judge checks with yes/no questions "
         f"(default: {ADHERENCE_SAMPLE} when a judge is configured, else 0)",
         commands=PRICED,
         minimum=0,
     )
-    request_timeout: float = _option(300.0, "seconds to wait for one reply (0: no limit)", minimum=0.0)
-    first_request_timeout: float = _option(
+    request_timeout: float = option(300.0, "seconds to wait for one reply (0: no limit)", minimum=0.0)
+    first_request_timeout: float = option(
         60.0,
         "seconds to wait for an endpoint's first reply before trying another replica or giving up "
         "(it shows the endpoint answers at all; later replies get --request-timeout)",
         minimum=0.0,
     )
-    max_attempts: int = _option(6, "attempts per request before it counts as failed", minimum=1, maximum=100)
-    max_errors: int | None = _option(None, "failed requests that stop the build (default: max(100, rows planned))", minimum=1)
-    max_draws_per_class: int | None = _option(
+    max_attempts: int = option(6, "attempts per request before it counts as failed", minimum=1, maximum=100)
+    max_errors: int | None = option(None, "failed requests that stop the build (default: max(100, rows planned))", minimum=1)
+    max_draws_per_class: int | None = option(
         None,
         "draws per class before a class that cannot fill its quota stops the build (default: 3 x its rows + 20)",
         minimum=1,
     )
-    max_requests: int | None = _option(None, "stop before sending more requests than this; rerun to continue", minimum=1)
-    max_tokens: int | None = _option(None, "stop once this many tokens are spent; rerun to continue", minimum=1)
-    max_cost: float | None = _option(None, "stop once this cost is reached (needs --price-in/--price-out)", minimum=0.0)
-    price_in: float | None = _option(None, "price per 1k input tokens", commands=PRICED, minimum=0.0)
-    price_out: float | None = _option(None, "price per 1k output tokens", commands=PRICED, minimum=0.0)
-    journal_dir: str | None = _option(None, "folder of the journal of paid replies (default: beside the datasets cache)")
-    batch_size: int = _option(8, "batch size of the transformers backend", minimum=1)
-    ray: str | bool | None = _option(
+    max_requests: int | None = option(None, "stop before sending more requests than this; rerun to continue", minimum=1)
+    max_tokens: int | None = option(None, "stop once this many tokens are spent; rerun to continue", minimum=1)
+    max_cost: float | None = option(None, "stop once this cost is reached (needs --price-in/--price-out)", minimum=0.0)
+    price_in: float | None = option(None, "price per 1k input tokens", commands=PRICED, minimum=0.0)
+    price_out: float | None = option(None, "price per 1k output tokens", commands=PRICED, minimum=0.0)
+    journal_dir: str | None = option(None, "folder of the journal of paid replies (default: beside the datasets cache)")
+    batch_size: int = option(8, "batch size of the transformers backend", minimum=1)
+    ray: str | bool | None = option(
         None,
         "build on a Ray cluster: host:port of its head, ray://host:10001, or auto (no value: the running cluster, "
         "else a local one); the rows are those of a one-machine build",
         const="auto",
         metavar="ADDRESS",
     )
-    ray_workers: int | None = _option(
+    ray_workers: int | None = option(
         None, "Ray workers (default: one per core of the cluster, per GPU for a local model)", minimum=1
     )
-    replies_dir: str | None = _option(
+    replies_dir: str | None = option(
         None, "where Ray workers persist paid replies: storage every node can write (default: OUTPUT/.attrprompt-replies)"
     )
-    license: str | None = _option(None, "override the recipe's license in the card")
+    license: str | None = option(None, "override the recipe's license in the card")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -262,26 +217,26 @@ class AttrPromptConfig(datasets.BuilderConfig):
             elif self.name != "default" and self.name.endswith((".yaml", ".yml")):
                 self.config = self.name
         if self.preset is not None and self.preset not in PRESET_NAMES:
-            raise _fail("preset", self.preset, f"use one of {', '.join(PRESET_NAMES)} or pass config='task.yaml'")
+            raise invalid("preset", self.preset, f"use one of {', '.join(PRESET_NAMES)} or pass config='task.yaml'")
         if self.config is not None and self.name == "default":
             self.name: str = self.recipe.name  # loads and validates the recipe file now, not mid-build
         for each in option_fields():
-            _check_option(each, getattr(self, each.name))
+            check_value(each, getattr(self, each.name), field_types(each.name))
         if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
-            raise _fail("top_p", self.top_p, "use a number in (0, 1], e.g. 1.0")
+            raise invalid("top_p", self.top_p, "use a number in (0, 1], e.g. 1.0")
         if self.max_cost is not None and self.price_in is None and self.price_out is None:
-            raise _fail("max_cost", self.max_cost, "also pass price_in and price_out (per 1k tokens)")
+            raise invalid("max_cost", self.max_cost, "also pass price_in and price_out (per 1k tokens)")
         threshold: Any = self.dedup_threshold  # whatever the caller passed, checked here
         is_number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
         if threshold is not None and threshold not in ("auto", "off") and (not is_number or not 0 < threshold <= 1):
-            raise _fail("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
+            raise invalid("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
         if self.fidelity == "paper":
-            self._check_paper()
+            check_paper_settings(self, paper=self.recipe.paper, recipe_name=self.recipe.name, prompting=self.prompting)
         self._validate_label_check()
         if endpoint_urls(self.endpoint) or self.model or self.provider or self.backend != "auto":
             self.backend_spec()  # an inconsistent choice fails now (nothing chosen: the default model)
         if self.on_mismatch != "drop" and self.label_check != "judge":
-            raise _fail("on_mismatch", self.on_mismatch, "it acts on the LLM judge: also pass label_check='judge'")
+            raise invalid("on_mismatch", self.on_mismatch, "it acts on the LLM judge: also pass label_check='judge'")
         self.judge_spec()  # a judge endpoint, model or provider that cannot work fails now
         self._validate_ray()
 
@@ -291,54 +246,25 @@ class AttrPromptConfig(datasets.BuilderConfig):
         elif self.ray is False:
             self.ray = None
         if self.ray is not None and (not isinstance(self.ray, str) or not self.ray.strip()):
-            raise _fail("ray", self.ray, "pass True (or 'auto'), host:port of a Ray head, or 'ray://host:10001'")
+            raise invalid("ray", self.ray, "pass True (or 'auto'), host:port of a Ray head, or 'ray://host:10001'")
         judge = self.judge_spec()
         if self.ray is not None and judge.enabled and judge.backend is None and self.max_concurrency < 2:
-            raise _fail(
+            raise invalid(
                 "max_concurrency",
                 self.max_concurrency,
                 "on Ray the judge (on the driver) and the workers share the endpoint's cap: use 2 or more",
             )
         for name in ("ray_workers", "replies_dir"):
             if getattr(self, name) is not None and self.ray is None:
-                raise _fail(name, getattr(self, name), "it applies to Ray builds: also pass ray=True (CLI: --ray)")
-
-    def _check_paper(self) -> None:
-        """Paper mode fixes the reference's settings: an option that would change one of them is refused."""
-        paper = self.recipe.paper
-        if paper is None:
-            raise _fail(
-                "fidelity",
-                "paper",
-                f"recipe {self.recipe.name!r} has no `paper:` section (the reference code's settings); use a preset, "
-                "a recipe made from one (attrprompt discover --similar-only), or fidelity='default'",
-            )
-        reference = {
-            "dedup_threshold": (("off",), "the paper has no near-duplicate filter"),
-            "drop_cross_class_duplicates": ((False,), "the paper has no near-duplicate filter"),
-            "sampling": (("uniform",), "the paper draws uniformly"),
-            "temperature": ((None, 1.0), "the paper samples at 1.0"),
-            "top_p": ((None, 1.0), "the paper samples at 1.0"),
-            "max_new_tokens": ((None, paper.max_new_tokens[self.prompting]), "the paper's max_tokens"),
-        }
-        for name, (allowed, why) in reference.items():
-            value = getattr(self, name)
-            if name == "dedup_threshold" and value in ("auto", None):
-                continue  # the default, or off: both mean no filter in paper mode
-            if value not in allowed:
-                shown = [a for a in allowed if a is not None]
-                raise ConfigError(
-                    f"{name}: got {value!r}, which --paper (fidelity='paper') fixes to {shown[0]!r} ({why}); "
-                    f"drop one of {name} and --paper"
-                )
+                raise invalid(name, getattr(self, name), "it applies to Ray builds: also pass ray=True (CLI: --ray)")
 
     def _validate_label_check(self) -> None:
         if not isinstance(self.drop_label_issues, bool):
-            raise _fail("drop_label_issues", self.drop_label_issues, "use True or False")
+            raise invalid("drop_label_issues", self.drop_label_issues, "use True or False")
         if self.drop_label_issues and self.label_check != "classifier":
-            raise _fail("drop_label_issues", True, "also pass label_check='classifier' (CLI: --label-check classifier)")
+            raise invalid("drop_label_issues", True, "also pass label_check='classifier' (CLI: --label-check classifier)")
         if self.label_check == "classifier" and self.samples_per_class < MIN_ROWS_PER_CLASS:
-            raise _fail(
+            raise invalid(
                 "label_check",
                 "classifier",
                 f"the classifier check holds rows out fold by fold: use samples_per_class >= {MIN_ROWS_PER_CLASS}",
@@ -483,32 +409,7 @@ def check_options(values: dict[str, Any]) -> None:
     does: for commands that take a build's options without building (``attrprompt estimate``)."""
     for declared in option_fields():
         if declared.name in values:
-            _check_option(declared, values[declared.name])
-
-
-def _check_option(declared: Field, value: Any) -> None:
-    """The bounds and choices an ``Option`` declares; None passes where the field allows it."""
-    name, option = declared.name, declared.metadata["option"]
-    if value is None and declared.default is None:
-        return
-    if option.choices is not None and value not in option.choices:
-        raise _fail(name, value, f"use one of {', '.join(option.choices)}")
-    if option.minimum is None:
-        return
-    low, high = option.minimum, option.maximum
-    if int in field_types(name) and float not in field_types(name):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
-            bound = f"between {int(low)} and {int(high)}" if high else f">= {int(low)}"
-            raise _fail(name, value, f"use a whole number {bound}")
-    elif (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        bound = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
-        raise _fail(name, value, f"use a number {bound}")
+            check_value(declared, values[declared.name], field_types(declared.name))
 
 
 @functools.cache
