@@ -17,9 +17,9 @@ from attrprompt_builder.recipe.model import PaperSettings
 
 __all__ = [
     "GENERATE",
+    "Option",
     "PRICED",
     "PROMPTS",
-    "Option",
     "check_paper_settings",
     "check_value",
     "invalid",
