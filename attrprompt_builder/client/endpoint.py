@@ -156,9 +156,11 @@ class EndpointBackend:
     async def complete(self, request: ChatRequest) -> ChatReply:
         if self._client is None:
             self._client = self._make_client()
-        deadline: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
-        if sys.version_info >= (3, 11):
+        deadline: contextlib.AbstractAsyncContextManager[object]
+        if sys.version_info >= (3, 11):  # _ONE_DEADLINE, spelled out so that mypy checks each version's branch
             deadline = asyncio.timeout(self._deadline)
+        else:
+            deadline = contextlib.nullcontext()
         try:
             async with deadline:
                 output = await self._client.chat_completion(

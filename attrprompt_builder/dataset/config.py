@@ -231,7 +231,7 @@ class AttrPromptConfig(datasets.BuilderConfig):
         if threshold is not None and threshold not in ("auto", "off") and (not is_number or not 0 < threshold <= 1):
             raise invalid("dedup_threshold", threshold, "use a cosine similarity in (0, 1], 'auto', or None/'off' to disable")
         if self.fidelity == "paper":
-            check_paper_settings(self, paper=self.recipe.paper, recipe_name=self.recipe.name, prompting=self.prompting)
+            check_paper_settings(self, self.recipe)
         self._validate_label_check()
         if endpoint_urls(self.endpoint) or self.model or self.provider or self.backend != "auto":
             self.backend_spec()  # an inconsistent choice fails now (nothing chosen: the default model)

@@ -13,7 +13,7 @@ from dataclasses import Field, dataclass, field
 from typing import Any
 
 from attrprompt_builder.errors import ConfigError
-from attrprompt_builder.recipe.model import PaperSettings
+from attrprompt_builder.recipe.model import Recipe
 
 __all__ = [
     "GENERATE",
@@ -108,13 +108,14 @@ def check_value(declared: Field, value: Any, types: tuple[Any, ...]) -> None:
         raise invalid(name, value, f"use a number {bound}")
 
 
-def check_paper_settings(values: Any, *, paper: PaperSettings | None, recipe_name: str, prompting: str) -> None:
-    """Paper mode fixes the reference's settings: an option of ``values`` (a config) that would change one is refused."""
+def check_paper_settings(config: Any, recipe: Recipe) -> None:
+    """Paper mode fixes the reference's settings: an option of ``config`` that would change one of them is refused."""
+    paper = recipe.paper
     if paper is None:
         raise invalid(
             "fidelity",
             "paper",
-            f"recipe {recipe_name!r} has no `paper:` section (the reference code's settings); use a preset, "
+            f"recipe {recipe.name!r} has no `paper:` section (the reference code's settings); use a preset, "
             "a recipe made from one (attrprompt discover --similar-only), or fidelity='default'",
         )
     reference = {
@@ -123,10 +124,10 @@ def check_paper_settings(values: Any, *, paper: PaperSettings | None, recipe_nam
         "sampling": (("uniform",), "the paper draws uniformly"),
         "temperature": ((None, 1.0), "the paper samples at 1.0"),
         "top_p": ((None, 1.0), "the paper samples at 1.0"),
-        "max_new_tokens": ((None, paper.max_new_tokens[prompting]), "the paper's max_tokens"),
+        "max_new_tokens": ((None, paper.max_new_tokens[config.prompting]), "the paper's max_tokens"),
     }
     for name, (allowed, why) in reference.items():
-        value = getattr(values, name)
+        value = getattr(config, name)
         if name == "dedup_threshold" and value in ("auto", None):
             continue  # the default, or off: both mean no filter in paper mode
         if value not in allowed:
